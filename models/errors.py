@@ -1,0 +1,37 @@
+"""The project's exception tree.
+
+Every error a user can cause derives from :class:`StylizerError`; ``main.py`` prints its message
+as one line and exits non-zero, so the message must say what is wrong and what to do.
+"""
+
+
+class StylizerError(Exception):
+    """Base class for every error the app reports to a user without a traceback."""
+
+
+class InputError(StylizerError):
+    """A user-supplied file, value or option is missing, unreadable or out of range."""
+
+
+class WeightsError(StylizerError):
+    """A checkpoint is missing, corrupted, or does not fit the network."""
+
+
+class ModelError(StylizerError):
+    """An unknown model name, or a model asked for something it does not support."""
+
+
+class ArtifactError(StylizerError):
+    """An exported artifact (ONNX file, TensorRT engine) is missing, corrupt or mismatched."""
+
+
+class BackendError(StylizerError):
+    """An inference backend is not available on this machine or failed to load."""
+
+
+class SourceError(StylizerError):
+    """A camera, stream or video file could not be opened or read."""
+
+
+class SinkError(StylizerError):
+    """An output (window, file, virtual camera) could not be opened or written."""

