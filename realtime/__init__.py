@@ -1,0 +1,1 @@
+"""Real-time pipeline: sources → stylizer (through a backend) → sinks."""

@@ -1,0 +1,1 @@
+"""Inference backends, one per module, behind :class:`realtime.backends.base.Backend`."""

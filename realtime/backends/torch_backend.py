@@ -1,0 +1,48 @@
+"""PyTorch backend: the model in eager mode on CPU or CUDA (fp16 and channels-last on CUDA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.base import StyleCode, StyleModel
+from models.errors import BackendError
+from realtime.backends.base import Backend, BackendInfo
+
+
+class TorchBackend(Backend):
+    def __init__(self, model: StyleModel, device: str = "cpu", precision: str = "fp32") -> None:
+        super().__init__(model)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError("torch CUDA backend asked for, but no CUDA GPU is visible to PyTorch; use --device cpu")
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise BackendError("fp16 needs a CUDA device in the torch backend; use --precision fp32 on CPU")
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        self.network = self.model.frame_network().to(self.device, self.dtype)
+        if self.device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self._code_key: int | None = None
+        self._code_tensors: list[torch.Tensor] = []
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo("torch", str(self.device), self.precision)
+
+    def _code(self, code: StyleCode) -> list[torch.Tensor]:
+        if self._code_key != id(code):  # codes are immutable: convert each once, not per frame
+            self._code_tensors = [t.to(self.device, self.dtype) for t in code.tensors.values()]
+            self._code_key = id(code)
+        return self._code_tensors
+
+    @torch.inference_mode()
+    def run(self, frame: np.ndarray, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
+        x = torch.from_numpy(frame).to(self.device, non_blocking=True)
+        x = x.flip(-1).permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255.0)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.network(x, *self._code(code), torch.tensor(float(alpha), device=self.device, dtype=self.dtype))
+        out = out[0].clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).flip(-1)
+        return np.ascontiguousarray(out.cpu().numpy())
