@@ -24,7 +24,7 @@ class TorchBackend(Backend):
         self.network = self.model.frame_network().to(self.device, self.dtype)
         if self.device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
-        self._code_key: int | None = None
+        self._code_ref: StyleCode | None = None
         self._code_tensors: list[torch.Tensor] = []
 
     @property
@@ -32,9 +32,9 @@ class TorchBackend(Backend):
         return BackendInfo("torch", str(self.device), self.precision)
 
     def _code(self, code: StyleCode) -> list[torch.Tensor]:
-        if self._code_key != id(code):  # codes are immutable: convert each once, not per frame
+        if self._code_ref is not code:  # codes are immutable: convert each once, not per frame
             self._code_tensors = [t.to(self.device, self.dtype) for t in code.tensors.values()]
-            self._code_key = id(code)
+            self._code_ref = code
         return self._code_tensors
 
     @torch.inference_mode()
