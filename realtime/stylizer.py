@@ -1,0 +1,315 @@
+"""The stylizer stage: one backend, a list of styles and the live parameters, changed by commands.
+
+Commands (switch style, alpha, colour, blend, bypass, add style, size, stability, backend) may
+come from any thread (hotkeys, GUI); they are queued and applied at the start of the next
+``process`` call, so a frame is always rendered with one consistent set of parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from models.base import StyleCode, StyleModel
+from models.errors import InputError
+from models.styles import StyleCodeCache, StyleImage
+from realtime.backends.base import Backend
+from realtime.stability import TemporalStabilizer, check_strength
+
+log = logging.getLogger(__name__)
+
+PROCESSING_SIZES = (0, 360, 480, 720)  # short side in px; 0 = the frame's own size
+_Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
+
+
+def make_backend(name: str, model: StyleModel, device: str = "cpu", precision: str = "fp32") -> Backend:
+    """A backend by name: through ``realtime.backends.factory`` when present, else PyTorch."""
+    try:
+        from realtime.backends.factory import create_backend
+    except ImportError:  # the factory arrives with the export work; torch is always there
+        if name not in ("torch", "auto"):
+            from models.errors import BackendError
+            raise BackendError(f"backend {name!r} is not available in this build; use --backend torch") from None
+        from realtime.backends.torch_backend import TorchBackend
+        return TorchBackend(model, device=device, precision=precision)
+    return create_backend(name, model, device, precision)
+
+
+@dataclass(frozen=True)
+class StylizerParams:
+    """The parameters one frame is rendered with."""
+
+    style_index: int = 0
+    alpha: float = 1.0
+    preserve_color: bool = False
+    bypass: bool = False
+    blend_index: int | None = None  # second style of a blend, or None
+    mix: float = 0.0                # weight of the second style, 0..1
+    size: int = 0                   # processing short side in px, 0 = frame size
+    stability: float = 0.0          # temporal stability strength, 0 = off
+
+
+@dataclass(frozen=True)
+class StylizerState:
+    """A read-only snapshot for overlays and GUIs."""
+
+    model: str
+    backend: str
+    styles: tuple[str, ...]
+    style: str
+    params: StylizerParams
+    frames: int
+    errors: int
+    last_error: str
+
+    @property
+    def blend_style(self) -> str | None:
+        i = self.params.blend_index
+        return self.styles[i] if i is not None and i < len(self.styles) else None
+
+    def describe(self) -> str:
+        """One line: style (with blend), alpha and flags."""
+        p = self.params
+        style = self.style if not self.blend_style or p.mix <= 0 else f"{self.style}+{self.blend_style} {p.mix:.2f}"
+        flags = [f for f, on in (("colour", p.preserve_color), ("bypass", p.bypass)) if on]
+        if p.stability:
+            flags.append(f"stab {p.stability:.2f}")
+        return f"{style}  alpha {p.alpha:.2f}" + (f"  [{', '.join(flags)}]" if flags else "")
+
+
+class FrameStylizer:
+    """Stylises frames with a backend; thread-safe commands change styles and parameters between frames."""
+
+    def __init__(self, backend: Backend, styles: list[StyleImage], params: StylizerParams | None = None,
+                 cache: StyleCodeCache | None = None, style_size: int = 512) -> None:
+        if not styles:
+            raise InputError("the stylizer needs at least one style image")
+        self.backend = backend
+        self.cache = cache or StyleCodeCache()
+        self.style_size = style_size
+        self._styles: list[StyleImage] = list(styles)
+        self._codes: list[StyleCode] = [self._encode(s) for s in self._styles]
+        self._params = params or StylizerParams()
+        self._check(self._params)
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stabilizer = TemporalStabilizer(self._params.stability)
+        self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
+        self._frames = 0
+        self._errors = 0
+        self._last_error = ""
+        self._state_lock = threading.Lock()
+        self._state = self._make_state()
+
+    # ----- commands: callable from any thread, applied before the next frame -----
+
+    def select_style(self, index: int) -> None:
+        self._submit(lambda: self._update(style_index=self._wrap(index, strict=True)))
+
+    def next_style(self) -> None:
+        self._submit(lambda: self._update(style_index=self._wrap(self._params.style_index + 1)))
+
+    def prev_style(self) -> None:
+        self._submit(lambda: self._update(style_index=self._wrap(self._params.style_index - 1)))
+
+    def set_alpha(self, alpha: float) -> None:
+        alpha = _unit(alpha, "alpha")
+        self._submit(lambda: self._update(alpha=alpha))
+
+    def change_alpha(self, delta: float) -> None:
+        self._submit(lambda: self._update(alpha=min(1.0, max(0.0, round(self._params.alpha + delta, 3)))))
+
+    def set_preserve_color(self, on: bool) -> None:
+        self._submit(lambda: self._update(preserve_color=bool(on)))
+
+    def toggle_preserve_color(self) -> None:
+        self._submit(lambda: self._update(preserve_color=not self._params.preserve_color))
+
+    def set_bypass(self, on: bool) -> None:
+        self._submit(lambda: self._update(bypass=bool(on)))
+
+    def toggle_bypass(self) -> None:
+        self._submit(lambda: self._update(bypass=not self._params.bypass))
+
+    def set_blend(self, second: int | None, mix: float) -> None:
+        """Blend the current style with style ``second`` (None = no blend); ``mix`` is its weight."""
+        mix = _unit(mix, "blend mix")
+        self._submit(lambda: self._update(blend_index=None if second is None else self._wrap(second, strict=True),
+                                          mix=mix))
+
+    def set_size(self, size: int) -> None:
+        if size < 0:
+            raise InputError(f"processing size must be 0 (frame size) or a positive short side, got {size}")
+        self._submit(lambda: self._update(size=int(size)))
+
+    def set_stability(self, strength: float) -> None:
+        strength = check_strength(strength)
+        self._submit(lambda: self._update(stability=strength))
+
+    def add_style(self, style: StyleImage | str | Path, select: bool = True) -> None:
+        """Encode a style now (in the caller's thread) and append it; selecting it takes effect next frame."""
+        image = style if isinstance(style, StyleImage) else StyleImage.load(style)
+        code = self._encode(image)
+
+        def apply() -> None:
+            self._styles.append(image)
+            self._codes.append(code)
+            if select:
+                self._update(style_index=len(self._styles) - 1)
+
+        self._submit(apply)
+
+    def set_backend(self, backend: Backend) -> None:
+        """Switch backend (and with it possibly the model); styles are re-encoded in the caller's thread."""
+        styles = list(self._styles)  # a snapshot; styles added meanwhile are encoded when applied
+        codes = [self.cache.get(backend.model, s, self.style_size) for s in styles]
+
+        def apply() -> None:
+            old = self.backend
+            self.backend = backend
+            self._codes = codes + [self._encode(s) for s in self._styles[len(codes):]]
+            self._code = None
+            if old is not backend:
+                old.close()
+
+        self._submit(apply)
+
+    def apply_pending(self) -> None:
+        """Apply queued commands now; ``process`` does this itself before each frame."""
+        changed = False
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                command()
+            except Exception as exc:  # a bad command must not stop the stream; report and go on
+                log.warning("stylizer command failed: %s", exc)
+                self._last_error = str(exc)
+            changed = True
+        if changed:
+            self._publish()
+
+    # ----- per frame -----
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        """Stylise one uint8 BGR frame with the current parameters; returns a frame of the same size."""
+        self.apply_pending()
+        p = self._params
+        try:
+            if p.bypass:
+                out = frame
+            else:
+                small = _resize_short(frame, p.size)
+                out = self.backend.run(small, self._current_code(), p.alpha)
+                if p.stability > 0:
+                    out = self._stabilizer.apply(small, out)
+                if out.shape[:2] != frame.shape[:2]:
+                    out = cv2.resize(out, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+                if p.preserve_color:
+                    out = preserve_color_bgr(out, frame)
+        except Exception as exc:
+            self._errors += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            self._publish()
+            raise
+        self._frames += 1
+        if self._frames % 16 == 0:  # the counters in the snapshot need not be exact per frame
+            self._publish()
+        return out
+
+    @property
+    def state(self) -> StylizerState:
+        """The latest snapshot (immutable; safe to read from any thread)."""
+        with self._state_lock:
+            return self._state
+
+    @property
+    def styles(self) -> list[StyleImage]:
+        return list(self._styles)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # ----- internals -----
+
+    def _submit(self, command: Callable[[], None]) -> None:
+        self._commands.put(command)
+
+    def _update(self, **changes) -> None:
+        new = replace(self._params, **changes)
+        self._check(new)
+        if (new.style_index, new.blend_index, new.mix) != (self._params.style_index, self._params.blend_index,
+                                                          self._params.mix):
+            self._code = None
+        if new.stability != self._params.stability:
+            self._stabilizer.set_strength(new.stability)
+        if new.style_index != self._params.style_index or new.size != self._params.size:
+            self._stabilizer.reset()  # the held output belongs to the old style or size
+        self._params = new
+
+    def _check(self, p: StylizerParams) -> None:
+        _unit(p.alpha, "alpha")
+        _unit(p.mix, "blend mix")
+        check_strength(p.stability)
+        if not 0 <= p.style_index < len(self._styles):
+            raise InputError(f"style {p.style_index + 1} does not exist; there are {len(self._styles)} styles")
+
+    def _wrap(self, index: int, strict: bool = False) -> int:
+        n = len(self._styles)
+        if strict and not 0 <= index < n:
+            raise InputError(f"style {index + 1} does not exist; there are {n} styles")
+        return index % n
+
+    def _encode(self, style: StyleImage) -> StyleCode:
+        return self.cache.get(self.backend.model, style, self.style_size)
+
+    def _current_code(self) -> StyleCode:
+        if self._code is None:
+            p = self._params
+            code = self._codes[p.style_index]
+            if p.blend_index is not None and p.mix > 0:
+                code = StyleCode.blend([code, self._codes[p.blend_index]], [1.0 - p.mix, p.mix])
+            self._code = code
+        return self._code
+
+    def _make_state(self) -> StylizerState:
+        names = tuple(s.name for s in self._styles)
+        return StylizerState(model=self.backend.model.name, backend=str(self.backend.info), styles=names,
+                             style=names[self._params.style_index], params=self._params, frames=self._frames,
+                             errors=self._errors, last_error=self._last_error)
+
+    def _publish(self) -> None:
+        state = self._make_state()
+        with self._state_lock:
+            self._state = state
+
+
+def _unit(value: float, what: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{what} must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def _resize_short(frame: np.ndarray, short: int) -> np.ndarray:
+    """Downscale so the short side is ``short`` px; never upscale (it would only cost time)."""
+    h, w = frame.shape[:2]
+    if not short or short >= min(h, w):
+        return frame
+    scale = short / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def preserve_color_bgr(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The content's colours with the stylised luminance (as ``models.color``), on uint8 BGR frames."""
+    c = content.astype(np.float32)
+    delta = (stylized.astype(np.float32) - c) @ _Y
+    return np.clip(c + delta[..., None] + 0.5, 0, 255).astype(np.uint8)
