@@ -1,0 +1,377 @@
+"""The training loop shared by every model, and the interface a model's training task implements.
+
+A task (``models/training/<name>_train.py``, class constructed as ``Task(config)``) owns its networks,
+frozen loss networks included, and says which module trains, how to compute the losses, how to draw
+samples and how to export the inference weights. :func:`train` owns everything else: data, optimiser,
+learning-rate schedule, mixed precision and channels-last on CUDA, the loss log, sample grids,
+checkpoints (every few minutes, at the end, and on Ctrl-C / SIGTERM, written atomically) and exact
+resume (weights, optimiser, scheduler, grad scaler, step, RNG states; the data order is a pure function
+of seed and step, see :mod:`models.training.data`).
+
+Files written under ``config.out``: ``last.pt`` (checkpoint), ``losses.csv`` (step, content, style,
+total, lr, seconds), ``samples/step_NNNNNNN.png`` (fixed eval content × style grid) and, at the end,
+``<task>.safetensors`` (the task's fp16 export).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import logging
+import math
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+LOSS_LOG_NAME = "losses.csv"
+LOSS_COLUMNS = ("step", "content", "style", "total", "lr", "seconds")
+
+#: name → "module:Class" of each training task; the class takes a TrainConfig.
+TASKS: dict[str, str] = {
+    "adain": "models.training.adain_train:AdaINTask",
+    "aesfa": "models.training.aesfa_train:AesFATask",
+}
+
+
+@runtime_checkable
+class TrainingTask(Protocol):
+    """What a model provides to be trained by :func:`train`.
+
+    A task class may also define ``DEFAULTS: dict[str, float]``: values for the TrainConfig fields
+    left as None (``lr``, ``content_weight``, ``style_weight``); :func:`create_task` fills them in.
+    """
+
+    name: str  # "adain" / "aesfa"
+
+    def trainable(self) -> nn.Module:
+        """The module whose parameters train (and are checkpointed)."""
+
+    def losses(self, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Scalar losses for one batch (RGB [0, 1]); must include "total", "content" and "style"."""
+
+    def sample(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Stylised images for the sample grid, RGB in [0, 1], one per (content, style) row pair."""
+
+    def export(self, path: Path) -> None:
+        """Write what inference needs as fp16 safetensors (< 10 MB)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; None weights/lr mean "the task's default"."""
+
+    content_dir: Path
+    style_dir: Path
+    out: Path
+    iters: int = 160_000
+    batch: int = 8
+    size: int = 256
+    lr: float | None = None
+    lr_decay: float = 5e-5  # lr_t = lr / (1 + lr_decay * t), as in naoto0804/pytorch-AdaIN
+    content_weight: float | None = None
+    style_weight: float | None = None
+    resume: Path | None = None  # a checkpoint file, or an out folder holding last.pt
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = True  # mixed precision; CUDA only (said in the log when it cannot apply)
+    checkpoint_minutes: float = 10.0
+    log_every: int = 10
+    sample_every: int = 1000  # also a grid at every checkpoint; 0 = only at checkpoints
+    num_workers: int = 4
+    eval_content: tuple[Path, ...] = field(default_factory=tuple)  # grid rows; default: first 3 training images
+    eval_style: tuple[Path, ...] = field(default_factory=tuple)  # grid columns; default: first 3 training styles
+
+    def validate(self) -> "TrainConfig":
+        """Raise InputError for values no run can use; returns self."""
+        for name in ("iters", "batch", "log_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.size < 32:
+            raise InputError(f"--size must be at least 32 px, got {self.size}")
+        for name in ("lr", "content_weight", "style_weight"):
+            value = getattr(self, name)
+            if value is None:
+                raise InputError(f"{name.replace('_', '-')} is not set and the task has no default; pass --{name.replace('_', '-')}")
+            if value < 0 or (name == "lr" and value == 0):
+                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.lr_decay < 0 or self.checkpoint_minutes <= 0 or self.sample_every < 0 or self.num_workers < 0:
+            raise InputError("--lr-decay, --sample-every and --num-workers must be >= 0 and --checkpoint-minutes > 0")
+        for name in ("content_dir", "style_dir"):
+            if not Path(getattr(self, name)).is_dir():
+                raise InputError(f"{name.replace('_dir', '')} folder {getattr(self, name)} does not exist; give a folder of images")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        return self
+
+    def with_defaults(self, defaults: dict[str, float]) -> "TrainConfig":
+        """A copy with every None field that ``defaults`` names filled in."""
+        filled = {k: v for k, v in defaults.items() if getattr(self, k, 0) is None}
+        return dataclasses.replace(self, **filled)
+
+
+def create_task(name: str, config: TrainConfig) -> tuple[TrainingTask, TrainConfig]:
+    """The task ``name`` built from ``config`` (defaults filled, seeded); returns it and the config used."""
+    if name not in TASKS:
+        raise ModelError(f"no training task {name!r}; choose one of: {', '.join(TASKS)}")
+    module_name, class_name = TASKS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    config = config.with_defaults(getattr(cls, "DEFAULTS", {})).validate()
+    seed_everything(config.seed)  # the task's random init is part of the run's reproducibility
+    return cls(config), config
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- RNG state that survives torch.load(weights_only=True) ----------------------------------
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save into a temporary file beside ``path``, then rename: never a half-written checkpoint."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def checkpoint_path(resume: Path) -> Path:
+    """The checkpoint file ``--resume`` names (a file, or a folder holding last.pt)."""
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist; give the last.pt of an earlier run or its --out folder")
+    return path
+
+
+@dataclass
+class _Run:
+    """What the loop mutates and checkpoints."""
+
+    task: TrainingTask
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    config: TrainConfig
+    step: int = 0
+    seconds: float = 0.0
+
+    def state(self) -> dict:
+        return {
+            "task": self.task.name, "step": self.step, "seconds": self.seconds,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "config": {k: (str(v) if isinstance(v, (Path, tuple)) else v) for k, v in dataclasses.asdict(self.config).items()},
+        }
+
+    def load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any unpickling failure means the same thing to the user
+            raise InputError(f"{path} is not a readable training checkpoint ({exc.__class__.__name__}); pass another --resume") from exc
+        if state.get("task") != self.task.name:
+            raise InputError(f"{path} is a {state.get('task')!r} checkpoint, not {self.task.name!r}; resume it with that task")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        set_rng_state(state["rng"])
+
+
+# -- the loss log -----------------------------------------------------------------------------
+class LossLog:
+    """losses.csv; on resume, rows after the checkpoint's step (logged before a crash) are dropped."""
+
+    def __init__(self, path: Path, keep_until: int) -> None:
+        self.path = path
+        rows: list[list[str]] = []
+        if keep_until > 0 and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= keep_until]
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(LOSS_COLUMNS)
+            writer.writerows(rows)
+
+    def write(self, step: int, losses: dict[str, float], lr: float, seconds: float) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([step, f"{losses['content']:.6g}", f"{losses['style']:.6g}",
+                                    f"{losses['total']:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
+
+
+def read_loss_log(path: Path) -> list[dict[str, float]]:
+    """The rows of a losses.csv as dicts of floats."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+# -- the loop ---------------------------------------------------------------------------------
+class _StopSignal:
+    """SIGTERM sets an Event the loop checks between steps (the handler is restored on exit)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous = None
+
+    def __enter__(self) -> threading.Event:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+        return self.event
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(task: TrainingTask, config: TrainConfig) -> Path:
+    """Train ``task.trainable()`` up to ``config.iters`` steps; returns the exported weights' path.
+
+    When stopped early (Ctrl-C re-raises KeyboardInterrupt after saving; SIGTERM returns), the
+    checkpoint is written first and its path is what a resumed run takes.
+    """
+    from tqdm import tqdm
+
+    from models.training.data import SampleGrid, make_loader
+
+    config.validate()
+    out = Path(config.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_file = out / CHECKPOINT_NAME
+    if config.resume is None and ckpt_file.exists():
+        raise InputError(f"{out} already holds a training checkpoint; pass --resume {ckpt_file} to continue, or another --out")
+    device = torch.device(config.device)
+    use_amp = config.amp and device.type == "cuda"
+    if config.amp and not use_amp:
+        log.info("mixed precision is CUDA-only: training in fp32 on %s", device)
+    channels_last = device.type == "cuda"
+
+    model = task.trainable()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    decay = config.lr_decay
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
+    run = _Run(task, model, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=use_amp), config)
+    if config.resume is not None:
+        source = checkpoint_path(config.resume)
+        run.load(source)
+        log.info("resumed %s at step %d from %s", task.name, run.step, source)
+    else:
+        seed_everything(config.seed)
+    if run.step >= config.iters:
+        log.info("checkpoint is already at step %d >= --iters %d; nothing to train", run.step, config.iters)
+
+    loader = make_loader(config, start=run.step)
+    grid = SampleGrid.from_config(config, device)
+    loss_log = LossLog(out / LOSS_LOG_NAME, keep_until=run.step)
+
+    def save() -> None:
+        atomic_save(run.state(), ckpt_file)
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            grid.write(task, out / "samples" / f"step_{run.step:07d}.png")
+        model.train()
+        log.info("step %d: checkpoint %s", run.step, ckpt_file)
+
+    model.train()
+    last_save = time.monotonic()
+    saved_step = -1
+    with _StopSignal() as stop, tqdm(total=config.iters, initial=run.step, desc=f"train {task.name}",
+                                     unit="it", dynamic_ncols=True) as bar:
+        try:
+            tick = time.perf_counter()
+            for content, style in loader:
+                content = content.to(device, non_blocking=True)
+                style = style.to(device, non_blocking=True)
+                if channels_last:
+                    content = content.contiguous(memory_format=torch.channels_last)
+                    style = style.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    losses = task.losses(content, style)
+                optimizer.zero_grad(set_to_none=True)
+                run.scaler.scale(losses["total"]).backward()
+                run.scaler.step(optimizer)
+                run.scaler.update()
+                lr = optimizer.param_groups[0]["lr"]
+                scheduler.step()
+                run.step += 1
+                now = time.perf_counter()
+                run.seconds += now - tick
+                tick = now
+                bar.update(1)
+                if run.step % config.log_every == 0 or run.step == config.iters:
+                    values = {k: float(v.detach()) for k, v in losses.items()}  # one device sync per log
+                    if not math.isfinite(values["total"]):
+                        raise ModelError(f"training diverged at step {run.step} (total loss {values['total']}); "
+                                         "lower --lr or --style-weight, or resume from the last checkpoint")
+                    loss_log.write(run.step, values, lr, run.seconds)
+                    bar.set_postfix({k: f"{values[k]:.3g}" for k in ("content", "style", "total")})
+                if stop.is_set():
+                    log.warning("SIGTERM at step %d: saving a checkpoint and stopping", run.step)
+                    break
+                due = time.monotonic() - last_save >= config.checkpoint_minutes * 60
+                if due or (config.sample_every and run.step % config.sample_every == 0):
+                    save()
+                    saved_step, last_save = run.step, time.monotonic()
+                    tick = time.perf_counter()  # sampling time is not training time
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d: saving a checkpoint", run.step)
+            save()
+            raise
+        if saved_step != run.step:
+            save()
+    if run.step < config.iters:
+        return ckpt_file
+    export = out / f"{task.name}.safetensors"
+    task.export(export)
+    log.info("exported %s (%.1f MB) after %d steps, %.0f s", export, export.stat().st_size / 1e6, run.step, run.seconds)
+    return export
