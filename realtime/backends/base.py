@@ -34,6 +34,7 @@ class Backend(ABC):
 
     def __init__(self, model: StyleModel) -> None:
         self.model = model  # still used for style encoding (once per style, in PyTorch)
+        self.selection = ""  # set by realtime.backends.factory: what was picked and why
 
     @property
     @abstractmethod

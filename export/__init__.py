@@ -1,0 +1,1 @@
+"""Turn a model's per-frame network into deployable artifacts (ONNX, TensorRT engines)."""

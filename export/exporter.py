@@ -1,0 +1,107 @@
+"""The thin orchestrator: validate a request, run the format's pure functions, verify, report.
+
+Also the ONNX cache the ONNX Runtime backend uses when it is given a model, not an artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.formats import DEFAULT_PROFILE, ExportFormat, ShapeProfile, check_precision, export_format
+from export.metadata import app_version, weights_fingerprint
+from models.base import StyleModel
+from models.errors import InputError
+from models.weights import WeightStore, default_cache_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export; checked by :func:`check_request` before any work."""
+
+    format: str = "onnx"
+    precision: str = "fp32"
+    out_dir: Path = Path(".")
+    opset: int = 17
+    profile: ShapeProfile = DEFAULT_PROFILE
+    style_size: int = 256
+    checkpoint_sha256: str = ""
+
+
+def check_request(request: ExportRequest) -> ExportFormat:
+    """The request's format row, or a one-line InputError for a bad format, precision, opset or folder."""
+    fmt = export_format(request.format)
+    check_precision(fmt, request.precision)
+    if not 17 <= request.opset <= 21:
+        raise InputError(f"opset {request.opset} is not supported; use 17 to 21")
+    if request.out_dir.exists() and not request.out_dir.is_dir():
+        raise InputError(f"output {request.out_dir} is a file; give a folder")
+    if request.style_size < 64:
+        raise InputError(f"--style-size {request.style_size} is too small; use at least 64 px")
+    return fmt
+
+
+def artifact_name(model: StyleModel, precision: str, suffix: str) -> str:
+    return f"{model.name}-{precision}{suffix}"
+
+
+def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: WeightStore | None,
+                         opset: int = 17, style_size: int = 256, checkpoint_sha256: str = "") -> Path:
+    """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
+    from export.onnx import export_onnx
+    from export.verify import sample_code, sample_frames, verify_onnx
+
+    code = sample_code(model, store, style_size)
+    export_onnx(model, code, path, precision, opset, checkpoint_sha256=checkpoint_sha256)
+    verify_onnx(path, model, code, sample_frames(store))
+    return path
+
+
+def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStore | None = None) -> Path:
+    """Run ``request`` for ``model``; returns the artifact's path. Every step logs time, size and outcome."""
+    fmt = check_request(request)
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if fmt.name == "onnx":
+        path = request.out_dir / artifact_name(model, request.precision, fmt.suffix)
+        export_onnx_verified(model, path, request.precision, store, request.opset, request.style_size,
+                             request.checkpoint_sha256)
+    else:
+        from export.tensorrt import build_engine, require_tensorrt
+
+        require_tensorrt()  # fail before the ONNX step when TensorRT is absent
+        # TensorRT builds its own fp16 kernels from the fp32 graph; statistics precision is set per layer there.
+        onnx_path = request.out_dir / artifact_name(model, "fp32", ".onnx")
+        export_onnx_verified(model, onnx_path, "fp32", store, request.opset, request.style_size,
+                             request.checkpoint_sha256)
+        path = build_engine(onnx_path, request.precision, request.profile, request.out_dir).engine_path
+    log.info("export: %s %s %s done in %.1f s: %s (%.1f MB)", model.name, fmt.name, request.precision,
+             time.perf_counter() - start, path, path.stat().st_size / 1e6)
+    return path
+
+
+def onnx_cache_dir(cache_dir: Path | None = None) -> Path:
+    return (cache_dir or default_cache_dir()) / "onnx"
+
+
+def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = None,
+                cache_dir: Path | None = None) -> Path:
+    """The verified ONNX file for ``model`` in the user cache, exported on first use."""
+    from export.onnx import read_metadata
+    from models.errors import ArtifactError
+
+    key = weights_fingerprint(model)[:16]
+    path = onnx_cache_dir(cache_dir) / f"{model.name}-{key}-{precision}-v{app_version()}.onnx"
+    if path.is_file():
+        try:
+            read_metadata(path).check_matches(model.name, weights_fingerprint(model), str(path))
+            log.debug("onnx cache hit: %s", path)
+            return path
+        except ArtifactError as exc:
+            log.warning("onnx cache: %s; exporting again", exc)
+    log.info("onnx cache: exporting %s %s to %s (first use of these weights)", model.name, precision, path)
+    return export_onnx_verified(model, path, precision, store)

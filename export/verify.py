@@ -1,0 +1,120 @@
+"""Check an exported artifact against PyTorch on real images; record the figures in the artifact.
+
+Tolerance by precision (timm's ``onnx_validate`` / torch2trt's ``cross_validate`` habit): the
+artifact's uint8 output is compared with the fp32 PyTorch frame graph's on the same frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.metadata import ArtifactMetadata
+from export.onnx import ALPHA_INPUT, FRAME_INPUT, FrameGraph, read_metadata, save_with_metadata
+from models.base import StyleCode, StyleModel
+from models.errors import ArtifactError, StylizerError
+from models.images import read_image, resize_longest, to_tensor
+from models.weights import WeightStore
+
+log = logging.getLogger(__name__)
+
+MIN_PSNR_DB = {"fp32": 45.0, "fp16": 35.0}
+#: Longest sides of the verification frames: two sizes, neither a multiple of the network's stride.
+VERIFY_SIDES = (203, 333)
+CONTENT_NAMES = ("chicago.jpg", "golden_gate.jpg")
+STYLE_NAME = "starry_night"
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB between two uint8 images (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def test_pattern(h: int, w: int, seed: int) -> np.ndarray:
+    """A deterministic uint8 BGR frame (gradients plus noise) for when no real image is on the path."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], axis=-1) * 200.0
+    return np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def sample_frames(store: WeightStore | None, sides: tuple[int, ...] = VERIFY_SIDES) -> list[np.ndarray]:
+    """Real content images from the search path at each side, or test patterns (logged) when absent."""
+    frames: list[np.ndarray] = []
+    for i, side in enumerate(sides):
+        found = store.find_local(CONTENT_NAMES[i % len(CONTENT_NAMES)]) if store else []
+        if found:
+            frames.append(resize_longest(read_image(found[0]), side))
+        else:
+            log.warning("verify: no content image on the search path; using a synthetic test pattern")
+            frames.append(test_pattern(side * 3 // 4, side, seed=i))
+    return frames
+
+
+def sample_code(model: StyleModel, store: WeightStore | None, style_side: int = 256) -> StyleCode:
+    """A real style's code (starry_night when on the path), else a test pattern's."""
+    from models.styles import find_style
+
+    image = None
+    if store is not None:
+        try:
+            image = read_image(find_style(STYLE_NAME, store))
+        except StylizerError as exc:  # a missing picture only downgrades the check to a test pattern
+            log.warning("verify: style %s unavailable (%s); using a synthetic test pattern", STYLE_NAME, exc)
+    if image is None:
+        image = test_pattern(style_side, style_side, seed=99)
+    with torch.no_grad():
+        return model.encode_style(to_tensor(resize_longest(image, style_side), model.device))
+
+
+def reference_frames(model: StyleModel, code: StyleCode, frames: list[np.ndarray], alpha: float) -> list[np.ndarray]:
+    """The fp32 PyTorch frame graph's outputs on CPU: what the artifact must reproduce."""
+    graph = FrameGraph(model.frame_network()).to("cpu").float().eval()
+    code_tensors = [t.to("cpu", torch.float32) for t in code.tensors.values()]
+    with torch.inference_mode():
+        return [graph(torch.from_numpy(f)[None], *code_tensors, torch.tensor(alpha))[0].numpy() for f in frames]
+
+
+def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float) -> list[np.ndarray]:
+    """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {name: t.detach().to("cpu", torch.float32).numpy() for name, t in code.tensors.items()}
+    feeds[ALPHA_INPUT] = np.array(alpha, dtype=np.float32)
+    return [session.run(None, {**feeds, FRAME_INPUT: f[None]})[0][0] for f in frames]
+
+
+def verify_onnx(path: Path, model: StyleModel, code: StyleCode, frames: list[np.ndarray],
+                alpha: float = 1.0) -> ArtifactMetadata:
+    """Compare ``path`` with PyTorch on ``frames``; store the PSNRs in it; ArtifactError below the threshold."""
+    start = time.perf_counter()
+    path = Path(path)
+    meta = read_metadata(path)
+    onnx.checker.check_model(str(path), full_check=True)
+    expected = reference_frames(model, code, frames, alpha)
+    got = run_onnx_cpu(path, code, frames, alpha)
+    figures: dict[str, float] = {}
+    for f, ref, out in zip(frames, expected, got):
+        if out.shape != ref.shape or out.dtype != np.uint8:
+            raise ArtifactError(f"{path} returned {out.dtype} {out.shape} for a {f.shape} frame; re-export it")
+        value = psnr(out, ref)
+        figures[f"{f.shape[1]}x{f.shape[0]}"] = round(value, 2) if math.isfinite(value) else 999.0
+    threshold = MIN_PSNR_DB[meta.precision]
+    worst = min(figures.values())
+    log.info("verify: %s %s vs PyTorch fp32: PSNR %s dB (needs >= %.0f) in %.1f s", path.name, meta.precision,
+             ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), threshold, time.perf_counter() - start)
+    if worst < threshold:
+        raise ArtifactError(f"{path} differs from PyTorch: PSNR {worst:.1f} dB < {threshold:.0f} dB "
+                            f"({meta.precision}); the export is wrong, try --precision fp32")
+    meta = replace(meta, psnr_db=figures)
+    save_with_metadata(onnx.load(str(path)), meta, path)
+    return meta

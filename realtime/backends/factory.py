@@ -1,0 +1,114 @@
+"""``create_backend``: one entry point for the pipeline, the CLI and the GUI, with ``auto`` selection.
+
+``auto`` tries the candidates fastest first — TensorRT, ONNX Runtime CUDA, PyTorch CUDA,
+ONNX Runtime CPU, PyTorch CPU — and logs which one it picked and why each faster one was
+skipped. A named backend that cannot run is an error, never a quiet substitute.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.base import StyleModel
+from models.errors import BackendError, InputError, StylizerError
+from realtime.backends.base import Backend
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (backend, device) pair ``auto`` may try."""
+
+    backend: str
+    device: str  # "cpu" or "cuda"
+
+    def __str__(self) -> str:
+        return f"{self.backend} {self.device.upper() if self.device == 'cpu' else 'CUDA'}"
+
+
+AUTO_ORDER = (Candidate("tensorrt", "cuda"), Candidate("onnxruntime", "cuda"), Candidate("torch", "cuda"),
+              Candidate("onnxruntime", "cpu"), Candidate("torch", "cpu"))
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def unavailable_reason(candidate: Candidate) -> str | None:
+    """Why ``candidate`` cannot run here (cheap checks only), or None when it may."""
+    if candidate.device == "cuda" and not cuda_available():
+        return "no CUDA GPU visible"
+    if candidate.backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT (python package tensorrt) not installed"
+    if candidate.backend == "onnxruntime":
+        from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
+
+        provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
+        if provider not in available_providers():
+            return f"onnxruntime has no {provider}"
+    return None
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` means fp16 on a GPU and fp32 on the CPU."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "fp16" if device == "cuda" else "fp32"
+    return precision
+
+
+def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
+           cache_dir: Path | None) -> Backend:
+    if candidate.backend == "torch":
+        from realtime.backends.torch_backend import TorchBackend
+
+        return TorchBackend(model, candidate.device, precision)
+    if candidate.backend == "onnxruntime":
+        from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model, candidate.device, precision, artifact=artifact, cache_dir=cache_dir)
+    from realtime.backends.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir)
+
+
+def create_backend(name: str, model: StyleModel, device: str = "auto", precision: str = "auto",
+                   artifact: Path | None = None, cache_dir: Path | None = None) -> Backend:
+    """A ready backend. ``name`` in auto|torch|onnxruntime|tensorrt; ``device`` auto|cpu|cuda[:N];
+    ``precision`` auto|fp32|fp16. ``backend.selection`` says what was picked and why."""
+    if name not in BACKENDS:
+        raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    dev = device.split(":")[0]
+    if dev not in ("auto", "cpu", "cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, got {device!r}")
+    candidates = [c for c in AUTO_ORDER if name in ("auto", c.backend) and dev in ("auto", c.device)]
+    if not candidates:
+        raise InputError(f"backend {name} does not run on {device}; TensorRT needs --device cuda")
+    skipped: list[str] = []
+    for candidate in candidates:
+        reason = unavailable_reason(candidate)
+        if reason is None:
+            try:
+                backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir)
+            except StylizerError as exc:
+                if name != "auto" or len(candidates) == 1:
+                    raise
+                reason = f"failed to start: {exc}"
+                log.warning("backend %s %s; trying the next one", candidate, reason)
+            else:
+                why = "the fastest available" if not skipped else "skipped " + "; ".join(skipped)
+                backend.selection = f"{name}: picked {backend.info} ({why})"
+                log.info("backend %s", backend.selection)
+                return backend
+        skipped.append(f"{candidate}: {reason}")
+    raise BackendError(f"no {name} backend can run here ({'; '.join(skipped)})")

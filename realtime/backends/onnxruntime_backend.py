@@ -1,0 +1,144 @@
+"""ONNX Runtime backend: the exported frame graph in one ``session.run`` per frame.
+
+Execution providers: CPU, CUDA (with IO binding so the code tensors stay on the GPU) and
+TensorRT (ORT's own engine builder, with its engine cache). Given a model instead of an artifact,
+the graph is exported once into the user cache and reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from export.onnx import ALPHA_INPUT, FRAME_INPUT, load_checked
+from models.base import StyleCode, StyleModel
+from models.errors import ArtifactError, BackendError
+from realtime.backends.base import Backend, BackendInfo
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime's execution providers on this machine ([] when onnxruntime is not installed)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def cpu_threads() -> int:
+    """Cores this process may use: ORT's default counts every core of the machine, not the affinity mask."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an exported (or auto-exported) frame graph with ONNX Runtime."""
+
+    def __init__(self, model: StyleModel, provider: str = "cpu", precision: str = "fp32",
+                 artifact: Path | None = None, cache_dir: Path | None = None, device_id: int = 0) -> None:
+        super().__init__(model)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendError("onnxruntime is not installed; pip install onnxruntime (or onnxruntime-gpu)") from None
+        if provider not in PROVIDERS:
+            raise BackendError(f"unknown ONNX Runtime provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
+        if PROVIDERS[provider] not in ort.get_available_providers():
+            raise BackendError(f"ONNX Runtime here has no {PROVIDERS[provider]} (has {', '.join(ort.get_available_providers())});"
+                               " install onnxruntime-gpu with CUDA, or use the cpu provider")
+        if precision == "fp16" and provider == "cpu":
+            log.warning("onnxruntime: fp16 on the CPU provider runs, but usually slower than fp32")
+        if artifact is None:
+            from export.exporter import cached_onnx
+            from models.registry import default_store
+
+            artifact = cached_onnx(model, precision, default_store(), cache_dir)
+        self.meta = load_checked(Path(artifact), model)
+        if self.meta.precision != precision:
+            raise ArtifactError(f"{artifact} is {self.meta.precision}, but {precision} was asked for; "
+                                f"export a {precision} artifact or ask for {self.meta.precision}")
+        self.provider, self.precision, self.artifact = provider, precision, Path(artifact)
+        self.device_id = device_id
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if provider == "cpu":
+            options.intra_op_num_threads = cpu_threads()
+            options.inter_op_num_threads = 1
+        providers: list = [PROVIDERS["cpu"]]
+        if provider == "cuda":
+            providers.insert(0, (PROVIDERS["cuda"], {"device_id": device_id, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
+        elif provider == "tensorrt":
+            trt_cache = self.artifact.parent / "ort_trt_cache"
+            providers[0:0] = [
+                (PROVIDERS["tensorrt"], {"device_id": device_id, "trt_fp16_enable": precision == "fp16",
+                                         "trt_engine_cache_enable": True, "trt_timing_cache_enable": True,
+                                         "trt_engine_cache_path": str(trt_cache)}),
+                (PROVIDERS["cuda"], {"device_id": device_id}),
+            ]
+        try:
+            self.session = ort.InferenceSession(str(self.artifact), options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
+            raise ArtifactError(f"ONNX Runtime cannot load {self.artifact}: {str(exc).splitlines()[0]}") from None
+        used = self.session.get_providers()[0]
+        if used != PROVIDERS[provider]:  # ORT falls back to CPU quietly when a GPU provider fails to start
+            raise BackendError(f"ONNX Runtime could not start {PROVIDERS[provider]} (got {used}); "
+                               "check the CUDA/TensorRT installation")
+        self.code_names = list(self.meta.code_tensors)
+        self._code_ref: StyleCode | None = None
+        self._code_feeds: dict[str, object] = {}
+        self._alpha = (None, None)
+        self._binding = self.session.io_binding() if provider != "cpu" else None
+
+    @property
+    def info(self) -> BackendInfo:
+        device = "cpu" if self.provider == "cpu" else f"cuda:{self.device_id}"
+        return BackendInfo("onnxruntime", device, self.precision, self.session.get_providers()[0])
+
+    def _code(self, code: StyleCode) -> dict[str, object]:
+        """The code as numpy arrays (CPU) or OrtValues on the GPU, converted once per code object."""
+        if self._code_ref is not code:
+            if list(code.tensors) != self.code_names:
+                raise ArtifactError(f"{self.artifact} takes code tensors {self.code_names}, got {list(code.tensors)}")
+            arrays = {k: np.ascontiguousarray(v.detach().to("cpu").float().numpy()) for k, v in code.tensors.items()}
+            if self._binding is not None:
+                import onnxruntime as ort
+
+                arrays = {k: ort.OrtValue.ortvalue_from_numpy(a, "cuda", self.device_id) for k, a in arrays.items()}
+            self._code_feeds, self._code_ref = arrays, code
+        return self._code_feeds
+
+    def run(self, frame: np.ndarray, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
+        feeds = self._code(code)
+        batch = np.ascontiguousarray(frame)[None]
+        alpha_array = np.array(alpha, dtype=np.float32)
+        if self._binding is None:
+            return self.session.run(None, {**feeds, FRAME_INPUT: batch, ALPHA_INPUT: alpha_array})[0][0]
+        binding = self._binding
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        binding.bind_cpu_input(FRAME_INPUT, batch)  # uploaded once; the graph converts on the GPU
+        binding.bind_cpu_input(ALPHA_INPUT, alpha_array)
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, value)
+        binding.bind_output(self.session.get_outputs()[0].name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0][0]
+
+    def close(self) -> None:
+        self._code_feeds = {}
+        self._binding = None
+        self.session = None
