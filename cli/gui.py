@@ -1,0 +1,48 @@
+"""``main.py gui``: the PyQt6 desktop app."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.common import positive_int
+
+ORDER = 50
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="open the desktop app (live view, style gallery, controls)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--camera", default="0", help="camera index, device path or stream URL")
+    source.add_argument("--video", type=Path, default=None, help="video file played as the camera (loops)")
+    p.add_argument("--styles", type=Path, default=None,
+                   help="folder of style images (default: the last one used, else styles on $STYLIZER_PATH)")
+    p.add_argument("--model", default=None, help="feed-forward model (default: last used, else microast)")
+    p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                   help="inference backend (default: last used, else auto)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--size", type=positive_int, default=None,
+                   help="processing short side in px, 0 = frame size (default: last used, else 360)")
+    p.add_argument("--output-dir", type=Path, default=Path("."), help="where recordings and snapshots go")
+    p.add_argument("--no-loop", action="store_true", help="stop at the end of a --video file instead of looping")
+    p.add_argument("--settings", type=Path, default=None, help="settings file (default: the user's Qt settings)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.errors import InputError
+    from models.registry import MODELS
+    from realtime.gui.app import run_app
+
+    if args.model is not None and (args.model not in MODELS or not MODELS[args.model].feed_forward):
+        names = ", ".join(n for n, m in MODELS.items() if m.feed_forward)
+        raise InputError(f"the live view needs a feed-forward model; choose one of: {names}")
+    if args.video is not None and not args.video.is_file():
+        raise InputError(f"video {args.video} does not exist; check the path")
+    if not args.output_dir.is_dir():
+        raise InputError(f"output folder {args.output_dir} does not exist; create it first")
+    source = str(args.video) if args.video is not None else args.camera
+    cli = {"source": source, "styles": args.styles, "model": args.model, "backend": args.backend,
+           "device": args.device, "size": args.size, "output_dir": args.output_dir, "loop": not args.no_loop}
+    return run_app(cli, args.settings)

@@ -1,0 +1,83 @@
+"""Start the desktop app: Qt environment, options from the command line and saved settings, event loop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from models.errors import SinkError
+from realtime.gui.qt_env import fix_qt_plugin_path
+from realtime.gui.settings import GuiSettings, SettingsStore
+
+DEFAULT_SIZE = 360  # short side; what a 2-core CPU stylises at interactive rates with MicroAST
+
+
+def check_display() -> None:
+    """Fail with a clear message, not a Qt abort, when there is no screen to open a window on."""
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") \
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise SinkError("no display found ($DISPLAY is unset): run the GUI on a desktop session, use "
+                        "'xvfb-run python main.py gui …', or try 'python main.py webcam --no-window'")
+
+
+def feed_forward_models() -> list[str]:
+    from models.registry import list_models
+
+    return [m.name for m in list_models() if m.feed_forward]
+
+
+def gallery_styles(folder: Path | None) -> list[Path]:
+    """The starting gallery: the images in ``folder``, or every style on the search path."""
+    from models.errors import InputError
+    from models.registry import default_store
+    from models.styles import list_styles_on_path
+    from realtime.gui.gallery import image_paths
+
+    if folder is not None:
+        if not folder.is_dir():
+            raise InputError(f"styles folder {folder} does not exist; give a folder of style images")
+        styles = image_paths([folder])
+        if not styles:
+            raise InputError(f"styles folder {folder} holds no images (JPEG, PNG…)")
+        return styles
+    return list_styles_on_path(default_store())
+
+
+def merge_options(cli: dict, saved: GuiSettings):
+    """Command line over saved settings over defaults."""
+    from realtime.gui.main_window import GuiOptions
+
+    folder = cli.get("styles") or (Path(saved.styles_folder) if saved.styles_folder else None)
+    if folder is not None and not Path(folder).is_dir() and not cli.get("styles"):
+        folder = None  # the remembered folder is gone: fall back to the search path quietly
+    models = feed_forward_models()
+    model = cli.get("model") or (saved.model if saved.model in models else None) or "microast"
+    return GuiOptions(
+        source=cli.get("source", 0), styles=gallery_styles(Path(folder) if folder else None),
+        styles_folder=Path(folder) if folder else None, model=model,
+        backend=cli.get("backend") or saved.backend or "auto", device=cli.get("device") or "cpu",
+        size=cli.get("size") if cli.get("size") is not None else (saved.size if saved.size is not None
+                                                                  else DEFAULT_SIZE),
+        output_dir=Path(cli.get("output_dir") or "."), loop=cli.get("loop", True))
+
+
+def run_app(cli: dict, settings_path: Path | None = None) -> int:
+    """Open the window and run the event loop until it closes; returns the exit code."""
+    fix_qt_plugin_path()
+    check_display()
+    from PyQt6.QtWidgets import QApplication
+
+    from realtime.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("stylizer")
+    settings = SettingsStore(settings_path)
+    saved = settings.load()
+    options = merge_options(cli, saved)
+    window = MainWindow(options, settings, feed_forward_models())
+    if saved.geometry is not None:
+        window.restoreGeometry(saved.geometry)
+    window.show()
+    window.start()
+    return app.exec()

@@ -1,0 +1,105 @@
+"""Gatys optimisation of one keyframe in a QThread, with progress, cancel and one torch thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+
+from models.errors import StylizerError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyframeJob:
+    """One keyframe to optimise: frames are uint8 BGR; size is the longest side in px."""
+
+    content: np.ndarray
+    style: np.ndarray
+    iterations: int = 100
+    size: int = 256
+    style_size: int = 256
+    content_weight: float | None = None  # None: GatysConfig's default
+    style_weight: float | None = None
+    device: str = "cpu"
+    torch_threads: int = 1  # on a 2-core machine one thread leaves the other for the live view
+
+
+class GatysWorker(QObject):
+    """Runs :class:`models.gatys.Gatys` on a job; lives in its own QThread (see :meth:`start`)."""
+
+    progress = pyqtSignal(int, dict)  # step, losses
+    finished = pyqtSignal(object)  # uint8 BGR result
+    cancelled = pyqtSignal()
+    errored = pyqtSignal(str)
+
+    def __init__(self, job: KeyframeJob) -> None:
+        super().__init__()
+        self.job = job
+        self._stop = threading.Event()
+        self.thread: QThread | None = None
+
+    def start(self) -> QThread:
+        """Move to a new thread and run; the thread quits when the job ends."""
+        self.thread = QThread()
+        self.thread.setObjectName("gatys-keyframe")
+        self.moveToThread(self.thread)
+        self.thread.started.connect(self.run)
+        for signal in (self.finished, self.cancelled, self.errored):
+            signal.connect(self.thread.quit)
+        self.thread.start()
+        return self.thread
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, timeout_ms: int = 2000) -> bool:
+        """Cancel and wait for the thread to end; True when it did."""
+        self.cancel()
+        return self.thread is None or self.thread.wait(timeout_ms)
+
+    def run(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.job.torch_threads)  # per-thread setting in this worker's thread
+        try:
+            image = self._optimize()
+        except StylizerError as exc:
+            self.errored.emit(str(exc))
+            return
+        except Exception as exc:  # a bug in a background job must reach the user, not kill the app
+            log.exception("keyframe preview failed")
+            self.errored.emit(f"keyframe preview failed: {exc}")
+            return
+        if self._stop.is_set():
+            self.cancelled.emit()
+        else:
+            self.finished.emit(image)
+
+    def _optimize(self) -> np.ndarray:
+        import torch
+
+        from models.gatys import Gatys, GatysConfig
+        from models.images import resize_longest, to_bgr, to_tensor
+
+        job = self.job
+        content = to_tensor(resize_longest(job.content, job.size), job.device)
+        style = to_tensor(resize_longest(job.style, job.style_size), job.device)
+        weights = {k: v for k, v in (("content_weight", job.content_weight), ("style_weight", job.style_weight))
+                   if v is not None}
+        config = GatysConfig(iterations=job.iterations, **weights)
+        model = Gatys().to(job.device)
+        result = model.optimize(content, style, config, progress=self._report, should_stop=self._stop.is_set)
+        with torch.no_grad():
+            return to_bgr(result.image)
+
+    def _report(self, step: int, losses: dict) -> None:
+        self.progress.emit(int(step), {k: float(v) for k, v in losses.items()})
