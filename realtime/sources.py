@@ -1,0 +1,311 @@
+"""Frame sources: cameras, network streams, video files (PyAV) and image sequences.
+
+Every source is opened by reading its first frame, so a bad camera index, URL or file fails at
+once with a ``SourceError`` naming it. ``live`` tells the pipeline which semantics to use: live
+sources (camera, stream, a file played as a camera) keep only the newest frame; file sources
+never drop one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.errors import SourceError
+from models.images import IMAGE_SUFFIXES, read_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".gif")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+@dataclass
+class Frame:
+    """One decoded frame: uint8 BGR image, its index and presentation time in seconds."""
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+    captured: float = field(default_factory=time.perf_counter)  # wall clock when read: latency base
+
+
+def sane_fps(fps: float | Fraction | None) -> float:
+    """Cameras and containers report 0, NaN or absurd rates; fall back to 30."""
+    try:
+        value = float(fps or 0.0)
+    except (TypeError, ZeroDivisionError):
+        return DEFAULT_FPS
+    return value if math.isfinite(value) and 0.5 < value < 1000 else DEFAULT_FPS
+
+
+class FrameSource:
+    """Base class: ``read()`` returns the next Frame, or None at the end."""
+
+    live: bool = False
+    name: str = "?"
+    fps: float = DEFAULT_FPS
+    size: tuple[int, int] = (0, 0)  # width, height
+
+    def read(self) -> Frame | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+    def describe(self) -> str:
+        kind = "live" if self.live else "file"
+        return f"{self.name} ({self.size[0]}x{self.size[1]} @ {self.fps:.3g} fps, {kind})"
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with PyAV; every frame, in order, with its pts. Never trusts the frame count."""
+
+    def __init__(self, path: str | Path) -> None:
+        import av
+
+        self.path = Path(path)
+        self.name = str(path)
+        if not self.path.is_file():
+            raise SourceError(f"video {self.path} does not exist; check the path")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise SourceError(f"cannot open video {self.path}: {exc}; is it a video file?") from exc
+        try:
+            if not self._container.streams.video:
+                raise SourceError(f"{self.path} has no video stream")
+            self.stream = self._container.streams.video[0]
+            self.stream.thread_type = "AUTO"
+            self.fps = sane_fps(self.stream.average_rate or self.stream.guessed_rate)
+            self.rate = self.stream.average_rate or Fraction(self.fps).limit_denominator(1001)
+            self.time_base = self.stream.time_base or Fraction(1, 90000)
+            self.frame_count_hint = int(self.stream.frames or 0)  # the header's claim; may be wrong
+            self.has_audio = bool(self._container.streams.audio)
+            self._frames = self._container.decode(self.stream)
+            self._index = 0
+            self._pending = self._decode_next()
+        except BaseException:
+            self._container.close()
+            raise
+        if self._pending is None:
+            self._container.close()
+            raise SourceError(f"video {self.path} holds no decodable frames")
+        self.size = (self._pending.image.shape[1], self._pending.image.shape[0])
+
+    def _decode_next(self) -> Frame | None:
+        import av
+
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return None
+        except av.FFmpegError as exc:
+            raise SourceError(f"cannot decode frame {self._index} of {self.path}: {exc}") from exc
+        t = float(frame.time) if frame.time is not None else self._index / self.fps
+        out = Frame(frame.to_ndarray(format="bgr24"), self._index, t)
+        self._index += 1
+        return out
+
+    def read(self) -> Frame | None:
+        frame, self._pending = self._pending, None
+        if frame is not None:
+            frame.captured = time.perf_counter()
+            self._pending = self._decode_next()
+        return frame
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class PacedVideoSource(VideoFileSource):
+    """A video file played as a camera: paced at its own rate, with live (newest-frame) semantics."""
+
+    live = True
+
+    def __init__(self, path: str | Path, stop: threading.Event | None = None) -> None:
+        super().__init__(path)
+        self._stop = stop or threading.Event()
+        self._start: float | None = None
+        self._t0 = 0.0
+
+    def read(self) -> Frame | None:
+        frame = self._pending
+        if frame is None:
+            return None
+        if self._start is None:
+            self._start, self._t0 = time.perf_counter(), frame.timestamp
+        due = self._start + (frame.timestamp - self._t0)
+        delay = due - time.perf_counter()
+        if delay > 0 and self._stop.wait(delay):  # wakes early when the pipeline stops
+            return None
+        return super().read()
+
+
+class CaptureSource(FrameSource):
+    """A camera (index or device path) or network stream via OpenCV; reconnects a few times when lost."""
+
+    live = True
+
+    def __init__(self, spec: int | str, width: int = 0, height: int = 0, fps: float = 0.0,
+                 retries: int = 3, retry_delay: float = 0.5, stop: threading.Event | None = None) -> None:
+        self.spec = spec
+        self.name = f"camera {spec}" if isinstance(spec, int) or str(spec).startswith("/dev/") else str(spec)
+        self.requested = (width, height, fps)
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self._stop = stop or threading.Event()
+        self._cap: cv2.VideoCapture | None = None
+        self._index = 0
+        self._t0 = time.perf_counter()
+        self._first: np.ndarray | None = None
+        self.lost_message = ""
+        self._open()
+        if self._first is None:
+            raise SourceError(f"cannot read from {self.name}: it opened but gave no frame; check that it is free "
+                              "and streaming")
+
+    def _open(self) -> None:
+        cap = cv2.VideoCapture(self.spec)
+        if not cap.isOpened():
+            cap.release()
+            what = "camera" if isinstance(self.spec, int) else "source"
+            raise SourceError(f"cannot open {what} {self.spec}; check the index, device path or URL")
+        width, height, fps = self.requested
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer stale frames queued inside the driver
+        ok, image = cap.read()
+        self._cap = cap
+        if ok and image is not None:
+            self._first = image
+            self.size = (image.shape[1], image.shape[0])
+        self.fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
+        if width and (width, height) != self.size:
+            log.info("%s: asked for %dx%d, got %dx%d", self.name, width, height, *self.size)
+
+    def read(self) -> Frame | None:
+        image, self._first = self._first, None
+        attempts = 0
+        while image is None:
+            ok, image = self._cap.read() if self._cap is not None else (False, None)
+            if ok and image is not None:
+                break
+            image = None
+            attempts += 1
+            if attempts > self.retries:
+                self.lost_message = f"{self.name} was lost after {self.retries} reconnection attempts"
+                log.warning(self.lost_message)
+                return None
+            log.warning("%s gave no frame; reconnecting (%d/%d)", self.name, attempts, self.retries)
+            if self._stop.wait(self.retry_delay):
+                return None
+            self.close()
+            try:
+                self._open()
+                image, self._first = self._first, None
+            except SourceError as exc:
+                log.warning("%s", exc)
+        frame = Frame(image, self._index, time.perf_counter() - self._t0)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageSequenceSource(FrameSource):
+    """A folder of images (sorted by name), a glob pattern, or a printf pattern such as frame_%04d.png."""
+
+    def __init__(self, spec: str | Path, fps: float = 25.0) -> None:
+        self.name = str(spec)
+        self.fps = sane_fps(fps)
+        self.paths = _sequence_paths(Path(spec))
+        if not self.paths:
+            raise SourceError(f"no images found for {spec}; give a folder of images or a pattern like img_%04d.png")
+        self._index = 0
+        first = self._load(0)
+        self.size = (first.shape[1], first.shape[0])
+        self._first: np.ndarray | None = first
+
+    def _load(self, i: int) -> np.ndarray:
+        try:
+            return read_image(self.paths[i])
+        except Exception as exc:  # report which image of the sequence is bad
+            raise SourceError(f"image {i} of {self.name} ({self.paths[i].name}) is unreadable: {exc}") from exc
+
+    def read(self) -> Frame | None:
+        if self._index >= len(self.paths):
+            return None
+        image, self._first = (self._first, None) if self._first is not None else (self._load(self._index), None)
+        if image.shape[:2] != (self.size[1], self.size[0]):  # encoders need one size: fit to the first
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        frame = Frame(image, self._index, self._index / self.fps)
+        self._index += 1
+        return frame
+
+
+def _sequence_paths(spec: Path) -> list[Path]:
+    if spec.is_dir():
+        return sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if spec.is_file() and spec.suffix.lower() in IMAGE_SUFFIXES:
+        return [spec]  # one still image: a one-frame sequence
+    text = str(spec)
+    if re.search(r"%0?\d*d", text):
+        paths, i = [], 0
+        while i < 2 or paths:  # image sequences may start at 0 or 1
+            p = Path(text % i)
+            if p.is_file():
+                paths.append(p)
+            elif paths:
+                break
+            i += 1
+        return paths
+    if any(ch in text for ch in "*?["):
+        return sorted(p for p in spec.parent.glob(spec.name) if p.suffix.lower() in IMAGE_SUFFIXES)
+    return []
+
+
+def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int = 0, height: int = 0,
+                fps: float = 0.0, stop: threading.Event | None = None) -> FrameSource:
+    """Open a camera index/path, stream URL, video file or image sequence; ``as_camera`` paces files live."""
+    text = str(spec)
+    if isinstance(spec, int) or text.isdigit():
+        return CaptureSource(int(text), width, height, fps, stop=stop)
+    if text.lower().startswith(STREAM_SCHEMES):
+        return CaptureSource(text, width, height, fps, stop=stop)
+    path = Path(text).expanduser()
+    if text.startswith("/dev/"):
+        if not path.exists():
+            raise SourceError(f"camera device {text} does not exist; list them with `ls /dev/video*`")
+        return CaptureSource(text, width, height, fps, stop=stop)
+    if path.is_dir() or "%" in text or any(ch in text for ch in "*?["):
+        return ImageSequenceSource(path, fps or 25.0)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSequenceSource(path, fps or 25.0)
+    if not path.exists():
+        raise SourceError(f"source {text} does not exist: not a camera index, URL, file or folder")
+    return PacedVideoSource(path, stop) if as_camera else VideoFileSource(path)
+
