@@ -1,0 +1,107 @@
+"""Native TensorRT backend: a built engine run with ``execute_async_v3`` on torch CUDA buffers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.formats import DEFAULT_PROFILE, FrameSize, ShapeProfile
+from export.metadata import weights_fingerprint
+from export.onnx import ALPHA_INPUT, FRAME_INPUT, OUTPUT
+from export.tensorrt import check_engine, gpu_identity, read_engine_metadata, require_tensorrt
+from models.base import StyleCode, StyleModel
+from models.errors import ArtifactError, BackendError
+from realtime.backends.base import Backend, BackendInfo
+
+log = logging.getLogger(__name__)
+
+
+class TensorRTBackend(Backend):
+    """Runs a TensorRT engine of the frame graph (uint8 BGR in and out) on the current CUDA device."""
+
+    def __init__(self, model: StyleModel, precision: str = "fp16", artifact: Path | None = None,
+                 cache_dir: Path | None = None, profile: ShapeProfile = DEFAULT_PROFILE) -> None:
+        super().__init__(model)
+        trt = require_tensorrt()
+        gpu_identity()  # BackendError without a GPU
+        if artifact is None:
+            from export.exporter import cached_onnx, onnx_cache_dir
+            from export.tensorrt import build_engine
+            from models.registry import default_store
+
+            onnx_path = cached_onnx(model, "fp32", default_store(), cache_dir)
+            artifact = build_engine(onnx_path, precision, profile, onnx_cache_dir(cache_dir) / "tensorrt").engine_path
+        artifact = Path(artifact)
+        self.meta = read_engine_metadata(artifact.with_suffix(".json"))
+        self.meta.check_matches(model.name, weights_fingerprint(model), str(artifact))
+        if self.meta.precision != precision:
+            raise ArtifactError(f"{artifact} was built for {self.meta.precision}, not {precision}; rebuild or ask for "
+                                f"{self.meta.precision}")
+        check_engine(artifact, self.meta)
+        self.precision, self.artifact = precision, artifact
+        self.profile = _parse_profile(self.meta.extra.get("profile", ""))
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self._logger)
+        self.engine = self.runtime.deserialize_cuda_engine(artifact.read_bytes())
+        if self.engine is None:
+            raise ArtifactError(f"TensorRT could not deserialise {artifact}; rebuild it")
+        self.context = self.engine.create_execution_context()
+        self.device = torch.device("cuda")
+        self.stream = torch.cuda.Stream()
+        self._code_ref: StyleCode | None = None
+        self._code_tensors: dict[str, torch.Tensor] = {}
+        self._alpha = torch.zeros((), dtype=torch.float32, device=self.device)
+        self._output: torch.Tensor | None = None
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo("tensorrt", "cuda:0", self.precision, f"TensorRT {self.meta.extra.get('tensorrt_version')}")
+
+    def _code(self, code: StyleCode) -> dict[str, torch.Tensor]:
+        if self._code_ref is not code:  # codes are immutable: upload each once
+            self._code_tensors = {k: v.detach().to(self.device, torch.float32).contiguous()
+                                  for k, v in code.tensors.items()}
+            self._code_ref = code
+        return self._code_tensors
+
+    def run(self, frame: np.ndarray, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if not self.profile.contains(FrameSize(w, h)):
+            raise BackendError(f"frame {w}x{h} is outside the engine's profile ({self.profile}); "
+                               "rebuild it with 'main.py export --format tensorrt --min/--max'")
+        with torch.cuda.stream(self.stream):
+            x = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)[None]
+            self._alpha.fill_(float(alpha))
+            inputs = {FRAME_INPUT: x, ALPHA_INPUT: self._alpha, **self._code(code)}
+            for name, tensor in inputs.items():
+                self.context.set_input_shape(name, tuple(tensor.shape))
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            shape = tuple(self.context.get_tensor_shape(OUTPUT))
+            if self._output is None or tuple(self._output.shape) != shape:
+                self._output = torch.empty(shape, dtype=torch.uint8, device=self.device)
+            self.context.set_tensor_address(OUTPUT, self._output.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError("TensorRT failed to run the engine; run with -v for its log")
+            out = self._output[0].to("cpu", non_blocking=False)
+        self.stream.synchronize()
+        return out.numpy()
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None
+        self._code_tensors = {}
+        self._output = None
+
+
+def _parse_profile(text: str) -> ShapeProfile:
+    """The profile string stored by build_engine ('min 320x240, opt ..., max ...')."""
+    from export.formats import parse_size
+
+    try:
+        parts = dict(p.strip().split(" ") for p in text.split(","))
+        return ShapeProfile(parse_size(parts["min"]), parse_size(parts["opt"]), parse_size(parts["max"]))
+    except (KeyError, ValueError):
+        raise ArtifactError(f"engine metadata has no valid profile ({text!r}); rebuild the engine") from None
