@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from PyQt6.QtCore import QObject, QThread, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 
 from models.errors import StylizerError
 
@@ -29,6 +29,22 @@ class KeyframeJob:
     torch_threads: int = 1  # on a 2-core machine one thread leaves the other for the live view
 
 
+class GatysModelHolder:
+    """Builds the Gatys VGG once (it takes seconds) and hands the same model to every keyframe job."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, object] = {}
+
+    def get(self, device: str):
+        from models.gatys import Gatys
+
+        with self._lock:
+            if device not in self._models:
+                self._models[device] = Gatys().to(device).eval()
+            return self._models[device]
+
+
 class GatysWorker(QObject):
     """Runs :class:`models.gatys.Gatys` on a job; lives in its own QThread (see :meth:`start`)."""
 
@@ -37,9 +53,10 @@ class GatysWorker(QObject):
     cancelled = pyqtSignal()
     errored = pyqtSignal(str)
 
-    def __init__(self, job: KeyframeJob) -> None:
+    def __init__(self, job: KeyframeJob, models: GatysModelHolder | None = None) -> None:
         super().__init__()
         self.job = job
+        self.models = models or GatysModelHolder()
         self._stop = threading.Event()
         self.thread: QThread | None = None
 
@@ -50,7 +67,8 @@ class GatysWorker(QObject):
         self.moveToThread(self.thread)
         self.thread.started.connect(self.run)
         for signal in (self.finished, self.cancelled, self.errored):
-            signal.connect(self.thread.quit)
+            # Direct: quit from the worker thread itself, so a GUI thread blocked in wait() is released.
+            signal.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
         self.thread.start()
         return self.thread
 
@@ -72,6 +90,9 @@ class GatysWorker(QObject):
         torch.set_num_threads(self.job.torch_threads)  # per-thread setting in this worker's thread
         try:
             image = self._optimize()
+            if image is None:
+                self.cancelled.emit()
+                return
         except StylizerError as exc:
             self.errored.emit(str(exc))
             return
@@ -84,10 +105,10 @@ class GatysWorker(QObject):
         else:
             self.finished.emit(image)
 
-    def _optimize(self) -> np.ndarray:
+    def _optimize(self) -> np.ndarray | None:
         import torch
 
-        from models.gatys import Gatys, GatysConfig
+        from models.gatys import GatysConfig
         from models.images import resize_longest, to_bgr, to_tensor
 
         job = self.job
@@ -96,7 +117,9 @@ class GatysWorker(QObject):
         weights = {k: v for k, v in (("content_weight", job.content_weight), ("style_weight", job.style_weight))
                    if v is not None}
         config = GatysConfig(iterations=job.iterations, **weights)
-        model = Gatys().to(job.device)
+        model = self.models.get(job.device)
+        if self._stop.is_set():  # cancelled while the VGG weights were loading
+            return None
         result = model.optimize(content, style, config, progress=self._report, should_stop=self._stop.is_set)
         with torch.no_grad():
             return to_bgr(result.image)

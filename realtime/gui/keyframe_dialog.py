@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import (QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, 
                              QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from models.errors import StylizerError
-from realtime.gui.gatys_worker import GatysWorker, KeyframeJob
+from realtime.gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
 from realtime.gui.live_view import bgr_to_qimage
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,14 @@ class KeyframeDialog(QDialog):
 
     def __init__(self, content: np.ndarray, feed_forward: np.ndarray, style: np.ndarray, style_name: str,
                  model_name: str, save_dir: Path, iterations: int = 100, size: int = 256,
-                 parent: QWidget | None = None) -> None:
+                 models: GatysModelHolder | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Keyframe preview — {style_name}")
         self.content, self.feed_forward, self.style = content, feed_forward, style
         self.style_name, self.save_dir = style_name, save_dir
         self.gatys: np.ndarray | None = None
         self.worker: GatysWorker | None = None
+        self.models = models or GatysModelHolder()
 
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 5000)
@@ -123,7 +124,7 @@ class KeyframeDialog(QDialog):
         self.progress.setRange(0, job.iterations)
         self.progress.setValue(0)
         self.losses.setText("starting…")
-        self.worker = GatysWorker(job)
+        self.worker = GatysWorker(job, self.models)
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
         self.worker.cancelled.connect(lambda: self._ended("cancelled"))
@@ -178,5 +179,11 @@ class KeyframeDialog(QDialog):
         super().closeEvent(event)
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
-        """Cancel a running job and wait for its thread; True when nothing is left running."""
-        return self.worker is None or self.worker.wait(timeout_ms)
+        """Cancel a running job and wait for its thread; True when it ended within ``timeout_ms``."""
+        if self.worker is None or self.worker.wait(timeout_ms):
+            return True
+        # A step (or the first VGG load) outlasted the timeout: it ends at the next step. Waiting
+        # is better than letting Qt destroy a running thread, which aborts the process.
+        log.warning("keyframe preview still finishing a step; waiting for it")
+        self.worker.wait(60_000)
+        return False

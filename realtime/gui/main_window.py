@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QScro
 from models.styles import StyleImage
 from realtime.gui.background import BackgroundTasks
 from realtime.gui.controls import ControlPanel
+from realtime.gui.gatys_worker import GatysModelHolder
 from realtime.gui.gallery import StyleGallery, image_paths, thumbnail
 from realtime.gui.help_dialog import HelpDialog
 from realtime.gui.keyframe_dialog import KeyframeDialog
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self.stylizer: FrameStylizer | None = None
         self.worker: StylizeWorker | None = None
         self.keyframes: list[KeyframeDialog] = []
+        self.gatys_models = GatysModelHolder()
         self.setup_tasks = BackgroundTasks(1)   # model and backend builds
         self.style_tasks = BackgroundTasks(1)   # style decoding + encoding, in gallery order
         self._style_paths: list[Path] = []
@@ -417,7 +419,7 @@ class MainWindow(QMainWindow):
         style = self.stylizer.styles[state.params.style_index]
         dialog = KeyframeDialog(live.source, live.output, style.bgr, style.name, state.model, self.options.output_dir,
                                 iterations=self.options.keyframe_iterations, size=self.options.keyframe_size,
-                                parent=self)
+                                models=self.gatys_models, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         self.keyframes.append(dialog)
         dialog.finished.connect(lambda _: dialog.shutdown())
@@ -493,8 +495,9 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.settings.save(self.current_settings())
         ok = True
-        for dialog in self.keyframes:
-            dialog.worker and dialog.worker.cancel()
+        for dialog in self.keyframes:  # cancel all first, so they wind down in parallel
+            if dialog.worker is not None:
+                dialog.worker.cancel()
         if self.worker is not None:
             ok &= self.worker.stop(timeout_ms)
         for dialog in self.keyframes:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PyQt6.QtCore import QObject, QThread, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 from PyQt6.QtGui import QImage
 
 from models.errors import SinkError, StylizerError
@@ -144,7 +144,8 @@ class StylizeWorker(QObject):
         self.thread.setObjectName("stylize-worker")
         self.moveToThread(self.thread)
         self.thread.started.connect(self.run)
-        self.stopped.connect(self.thread.quit)
+        # Direct: quit from the worker thread itself, so a GUI thread blocked in stop() is released.
+        self.stopped.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
         self.thread.start()
         return self.thread
 
