@@ -141,6 +141,12 @@ class Pipeline:
         self.frames_out = 0
         self.snapshots: list[Path] = []
 
+    @property
+    def reason(self) -> str:
+        """Why the run ended ("" while running)."""
+        with self._lock:
+            return self._reason
+
     # ----- control -----
 
     def stop(self, reason: str = "stopped") -> None:

@@ -29,17 +29,28 @@ PROCESSING_SIZES = (0, 360, 480, 720)  # short side in px; 0 = the frame's own s
 _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
 
-def make_backend(name: str, model: StyleModel, device: str = "cpu", precision: str = "fp32") -> Backend:
-    """A backend by name: through ``realtime.backends.factory`` when present, else PyTorch."""
-    try:
-        from realtime.backends.factory import create_backend
-    except ImportError:  # the factory arrives with the export work; torch is always there
-        if name not in ("torch", "auto"):
-            from models.errors import BackendError
-            raise BackendError(f"backend {name!r} is not available in this build; use --backend torch") from None
-        from realtime.backends.torch_backend import TorchBackend
-        return TorchBackend(model, device=device, precision=precision)
+def make_backend(name: str, model: StyleModel, device: str = "cpu", precision: str = "auto") -> Backend:
+    """A backend by name through ``realtime.backends.factory`` (which logs what ``auto`` picked)."""
+    from realtime.backends.factory import create_backend
+
     return create_backend(name, model, device, precision)
+
+
+def build_stylizer(model: str, styles: list[str], backend: str = "torch", device: str = "cpu",
+                   precision: str = "auto", params: StylizerParams | None = None, checkpoint: str | None = None,
+                   files: dict[str, Path] | None = None, style_size: int = 512) -> FrameStylizer:
+    """Model, backend and styles (names or paths) → a ready stylizer; every input checked before the model loads."""
+    from models.registry import create_model, default_store, model_config
+    from models.styles import find_style
+
+    config = model_config(model)
+    if not config.feed_forward:
+        raise InputError(f"model {model} is not feed-forward and cannot run on video; use microast, adain or aesfa")
+    store = default_store()
+    images = [StyleImage.load(find_style(s, store)) for s in styles]
+    net = create_model(model, checkpoint=checkpoint, store=store, files=files,
+                       device="cuda" if device.startswith("cuda") else "cpu")
+    return FrameStylizer(make_backend(backend, net, device, precision), images, params, style_size=style_size)
 
 
 @dataclass(frozen=True)
