@@ -1,0 +1,86 @@
+"""``main.py webcam``: live stylisation of a camera, stream or a video file played as a camera."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.common import add_model_args, check_output, positive_int, weight_files
+from cli.video import add_backend_args
+
+ORDER = 30
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("webcam", help="live stylisation in a window (camera, stream URL, or a file as a camera)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--camera", default="0", help="camera index, device path, stream URL, or a video file/folder")
+    p.add_argument("--width", type=positive_int, default=0, help="requested camera width (0 = driver default)")
+    p.add_argument("--height", type=positive_int, default=0, help="requested camera height (0 = driver default)")
+    p.add_argument("--fps", type=float, default=0.0, help="requested camera frame rate (0 = driver default)")
+    p.add_argument("--style", nargs="+", default=None,
+                   help="style images or names (default: every style on the search path; keys 1-9 pick)")
+    add_model_args(p)
+    add_backend_args(p)
+    p.set_defaults(size=480)
+    p.add_argument("--record", type=Path, default=None, help="record the stylised stream to this file from the start")
+    p.add_argument("--virtual-cam", action="store_true", help="also send frames to a virtual camera (pyvirtualcam)")
+    p.add_argument("--no-window", action="store_true", help="no display (e.g. recording or virtual camera only)")
+    p.add_argument("--fullscreen", action="store_true", help="start the window fullscreen")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves PNG snapshots")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import threading
+
+    from models.errors import InputError
+    from models.registry import default_store
+    from models.styles import list_styles_on_path
+    from realtime.keys import help_text
+    from realtime.pipeline import Pipeline, PipelineConfig
+    from realtime.sinks import RecorderSink, VirtualCameraSink, WindowSink
+    from realtime.sources import open_source
+    from realtime.stylizer import StylizerParams, build_stylizer
+
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise InputError(f"--max-seconds must be positive, got {args.max_seconds}")
+    record = check_output(args.record) if args.record else None
+    if args.no_window and not record and not args.virtual_cam and args.max_seconds is None:
+        print("note: no window, recording or virtual camera: frames are stylised and discarded (Ctrl-C stops)")
+    styles = args.style or [str(p) for p in list_styles_on_path(default_store())][:9] or ["starry_night"]
+    stop = threading.Event()
+    source = open_source(args.camera, as_camera=True, width=args.width, height=args.height, fps=args.fps,
+                         stop=stop)
+    sinks, window = [], None
+    try:
+        params = StylizerParams(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
+                                stability=args.stability)
+        stylizer = build_stylizer(args.model, styles, args.backend, args.device, args.precision, params,
+                                  args.checkpoint, weight_files(args.weights), args.style_size)
+        sinks.append(RecorderSink(record or Path("stylizer-recording.mp4"), source.fps, start=record is not None))
+        if args.virtual_cam:
+            sinks.append(VirtualCameraSink(source.size[0], source.size[1], source.fps))
+        if not args.no_window:
+            window = WindowSink(f"stylizer - {source.name}", fullscreen=args.fullscreen)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        source.close()
+        raise
+    print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | styles: "
+          f"{', '.join(stylizer.state.styles)}")
+    if window is not None:
+        print("keys:\n" + help_text())
+    config = PipelineConfig(live=True, max_seconds=args.max_seconds, snapshot_dir=args.snapshot_dir)
+    pipeline = Pipeline(source, stylizer, sinks, window=window, config=config, stop=stop)
+    try:
+        result = pipeline.run()
+    finally:
+        stylizer.close()
+    print(f"{result.reason}: {result.stats.summary()}")
+    for sink in sinks:
+        for path in getattr(sink, "files", []):
+            print(f"recorded {path}")
+    return 1 if result.reason.startswith("source lost") else 0
