@@ -1,0 +1,75 @@
+"""``main.py bench``: benchmarks. ``models``: per model/backend/size latency; ``pipeline``: the threaded pipeline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.common import positive_int
+
+ORDER = 60
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from models.registry import MODELS
+    from realtime.backends.factory import BACKENDS, PRECISIONS
+
+    p = sub.add_parser("bench", help="benchmark models per backend and size, or the whole pipeline")
+    kind = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    models = kind.add_parser("models", help="ms/frame, fps and peak memory per model, backend and frame size",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    feed_forward = sorted(name for name, c in MODELS.items() if c.feed_forward)
+    models.add_argument("--models", default="microast", help=f"comma-separated, from: {', '.join(feed_forward)}")
+    models.add_argument("--backend", default="torch,onnxruntime",
+                        help=f"comma-separated, from: {', '.join(BACKENDS)}")
+    models.add_argument("--sizes", default="320x240,640x480,1280x720,1920x1080", help="frame sizes, WxH,...")
+    models.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: fp16 on GPU, fp32 on CPU")
+    models.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    models.add_argument("--warmup", type=positive_int, default=2, help="untimed frames first")
+    models.add_argument("--iters", type=positive_int, default=10, help="timed frames per size")
+    models.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    models.set_defaults(run=run_models)
+
+    pipeline = kind.add_parser("pipeline", help="the threaded source → stylizer → sink pipeline (realtime helper)")
+    pipeline.add_argument("rest", nargs=argparse.REMAINDER, help="options of the pipeline benchmark")
+    pipeline.set_defaults(run=run_pipeline)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from export.bench_models import BenchConfig, format_table, run_benchmarks, write_json
+    from export.formats import parse_sizes
+    from models.errors import InputError
+    from models.registry import model_config
+    from realtime.backends.factory import BACKENDS
+
+    names = tuple(n.strip() for n in args.models.split(",") if n.strip())
+    for name in names:
+        if not model_config(name).feed_forward:
+            raise InputError(f"{name} has no per-frame network to benchmark; choose a feed-forward model")
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise InputError(f"unknown backend {', '.join(unknown) or '(none)'}; choose from: {', '.join(BACKENDS)}")
+    if args.iters < 1:
+        raise InputError("--iters must be at least 1")
+    if args.json is not None and not args.json.expanduser().parent.is_dir():
+        raise InputError(f"folder {args.json.parent} for --json does not exist; create it first")
+    config = BenchConfig(models=names, backends=backends, sizes=tuple(parse_sizes(args.sizes)),
+                         precision=args.precision, device=args.device, warmup=args.warmup, iters=args.iters)
+    results = run_benchmarks(config)
+    print(format_table(results))
+    if args.json is not None:
+        write_json(results, args.json.expanduser(), config)
+        print(f"wrote {args.json}")
+    return 0 if any(not r.error for r in results) else 2
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    try:
+        from realtime import bench_pipeline
+    except ImportError:
+        from models.errors import StylizerError
+        raise StylizerError("the pipeline benchmark is not part of this build (realtime/bench_pipeline.py missing)") \
+            from None
+    return int(bench_pipeline.run(args) or 0)

@@ -1,0 +1,200 @@
+"""``main.py bench models``: per model, backend and frame size, ms/frame (median, p95), fps and peak memory.
+
+Each run: build the backend through ``create_backend`` (as the app does), warm up, then time
+``backend.run`` on a real frame. Models without real weights here are built with random-init
+weights and labelled so: timing does not depend on weight values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.formats import FrameSize
+from models.errors import StylizerError, WeightsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure."""
+
+    models: tuple[str, ...] = ("microast",)
+    backends: tuple[str, ...] = ("torch", "onnxruntime")
+    sizes: tuple[FrameSize, ...] = (FrameSize(320, 240), FrameSize(640, 480), FrameSize(1280, 720),
+                                    FrameSize(1920, 1080))
+    precision: str = "auto"
+    device: str = "auto"
+    warmup: int = 2
+    iters: int = 10
+    cache_dir: Path | None = None
+
+
+@dataclass
+class BenchResult:
+    """One (model, backend, size) measurement; ``error`` is set instead when it could not run."""
+
+    model: str
+    weights: str          # "official" or "random-init"
+    backend: str          # BackendInfo as text: name, device, precision, provider
+    size: str
+    median_ms: float = float("nan")
+    p95_ms: float = float("nan")
+    fps: float = float("nan")
+    peak_mem_mb: float | None = None
+    memory_kind: str = ""  # "RSS delta" (CPU) or "cuda max allocated"
+    iters: int = 0
+    error: str = ""
+
+
+def current_rss_mb() -> float:
+    """Resident set size now (Linux /proc), else the peak so far from getrusage."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_bench_model(name: str):
+    """(model, weights label): the real checkpoint when found, else random-init weights (logged)."""
+    import importlib
+
+    from models.registry import create_model, default_store, model_config
+
+    store = default_store()
+    store.allow_download = False
+    try:
+        return create_model(name, store=store).eval(), "official"
+    except WeightsError as exc:
+        config = model_config(name)
+        module, cls = config.constructor.split(":")
+        log.warning("bench: %s weights not found (%s); timing random-init weights", name, str(exc).split(";")[0])
+        return getattr(importlib.import_module(module), cls)().eval(), "random-init"
+
+
+def bench_frame(size: FrameSize) -> np.ndarray:
+    """A real photo (or a test pattern) resized to ``size``, uint8 BGR."""
+    import cv2
+
+    from export.verify import sample_frames
+    from models.registry import default_store
+
+    frame = sample_frames(default_store(), (max(size.width, size.height),))[0]
+    return cv2.resize(frame, (size.width, size.height), interpolation=cv2.INTER_AREA)
+
+
+def time_backend(backend, frame: np.ndarray, code, warmup: int, iters: int) -> tuple[list[float], float | None, str]:
+    """Per-frame times in ms, peak memory in MB and what kind of memory that is."""
+    import torch
+
+    on_cuda = backend.info.device.startswith("cuda")
+    for _ in range(warmup):
+        backend.run(frame, code, 1.0)
+    if on_cuda and backend.info.name == "torch":
+        torch.cuda.reset_peak_memory_stats()
+    base_rss = current_rss_mb()
+    peak_rss = base_rss
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        backend.run(frame, code, 1.0)  # returns a host array, so GPU work is finished when it returns
+        times.append((time.perf_counter() - start) * 1000.0)
+        peak_rss = max(peak_rss, current_rss_mb())
+    if on_cuda:
+        if backend.info.name == "torch":
+            return times, torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+        return times, None, "n/a (not a torch allocation)"
+    return times, peak_rss - base_rss, "RSS delta"
+
+
+def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
+    """Every (model, backend, size) of ``config``; a backend that cannot start is reported, not fatal."""
+    import torch
+
+    from models.images import resize_longest, to_tensor
+    from realtime.backends.factory import create_backend
+
+    results: list[BenchResult] = []
+    for name in config.models:
+        model, label = load_bench_model(name)
+        style = bench_frame(FrameSize(256, 256))
+        with torch.inference_mode():
+            code = model.encode_style(to_tensor(resize_longest(style, 256)))
+        for backend_name in config.backends:
+            try:
+                backend = create_backend(backend_name, model, config.device, config.precision,
+                                         cache_dir=config.cache_dir)
+            except StylizerError as exc:
+                log.warning("bench: %s %s unavailable: %s", name, backend_name, exc)
+                results.extend(BenchResult(name, label, backend_name, str(s), error=str(exc)) for s in config.sizes)
+                continue
+            for size in config.sizes:
+                frame = bench_frame(size)
+                try:
+                    times, memory, kind = time_backend(backend, frame, code, config.warmup, config.iters)
+                except (StylizerError, RuntimeError, MemoryError) as exc:  # e.g. out of memory at 1080p
+                    results.append(BenchResult(name, label, str(backend.info), str(size), error=str(exc)[:200]))
+                    continue
+                median = statistics.median(times)
+                result = BenchResult(name, label, str(backend.info), str(size), round(median, 2),
+                                     round(float(np.percentile(times, 95)), 2), round(1000.0 / median, 2),
+                                     None if memory is None else round(memory, 1), kind, len(times))
+                log.info("bench: %s %s %s: %.1f ms median", name, backend.info, size, median)
+                results.append(result)
+            backend.close()
+    return results
+
+
+def format_table(results: list[BenchResult]) -> str:
+    """A fixed-width table, one row per result, with ORT's speed-up over torch where both ran."""
+    header = f"{'model':9s} {'weights':11s} {'backend':44s} {'size':>9s} {'median ms':>10s} {'p95 ms':>9s} " \
+             f"{'fps':>7s} {'peak MB':>8s}"
+    rows = [header, "-" * len(header)]
+    for r in results:
+        if r.error:
+            rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:44]:44s} {r.size:>9s}  unavailable: {r.error[:80]}")
+            continue
+        mem = "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}"
+        rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:44]:44s} {r.size:>9s} {r.median_ms:10.1f} "
+                    f"{r.p95_ms:9.1f} {r.fps:7.2f} {mem:>8s}")
+    rows.extend(speedups(results))
+    return "\n".join(rows)
+
+
+def speedups(results: list[BenchResult]) -> list[str]:
+    """'onnxruntime is N× torch' lines for every model/size measured with both on the same device."""
+    lines = []
+    ok = [r for r in results if not r.error]
+    for r in ok:
+        if not r.backend.startswith("onnxruntime"):
+            continue
+        device = r.backend.split()[1]
+        for t in ok:
+            if (t.model, t.size) == (r.model, r.size) and t.backend.startswith(f"torch {device}"):
+                lines.append(f"{r.model} {r.size} {device}: onnxruntime {t.median_ms / r.median_ms:.2f}x "
+                             f"the speed of torch eager ({r.median_ms:.0f} vs {t.median_ms:.0f} ms)")
+    return lines
+
+
+def write_json(results: list[BenchResult], path: Path, config: BenchConfig) -> None:
+    """Results plus the machine they were measured on."""
+    import onnxruntime
+    import torch
+
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
+               "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads(),
+               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    data = {"machine": machine, "config": {**asdict(config), "sizes": [str(s) for s in config.sizes],
+                                           "cache_dir": str(config.cache_dir) if config.cache_dir else None},
+            "results": [asdict(r) for r in results]}
+    Path(path).write_text(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,33 @@
+"""``bench models``: measured rows for torch and ONNX Runtime, the table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from export.bench_models import BenchConfig, format_table, run_benchmarks, write_json
+from export.formats import FrameSize
+
+
+def test_bench_models_small(shared, tmp_path):
+    torch.set_num_threads(2)
+    config = BenchConfig(models=("microast",), backends=("torch", "onnxruntime", "tensorrt"),
+                         sizes=(FrameSize(96, 64),), precision="fp32", device="cpu", warmup=1, iters=3,
+                         cache_dir=tmp_path / "cache")
+    results = run_benchmarks(config)
+    measured = [r for r in results if not r.error]
+    assert [r.backend.split()[0] for r in measured] == ["torch", "onnxruntime"]
+    for r in measured:
+        assert r.weights == "official" and r.size == "96x64" and r.iters == 3
+        assert 0 < r.median_ms <= r.p95_ms and abs(r.fps - 1000 / r.median_ms) < 0.01
+        assert r.memory_kind == "RSS delta" and r.peak_mem_mb is not None
+    failed = [r for r in results if r.error]
+    assert len(failed) == 1 and "tensorrt" in failed[0].backend  # reported, not fatal
+    table = format_table(results)
+    assert "unavailable" in table and "the speed of torch eager" in table
+    path = tmp_path / "bench.json"
+    write_json(results, path, config)
+    data = json.loads(path.read_text())
+    assert data["machine"]["torch"] == torch.__version__
+    assert [r["backend"] for r in data["results"]][:2] == [r.backend for r in results][:2]
