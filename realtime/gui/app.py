@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -80,4 +82,44 @@ def run_app(cli: dict, settings_path: Path | None = None) -> int:
         window.restoreGeometry(saved.geometry)
     window.show()
     window.start()
-    return app.exec()
+    with close_on_signals(window):
+        return app.exec()
+
+
+class close_on_signals:  # noqa: N801 - used as a context manager
+    """Ctrl-C / SIGTERM close the window (the same clean path as its close button).
+
+    Python runs signal handlers only when the interpreter gets control, which Qt's event loop
+    does not give it; ``signal.set_wakeup_fd`` writes to a socket that a QSocketNotifier watches,
+    so the handler runs at once without a polling timer.
+    """
+
+    def __init__(self, window) -> None:
+        self.window = window
+
+    def __enter__(self) -> "close_on_signals":
+        from PyQt6.QtCore import QSocketNotifier
+
+        self._rsock, self._wsock = socket.socketpair()
+        self._rsock.setblocking(False)
+        self._wsock.setblocking(False)
+        self._old_fd = signal.set_wakeup_fd(self._wsock.fileno())
+        self._notifier = QSocketNotifier(self._rsock.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)
+        self._old = {sig: signal.signal(sig, lambda *_: self.window.close())
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _drain(self) -> None:
+        try:
+            self._rsock.recv(64)
+        except OSError:  # nothing left to read: the handler has run already
+            pass
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._old_fd)
+        self._notifier.setEnabled(False)
+        self._rsock.close()
+        self._wsock.close()

@@ -493,6 +493,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return True
         self._closing = True
+        started = time.perf_counter()
         self.settings.save(self.current_settings())
         ok = True
         for dialog in self.keyframes:  # cancel all first, so they wind down in parallel
@@ -508,6 +509,7 @@ class MainWindow(QMainWindow):
             self.stylizer.close()
         if not ok:
             log.warning("some background work did not stop within %d ms", timeout_ms)
+        log.info("stopped in %.0f ms", (time.perf_counter() - started) * 1000)
         return ok
 
 

@@ -154,9 +154,13 @@ class StylizeWorker(QObject):
         self._abort.set()
         with self._slot.cond:
             self._slot.cond.notify_all()
-        if self.thread is None:
+        if self.thread is None or self.thread.wait(timeout_ms):
             return True
-        return self.thread.wait(timeout_ms)
+        # One frame outlasted the timeout (a loaded machine, a big size): it cannot be interrupted
+        # mid-inference, so wait for it; Qt aborts the process if a running QThread is destroyed.
+        log.warning("the stylize worker is finishing a frame; waiting for it")
+        self.thread.wait(60_000)
+        return False
 
     @property
     def running(self) -> bool:
