@@ -55,7 +55,9 @@ class FrameQueue:
     def put(self, item, on_drop: Callable[[], None] | None = None) -> bool:
         """Add an item; False when the queue was aborted. The END sentinel is never dropped."""
         with self._cond:
-            if self.drop_oldest:
+            if item is END:
+                pass  # the sentinel may exceed maxsize by one: it must neither wait nor push out a frame
+            elif self.drop_oldest:
                 while len(self._items) >= self.maxsize and not isinstance(self._items[0], _End):
                     self._items.popleft()
                     if on_drop:

@@ -1,0 +1,118 @@
+"""FrameStylizer commands, the key map and temporal stability, on real frames with real MicroAST weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import InputError
+from models.registry import create_model
+from models.styles import StyleCodeCache, StyleImage
+from realtime.backends.torch_backend import TorchBackend
+from realtime.keys import Action, apply_to_stylizer, binding_for, binding_for_code
+from realtime.sources import VideoFileSource
+from realtime.stability import TemporalStabilizer
+from realtime.stylizer import FrameStylizer, StylizerParams
+
+
+@pytest.fixture(scope="module")
+def frames(video_path) -> list[np.ndarray]:
+    source = VideoFileSource(video_path)
+    out = [source.read().image[::3, ::3].copy() for _ in range(6)]  # 214x120: small and fast
+    source.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def stylizer_parts(shared):
+    model = create_model("microast")
+    styles = [StyleImage.load(shared / "images" / "styles" / n) for n in ("starry_night.jpg", "candy.jpg", "mosaic.jpg")]
+    return model, styles, StyleCodeCache()  # one cache: each style is encoded once for the module
+
+
+def make(parts, **params) -> FrameStylizer:
+    model, styles, cache = parts
+    return FrameStylizer(TorchBackend(model), styles, StylizerParams(**params), cache=cache, style_size=128)
+
+
+def test_style_switch_takes_effect_on_the_next_frame(frames, stylizer_parts):
+    st = make(stylizer_parts)
+    first = st.process(frames[0])
+    st.select_style(1)
+    assert st.state.style == "starry_night"  # queued, not applied mid-way
+    second = st.process(frames[0])
+    assert st.state.style == "candy"
+    expected = st.backend.run(frames[0], st.cache.get(st.backend.model, stylizer_parts[1][1], 128))
+    np.testing.assert_array_equal(second, expected)
+    assert np.abs(first.astype(int) - second.astype(int)).mean() > 10
+    cached = len(st.cache)
+    st.next_style()
+    st.next_style()  # wraps around to the first style
+    np.testing.assert_array_equal(st.process(frames[0]), first)
+    assert len(st.cache) == cached  # switching back re-used the cached code
+
+
+def test_commands_change_output_and_bad_values_are_refused(frames, stylizer_parts):
+    st = make(stylizer_parts, size=60)
+    out = st.process(frames[1])
+    assert out.shape == frames[1].shape  # processed small, scaled back to the frame size
+    st.toggle_bypass()
+    np.testing.assert_array_equal(st.process(frames[1]), frames[1])
+    st.toggle_bypass()
+    st.set_alpha(0.0)
+    weak = st.process(frames[1])
+    assert np.abs(weak.astype(int) - frames[1].astype(int)).mean() < np.abs(out.astype(int) - frames[1]).mean()
+    st.set_alpha(1.0)
+    st.set_blend(1, 0.5)
+    blended = st.process(frames[1])
+    assert st.state.blend_style == "candy" and not np.array_equal(blended, out)
+    st.toggle_preserve_color()
+    assert st.process(frames[1]).shape == frames[1].shape and st.state.params.preserve_color
+    with pytest.raises(InputError, match="alpha"):
+        st.set_alpha(1.5)
+    with pytest.raises(InputError, match="stability"):
+        st.set_stability(-0.1)
+    st.select_style(7)  # out of range: reported in the state, the stream goes on
+    st.process(frames[1])
+    assert "does not exist" in st.state.last_error and st.state.style == "starry_night"
+
+
+def test_add_style_appends_and_selects(frames, stylizer_parts, shared):
+    st = make(stylizer_parts)
+    st.add_style(shared / "images" / "styles" / "the_scream.jpg")
+    st.process(frames[2])
+    assert st.state.style == "the_scream" and len(st.state.styles) == 4
+
+
+def test_key_map_drives_the_stylizer(frames, stylizer_parts):
+    st = make(stylizer_parts)
+    assert binding_for("2").action is Action.SELECT_STYLE and binding_for("2").arg == 1
+    assert binding_for_code(ord("q")).action is Action.QUIT and binding_for_code(27).action is Action.QUIT
+    assert binding_for_code(-1) is None
+    assert apply_to_stylizer(binding_for("3"), st)
+    assert apply_to_stylizer(binding_for("-"), st)
+    assert not apply_to_stylizer(binding_for("s"), st)  # snapshots belong to the front end
+    st.process(frames[0])
+    assert st.state.style == "mosaic" and st.state.params.alpha == pytest.approx(0.9)
+
+
+def test_stability_reduces_flicker_on_a_static_noisy_scene(frames):
+    rng = np.random.default_rng(0)
+    base = frames[0].astype(np.int16)
+    inputs = [np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8) for _ in range(8)]
+    # A stand-in for a flickering style net: the output jumps although the input barely moves.
+    outputs = [np.clip(base[..., ::-1] + rng.integers(-40, 41, base.shape), 0, 255).astype(np.uint8) for _ in inputs]
+
+    def flicker(strength: float) -> float:
+        stab = TemporalStabilizer(strength)
+        res = [stab.apply(i, o).astype(int) for i, o in zip(inputs, outputs)]
+        return float(np.mean([np.abs(a - b).mean() for a, b in zip(res, res[1:])]))
+
+    assert flicker(0.0) > 20
+    assert flicker(0.8) < 0.5 * flicker(0.0)
+    # A scene cut resets: the new shot's output passes through untouched.
+    stab = TemporalStabilizer(0.9)
+    stab.apply(inputs[0], outputs[0])
+    cut_in, cut_out = 255 - inputs[1], outputs[1]
+    np.testing.assert_array_equal(stab.apply(cut_in, cut_out), cut_out)
+    assert stab.cuts == 1
