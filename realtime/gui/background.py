@@ -26,12 +26,19 @@ class _Task(QRunnable):
         try:
             result = self.fn()
         except StylizerError as exc:
-            self.signals.failed.emit(str(exc))
+            self._emit(self.signals.failed, str(exc))
         except Exception as exc:  # report, never crash the app from a pool thread
             log.exception("background task failed")
-            self.signals.failed.emit(f"{type(exc).__name__}: {exc}")
+            self._emit(self.signals.failed, f"{type(exc).__name__}: {exc}")
         else:
-            self.signals.done.emit(result)
+            self._emit(self.signals.done, result)
+
+    @staticmethod
+    def _emit(signal, value: object) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the window closed while this task ran: nobody is left to tell
+            log.debug("background task finished after its window closed")
 
 
 class BackgroundTasks:

@@ -45,6 +45,7 @@ class GuiOptions:
     loop: bool = True
     keyframe_iterations: int = 100
     keyframe_size: int = 256
+    allow_download: bool = True  # fetch missing checkpoints when a model is picked
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class MainWindow(QMainWindow):
 
         def build() -> tuple[FrameStylizer, _LoadedStyle]:
             loaded = _load_style(first)
-            backend = _build_backend(opts.model, opts.backend, opts.device)
+            backend = _build_backend(opts.model, opts.backend, opts.device, opts.allow_download)
             params = StylizerParams(size=opts.size)
             return FrameStylizer(backend, [loaded.image], params, style_size=opts.style_size), loaded
 
@@ -276,12 +277,12 @@ class MainWindow(QMainWindow):
             return
         model = model or self.controls.model.currentText()
         backend = backend or self.controls.backend.currentText()
-        device = self.options.device
+        device, download = self.options.device, self.options.allow_download
         stylizer = self.stylizer
         self.statusBar().showMessage(f"loading {model} on {backend}…")
 
         def build() -> str:
-            new = _build_backend(model, backend, device)
+            new = _build_backend(model, backend, device, download)
             stylizer.set_backend(new)  # encodes the styles here, off the GUI and worker threads
             return str(new.info)
 
@@ -518,8 +519,10 @@ def _load_style(path: Path) -> _LoadedStyle:
     return _LoadedStyle(image, thumbnail(image.bgr))
 
 
-def _build_backend(model_name: str, backend: str, device: str):
-    from models.registry import create_model
+def _build_backend(model_name: str, backend: str, device: str, allow_download: bool = True):
+    from models.registry import create_model, default_store
 
-    model = create_model(model_name, device=device).eval()
+    store = default_store()
+    store.allow_download = allow_download
+    model = create_model(model_name, store=store, device=device).eval()
     return make_backend(backend, model, device=device)

@@ -33,7 +33,7 @@ def make_window(qapp, shared: Path, tmp: Path, source: str | Path, styles=STYLES
 
     options = GuiOptions(source=str(source), styles=[shared / "images" / "styles" / s for s in styles],
                          model="microast", backend="torch", size=SIZE, output_dir=tmp, style_size=128,
-                         keyframe_iterations=5, keyframe_size=48)
+                         keyframe_iterations=5, keyframe_size=48, allow_download=False)
     window = MainWindow(options, SettingsStore(tmp / "settings.ini"), feed_forward_models())
     window.show()
     window.start()
@@ -263,3 +263,46 @@ def test_close_ends_every_thread_within_a_second_and_saves_settings(qtbot, qapp,
     saved = SettingsStore(tmp_path / "settings.ini").load()
     assert (saved.model, saved.backend, saved.size) == ("microast", "torch", SIZE)
     assert saved.geometry is not None
+
+
+def test_dropped_style_joins_the_gallery_and_is_selected(qtbot, window, shared):
+    from PyQt6.QtCore import QMimeData, QPointF, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    wait_styles(qtbot, window)
+    count = window.gallery.count()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(shared / "images" / "styles" / "mosaic.jpg"))])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.gallery.count() == count + 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.worker.latest().state.style == "mosaic", timeout=WAIT_MS)
+    assert window.gallery.active() == count and window.gallery.names()[-1] == "mosaic"
+    qtbot.keyClick(window, "1")
+    qtbot.waitUntil(lambda: window.worker.latest().state.params.style_index == 0, timeout=WAIT_MS)
+
+
+def test_model_without_weights_shows_why_and_keeps_running(qtbot, window):
+    wait_frames(qtbot, window)
+    before = window.stylizer.backend
+    window.controls.model.setCurrentText("adain")  # no AdaIN weights on the search path here
+    qtbot.waitUntil(lambda: window.banner.isVisible() and "not found" in window.banner.text(), timeout=WAIT_MS)
+    assert "downloads are off" in window.banner.text()
+    assert window.controls.model.currentText() == "microast"
+    assert window.stylizer.backend is before
+    wait_frames(qtbot, window)
+
+
+def test_overlay_toggle_and_virtual_camera_button(qtbot, window):
+    from realtime.gui.virtual_camera import virtual_camera_status
+
+    assert window.live.overlay_visible
+    qtbot.keyClick(window, "o")
+    assert not window.live.overlay_visible
+    qtbot.keyClick(window, "o")
+    assert window.live.overlay_visible
+    available, why = virtual_camera_status()
+    assert window.controls.virtual_cam.isEnabled() == available
+    if not available:
+        assert window.controls.virtual_cam.toolTip() == why and "virtual camera" in why.lower()
