@@ -7,6 +7,7 @@ inputs named after the StyleCode's tensors: one file serves every style, blend a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -53,7 +54,8 @@ def graph_digest(model: onnx.ModelProto) -> str:
 
 
 def _export_fp32(model: StyleModel, code: StyleCode, path: Path, opset: int, sample_hw: tuple[int, int]) -> None:
-    graph = FrameGraph(model.frame_network()).to("cpu").float().eval()
+    # a copy: .to()/.float() work in place, and the caller's model may live on a GPU or in fp16
+    graph = FrameGraph(copy.deepcopy(model.frame_network())).to("cpu").float().eval()
     h, w = sample_hw
     frame = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8)
     code_tensors = [t.detach().to("cpu", torch.float32) for t in code.tensors.values()]

@@ -6,6 +6,7 @@ artifact's uint8 output is compared with the fp32 PyTorch frame graph's on the s
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -77,7 +78,7 @@ def sample_code(model: StyleModel, store: WeightStore | None, style_side: int = 
 
 def reference_frames(model: StyleModel, code: StyleCode, frames: list[np.ndarray], alpha: float) -> list[np.ndarray]:
     """The fp32 PyTorch frame graph's outputs on CPU: what the artifact must reproduce."""
-    graph = FrameGraph(model.frame_network()).to("cpu").float().eval()
+    graph = FrameGraph(copy.deepcopy(model.frame_network())).to("cpu").float().eval()  # leave the caller's model be
     code_tensors = [t.to("cpu", torch.float32) for t in code.tensors.values()]
     with torch.inference_mode():
         return [graph(torch.from_numpy(f)[None], *code_tensors, torch.tensor(alpha))[0].numpy() for f in frames]

@@ -11,7 +11,8 @@ from realtime.backends.base import Backend, BackendInfo
 
 
 class TorchBackend(Backend):
-    def __init__(self, model: StyleModel, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(self, model: StyleModel, device: str = "cpu", precision: str = "fp32", compile: bool = False,
+                 cuda_graphs: bool = False) -> None:
         super().__init__(model)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendError("torch CUDA backend asked for, but no CUDA GPU is visible to PyTorch; use --device cpu")
@@ -24,12 +25,17 @@ class TorchBackend(Backend):
         self.network = self.model.frame_network().to(self.device, self.dtype)
         if self.device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
+        if cuda_graphs and self.device.type != "cuda":
+            raise BackendError("CUDA graphs need a CUDA device; drop the option or use --device cuda")
+        self.detail = "compiled, CUDA graphs" if cuda_graphs else ("compiled" if compile else "")
+        if compile or cuda_graphs:  # "reduce-overhead" is torch.compile's CUDA-graph mode (one graph per size)
+            self.network = torch.compile(self.network, mode="reduce-overhead" if cuda_graphs else "default")
         self._code_ref: StyleCode | None = None
         self._code_tensors: list[torch.Tensor] = []
 
     @property
     def info(self) -> BackendInfo:
-        return BackendInfo("torch", str(self.device), self.precision)
+        return BackendInfo("torch", str(self.device), self.precision, self.detail)
 
     def _code(self, code: StyleCode) -> list[torch.Tensor]:
         if self._code_ref is not code:  # codes are immutable: convert each once, not per frame
