@@ -14,6 +14,7 @@ class HelpDialog(QDialog):
         self.table = QTableWidget(len(rows), 2, self)
         self.table.setHorizontalHeaderLabels(["Key", "Action"])
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for i, (key, action) in enumerate(rows):
             self.table.setItem(i, 0, QTableWidgetItem(key))
@@ -25,4 +26,5 @@ class HelpDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(420, 60 + 30 * len(rows))
+        row_h = self.table.verticalHeader().defaultSectionSize()
+        self.resize(440, row_h * (len(rows) + 1) + 70)

@@ -16,7 +16,7 @@ from realtime.gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
 from realtime.gui.live_view import bgr_to_qimage
 
 log = logging.getLogger(__name__)
-PANE = 360  # px: each result is shown at most this large
+PANE = 480  # px: each result is shown at most this large
 
 
 class KeyframeDialog(QDialog):

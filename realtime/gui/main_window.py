@@ -223,7 +223,8 @@ class MainWindow(QMainWindow):
         s = live.state
         lines = [f"{s.model} · {s.backend}",
                  f"style {s.params.style_index + 1}/{len(s.styles)}: {s.describe()}",
-                 f"{live.fps:5.1f} fps   latency {live.latency_ms:4.0f} ms   dropped {live.dropped}"]
+                 f"{live.stats.fps:5.1f} fps   latency {live.stats.mean_ms:4.0f} ms (p95 {live.stats.p95_ms:.0f})"
+                 f"   dropped {live.stats.drops}"]
         if self.worker is not None and self.worker.recording:
             lines.append(f"● REC {self._elapsed()}")
         return lines

@@ -22,8 +22,9 @@ from PyQt6.QtGui import QImage
 
 from models.errors import SinkError, StylizerError
 from realtime.gui.live_view import bgr_to_qimage
-from realtime.gui.virtual_camera import VirtualCamera
+from realtime.sinks import VirtualCameraSink
 from realtime.sources import Frame, FrameSource, open_source
+from realtime.stats import StageSnapshot, StageStats
 from realtime.stylizer import FrameStylizer, StylizerState
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,7 @@ class LiveFrame:
     output: np.ndarray     # uint8 BGR stylised frame
     index: int
     state: StylizerState
-    fps: float
-    latency_ms: float
-    dropped: int
-
-
-@dataclass
-class _RateMeter:
-    """Frames per second as an exponential moving average of frame intervals."""
-
-    smoothing: float = 0.9
-    _last: float | None = None
-    _interval: float | None = None
-
-    def tick(self, now: float) -> float:
-        if self._last is not None:
-            dt = now - self._last
-            self._interval = dt if self._interval is None else self.smoothing * self._interval + (1 - self.smoothing) * dt
-        self._last = now
-        return 1.0 / self._interval if self._interval else 0.0
+    stats: StageSnapshot   # shown frames: fps, end-to-end latency (capture → shown), drops
 
 
 @dataclass
@@ -68,12 +51,12 @@ class _NewestFrame:
     cond: threading.Condition = field(default_factory=threading.Condition)
     frame: Frame | None = None
     events: list[str] = field(default_factory=list)  # "end" (a pass of a file ended), "lost: why"
-    dropped: int = 0
+    stats: StageStats = field(default_factory=lambda: StageStats("display"))
 
     def put(self, frame: Frame) -> None:
         with self.cond:
             if self.frame is not None:
-                self.dropped += 1
+                self.stats.drop()
             self.frame = frame
             self.cond.notify()
 
@@ -133,7 +116,8 @@ class StylizeWorker(QObject):
         self._record_path: Path | None = None
         self._record_t0: float | None = None
         self._record_wait_restart = False
-        self._vcam: VirtualCamera | None = None
+        self._vcam: VirtualCameraSink | None = None
+        self._vcam_wanted = False  # open with the next frame: the device takes that frame's size
         self.thread: QThread | None = None
         self.source: FrameSource | None = None
 
@@ -220,7 +204,7 @@ class StylizeWorker(QObject):
             self.stopped.emit()
 
     def _loop(self) -> None:
-        meter = _RateMeter()
+        stats = self._slot.stats
         last_error = ""
         while not self._abort.is_set():
             self._apply_commands()
@@ -239,6 +223,7 @@ class StylizeWorker(QObject):
             try:
                 out = self.stylizer.process(frame.image)
             except Exception as exc:  # one bad frame must not end a live session: say it once, go on
+                stats.error()
                 text = f"frame {frame.index} failed: {exc}"
                 if text != last_error:
                     self.errored.emit(text)
@@ -246,12 +231,11 @@ class StylizeWorker(QObject):
                 last_error = text
                 continue
             self._record(out, frame)
-            if self._vcam is not None:
-                self._send_vcam(out)
-            now = time.perf_counter()
-            live = LiveFrame(bgr_to_qimage(out), frame.image, out, frame.index, self.stylizer.state,
-                             meter.tick(now), (now - frame.captured) * 1000.0, self._slot.dropped)
-            self._publish(live)
+            if self._vcam_wanted:
+                self._send_vcam(frame, out)
+            stats.record(time.perf_counter() - frame.captured)
+            self._publish(LiveFrame(bgr_to_qimage(out), frame.image, out, frame.index, self.stylizer.state,
+                                    stats.snapshot()))
 
     def _publish(self, live: LiveFrame) -> None:
         with self._latest_lock:
@@ -363,16 +347,21 @@ class StylizeWorker(QObject):
         self.snapshot_saved.emit(str(path))
 
     def _virtual_camera(self, on: bool) -> None:
-        if on and self._vcam is None:
-            self._vcam = VirtualCamera()
-        elif not on and self._vcam is not None:
+        self._vcam_wanted = on
+        if not on and self._vcam is not None:
             self._vcam.close()
             self._vcam = None
-        self.virtual_camera_changed.emit(self._vcam is not None)
+            self.virtual_camera_changed.emit(False)
 
-    def _send_vcam(self, out: np.ndarray) -> None:
+    def _send_vcam(self, frame: Frame, out: np.ndarray) -> None:
         try:
-            self._vcam.send(out, self.source.fps if self.source is not None else 30.0)
-        except Exception as exc:  # device vanished or refused the format: turn it off and say why
+            if self._vcam is None:
+                fps = self.source.fps if self.source is not None else 30.0
+                self._vcam = VirtualCameraSink(out.shape[1], out.shape[0], fps)
+                self.message.emit(f"sending to {self._vcam.name}")
+                self.virtual_camera_changed.emit(True)
+            self._vcam.write(frame, out)
+        except Exception as exc:  # SinkError, or the device vanished: turn it off and say why
             self.errored.emit(f"virtual camera stopped: {exc}")
             self._virtual_camera(False)
+            self.virtual_camera_changed.emit(False)
