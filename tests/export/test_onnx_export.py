@@ -50,6 +50,11 @@ def artifact(request, microast, code, module_store, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def ort_backend(artifact, microast) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(microast, "cpu", read_metadata(artifact).precision, artifact=artifact)
+
+
 def test_graph_interface(artifact, code):
     graph = onnx.load(str(artifact)).graph
     names = [i.name for i in graph.input]
@@ -78,9 +83,8 @@ def test_metadata_round_trip(artifact, microast, code):
 
 
 @pytest.mark.parametrize("side", SIDES)
-def test_reload_and_run_matches_pytorch(artifact, microast, code, content_path, side):
-    precision = read_metadata(artifact).precision
-    backend = OnnxRuntimeBackend(microast, "cpu", precision, artifact=artifact)
+def test_reload_and_run_matches_pytorch(ort_backend, microast, code, content_path, side):
+    precision, backend = ort_backend.precision, ort_backend
     frame = resize_longest(read_image(content_path), side)
     out = backend.run(frame, code, alpha=0.7)
     with torch.inference_mode():
