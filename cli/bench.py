@@ -31,8 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     models.set_defaults(run=run_models)
 
-    pipeline = kind.add_parser("pipeline", help="the threaded source → stylizer → sink pipeline (realtime helper)")
-    pipeline.add_argument("rest", nargs=argparse.REMAINDER, help="options of the pipeline benchmark")
+    pipeline = kind.add_parser("pipeline", help="pipeline overhead, end-to-end fps and flicker with/without stability",
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pipeline.add_argument("--frames", type=positive_int, default=60, help="frames per measurement")
+    pipeline.add_argument("--sizes", default="360,480", help="processing short sides for end-to-end fps")
+    pipeline.add_argument("--video", type=Path, default=None, help="clip for flicker (default: cutBunny.mp4 in shared)")
+    pipeline.add_argument("--flicker-size", type=positive_int, default=360, help="processing short side for flicker")
+    pipeline.add_argument("--stability", type=float, default=0.6, help="stability strength compared for flicker")
+    pipeline.add_argument("--style", default="starry_night", help="style image or name")
+    pipeline.add_argument("--backend", default="torch", choices=BACKENDS, help="backend for the MicroAST runs")
+    pipeline.add_argument("--only", default="abc", help="parts: a overhead, b end-to-end, c flicker")
+    pipeline.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     pipeline.set_defaults(run=run_pipeline)
 
 
