@@ -1,0 +1,162 @@
+"""The training loop on the AdaIN task: losses fall, resume is exact, outputs are written, errors are clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.errors import InputError
+from models.training.common import CHECKPOINT_NAME, TrainConfig, create_task, read_loss_log, train
+from models.training.data import PairDataset, StepSampler, list_images
+
+SIZE, BATCH = 64, 2
+
+
+@pytest.fixture(scope="module")
+def corpus(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A handful of training images from shared/datasets, linked into private folders."""
+    root = tmp_path_factory.mktemp("corpus")
+    for split, src, count in (("content", "content", 6), ("style", "style", 4)):
+        folder = root / split
+        folder.mkdir()
+        for path in sorted((shared / "datasets" / src).glob("*.jpg"))[:count]:
+            (folder / path.name).symlink_to(path)
+    return root / "content", root / "style"
+
+
+def make_config(corpus: tuple[Path, Path], out: Path, shared: Path, **kw) -> TrainConfig:
+    images = shared / "images"
+    base = dict(content_dir=corpus[0], style_dir=corpus[1], out=out, iters=12, batch=BATCH, size=SIZE,
+                log_every=1, sample_every=0, num_workers=0, checkpoint_minutes=60.0,
+                eval_content=(images / "content" / "chicago.jpg",), eval_style=(images / "styles" / "starry_night.jpg",))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_losses_fall_and_every_output_is_written(corpus, shared, tmp_path):
+    from models.adain import AdaIN
+    from models.images import load_image, read_image
+
+    # two images per folder keep the batch-to-batch spread small enough to see the trend in 10 steps
+    small = tmp_path / "small"
+    for folder in corpus:
+        (small / folder.name).mkdir(parents=True)
+        for path in list_images(folder, folder.name)[:2]:
+            (small / folder.name / path.name).symlink_to(path.resolve())
+    config = make_config((small / "content", small / "style"), tmp_path / "run", shared, lr=1e-3, iters=10)
+    task, config = create_task("adain", config)
+    exported = train(task, config)
+
+    rows = read_loss_log(tmp_path / "run" / "losses.csv")
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert all(r["seconds"] > 0 for r in rows) and rows[-1]["seconds"] > rows[0]["seconds"]
+    first = sum(r["total"] for r in rows[:3]) / 3
+    last = sum(r["total"] for r in rows[-3:]) / 3
+    assert last < 0.75 * first, f"total loss did not fall: first 3 {first:.3g}, last 3 {last:.3g}"
+
+    grid = read_image(tmp_path / "run" / "samples" / "step_0000010.png")
+    assert grid.shape[:2] == (2 * (SIZE + 8), 2 * (SIZE + 8))  # header row/column + one pair, 4 px borders
+
+    assert exported == tmp_path / "run" / "adain.safetensors" and exported.stat().st_size < 10e6
+    model = AdaIN.from_files({"decoder": exported})
+    trained = task.trainable().state_dict()
+    for key, value in model.decoder.state_dict().items():
+        torch.testing.assert_close(value, trained[key].half().float())
+    content = load_image(shared / "images" / "content" / "chicago.jpg", 70)
+    with torch.no_grad():
+        out = model.stylize(content, model.encode_style(load_image(shared / "images" / "styles" / "starry_night.jpg", 64)))
+    assert out.shape == content.shape and torch.isfinite(out).all()
+
+
+def test_resume_gives_identical_weights(corpus, shared, tmp_path):
+    straight_task, straight = create_task("adain", make_config(corpus, tmp_path / "straight", shared, iters=4))
+    train(straight_task, straight)
+
+    half_task, half = create_task("adain", make_config(corpus, tmp_path / "split", shared, iters=2))
+    assert train(half_task, half) == tmp_path / "split" / "adain.safetensors"
+    # a worker process this time, and a disturbed global RNG: the checkpoint and the step plan must decide
+    resumed_task, resumed_config = create_task("adain", make_config(
+        corpus, tmp_path / "split", shared, iters=4, resume=tmp_path / "split", num_workers=1))
+    torch.manual_seed(123)
+    train(resumed_task, resumed_config)
+
+    a = torch.load(tmp_path / "straight" / CHECKPOINT_NAME, weights_only=True)
+    b = torch.load(tmp_path / "split" / CHECKPOINT_NAME, weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for key, value in a["optimizer"]["state"].items():
+        assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    rows = read_loss_log(tmp_path / "split" / "losses.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [r["total"] for r in rows] == [r["total"] for r in read_loss_log(tmp_path / "straight" / "losses.csv")]
+
+
+class InterruptedTask:
+    """The real AdaIN task, with a Ctrl-C arriving during the third step."""
+
+    def __init__(self, task) -> None:
+        self.task, self.name, self.calls = task, task.name, 0
+
+    def __getattr__(self, attr):
+        return getattr(self.task, attr)
+
+    def losses(self, content, style):
+        self.calls += 1
+        if self.calls == 3:
+            raise KeyboardInterrupt
+        return self.task.losses(content, style)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_a_second_run_is_refused(corpus, shared, tmp_path):
+    task, config = create_task("adain", make_config(corpus, tmp_path / "run", shared, iters=5))
+    with pytest.raises(KeyboardInterrupt):
+        train(InterruptedTask(task), config)
+    state = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    assert state["step"] == 2 and (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
+    with pytest.raises(InputError, match="already holds a training checkpoint"):
+        train(task, config)
+
+
+def test_step_plan_is_a_function_of_seed_and_step():
+    full = list(StepSampler(7, 3, 4, seed=5, start=0, stop=10))
+    tail = list(StepSampler(7, 3, 4, seed=5, start=6, stop=10))
+    assert tail == full[6:]
+    first_epoch = [key[0] for batch in full for key in batch][:7]
+    assert sorted(first_epoch) == list(range(7))  # every content image once per epoch
+    assert full != list(StepSampler(7, 3, 4, seed=6, start=0, stop=10))
+
+
+def test_unreadable_images_are_skipped_with_a_warning(corpus, tmp_path, caplog):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    content = [bad] + list_images(corpus[0], "content")
+    data = PairDataset(content, list_images(corpus[1], "style"), SIZE)
+    c, s = data[(0, 0, 1)]
+    assert c.shape == s.shape == (3, SIZE, SIZE)
+    assert 0.0 <= float(s.min()) and float(s.max()) <= 1.0
+    assert "skipping" in caplog.text and "broken.jpg" in caplog.text
+
+
+def test_bad_configs_stop_with_clear_errors(corpus, shared, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        create_task("adain", make_config(corpus, tmp_path, shared, content_dir=tmp_path / "nope"))
+    with pytest.raises(InputError, match="--batch must be at least 1"):
+        create_task("adain", make_config(corpus, tmp_path, shared, batch=0))
+    with pytest.raises(InputError, match="holds no images"):
+        list_images(tmp_path, "content")
+    with pytest.raises(InputError, match="checkpoint .* does not exist"):
+        task, config = create_task("adain", make_config(corpus, tmp_path / "r", shared, resume=tmp_path / "none.pt"))
+        train(task, config)
+
+
+def test_cli_refuses_the_eval_set(shared, tmp_path, capsys):
+    import main
+
+    code = main.main(["train", "adain", "--content", str(shared / "images" / "content"),
+                      "--style", str(shared / "datasets" / "style"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "evaluation image" in capsys.readouterr().err
