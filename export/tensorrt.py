@@ -49,6 +49,13 @@ def gpu_identity() -> str:
     return f"{torch.cuda.get_device_name()} sm_{major}{minor}"
 
 
+def has_fast_fp16() -> bool:
+    """Tensor-core fp16 (compute capability 7.0 and later)."""
+    import torch
+
+    return torch.cuda.get_device_capability() >= (7, 0)
+
+
 def engine_cache_key(onnx_sha256: str, gpu: str, trt_version: str, precision: str, profile: ShapeProfile) -> str:
     """What an engine depends on, hashed: a change in any part means a rebuild."""
     text = json.dumps({"onnx": onnx_sha256, "gpu": gpu, "tensorrt": trt_version, "precision": precision,
@@ -130,7 +137,7 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if precision == "fp16":
-        if not builder.platform_has_fast_fp16:
+        if not has_fast_fp16():  # platform_has_fast_fp16 is deprecated since TensorRT 10.5: ask CUDA
             raise BackendError(f"{gpu} has no fast fp16; build with --precision fp32")
         config.set_flag(trt.BuilderFlag.FP16)
         pinned = _keep_statistics_fp32(trt, network)

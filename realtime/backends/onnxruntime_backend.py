@@ -61,15 +61,17 @@ class OnnxRuntimeBackend(Backend):
                                " install onnxruntime-gpu with CUDA, or use the cpu provider")
         if precision == "fp16" and provider == "cpu":
             log.warning("onnxruntime: fp16 on the CPU provider runs, but usually slower than fp32")
+        # ORT's TensorRT provider builds fp16 kernels itself from the fp32 graph (trt_fp16_enable)
+        graph_precision = "fp32" if provider == "tensorrt" else precision
         if artifact is None:
             from export.exporter import cached_onnx
             from models.registry import default_store
 
-            artifact = cached_onnx(model, precision, default_store(), cache_dir)
+            artifact = cached_onnx(model, graph_precision, default_store(), cache_dir)
         self.meta = load_checked(Path(artifact), model)
-        if self.meta.precision != precision:
-            raise ArtifactError(f"{artifact} is {self.meta.precision}, but {precision} was asked for; "
-                                f"export a {precision} artifact or ask for {self.meta.precision}")
+        if self.meta.precision != graph_precision:
+            raise ArtifactError(f"{artifact} is {self.meta.precision}, but {graph_precision} was asked for; "
+                                f"export a {graph_precision} artifact or ask for {self.meta.precision}")
         self.provider, self.precision, self.artifact = provider, precision, Path(artifact)
         self.device_id = device_id
         options = ort.SessionOptions()
@@ -100,7 +102,6 @@ class OnnxRuntimeBackend(Backend):
         self.code_names = list(self.meta.code_tensors)
         self._code_ref: StyleCode | None = None
         self._code_feeds: dict[str, object] = {}
-        self._alpha = (None, None)
         self._binding = self.session.io_binding() if provider != "cpu" else None
 
     @property
