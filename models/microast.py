@@ -21,13 +21,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.base import StyleCode, StyleModel, check_image_batch
-from models.errors import InputError, WeightsError
+from models.errors import InputError, ModelError, WeightsError
 
 #: eps added to the variance, as in the paper's AdaIN (and upstream ``calc_mean_std``).
 STATS_EPS = 1e-5
 #: the encoders downsample twice by 2 (padded), so the decoder returns ceil(H/4)*4 rows.
 STRIDE = 4
 ROLES = ("content_encoder", "style_encoder", "modulator", "decoder")
+#: where alpha acts: on the output image (default) or, as upstream, on the modulated features.
+STRENGTH_MODES = ("image", "features")
 
 
 def channel_mean_std(feat: torch.Tensor, eps: float = STATS_EPS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,30 +139,56 @@ class MicroDecoder(nn.Module):
         )
 
     def forward(self, deep: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
-                filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """Decode the deep content features with a style code's tensors (level 1 = deep, 0 = shallow)."""
-        # alpha mixes the feature modulation only; filter modulation always applies (as upstream).
-        x = alpha * feature_modulation(deep, mean[1], std[1]) + (1 - alpha) * deep
-        x = self.dec1(x, filter_weight[1], filter_bias[1])
-        x = alpha * feature_modulation(x, mean[0], std[0]) + (1 - alpha) * x
+                filter_bias: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode deep content features with a style code's tensors (level 1 = deep, 0 = shallow).
+
+        ``alpha`` (None = full style) mixes the feature modulation with the unmodulated features,
+        exactly as upstream does; filter modulation always applies.
+        """
+        x = feature_modulation(deep, mean[1], std[1])
+        if alpha is not None:
+            x = alpha * x + (1 - alpha) * deep
+        h = self.dec1(x, filter_weight[1], filter_bias[1])
+        x = feature_modulation(h, mean[0], std[0])
+        if alpha is not None:
+            x = alpha * x + (1 - alpha) * h
         x = self.dec2(x, filter_weight[0], filter_bias[0])
         return self.dec3(x)
 
 
 class MicroASTFrameNetwork(nn.Module):
-    """The per-frame part: content encoder + decoder; ``forward(content, mean, std, filter_weight, filter_bias, alpha)``."""
+    """The per-frame part: content encoder + decoder; ``forward(content, mean, std, filter_weight, filter_bias, alpha)``.
 
-    def __init__(self, content_encoder: MicroEncoder, decoder: MicroDecoder) -> None:
+    ``strength`` says where alpha acts. ``"image"`` (default) mixes the full stylisation with the
+    content image, so alpha=0 returns the content and the strength is monotonic. ``"features"``
+    is upstream's feature-level mix; it equals ``"image"`` at alpha=1, but the official decoder
+    was trained at alpha=1 only and returns saturated colour fields for 0 < alpha < 1 and an
+    orange-tinted image at alpha=0 (the content encoder's features are far smaller than the
+    style statistics it was trained to decode), so it is kept for reproducing upstream only.
+    """
+
+    def __init__(self, content_encoder: MicroEncoder, decoder: MicroDecoder, strength: str = "image") -> None:
         super().__init__()
+        if strength not in STRENGTH_MODES:
+            raise ModelError(f"unknown MicroAST strength mode {strength!r}; choose one of: {', '.join(STRENGTH_MODES)}")
         self.content_encoder = content_encoder
         self.decoder = decoder
+        self.strength = strength
 
     def forward(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
                 filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         _, deep = self.content_encoder(content)
-        out = self.decoder(deep, mean, std, filter_weight, filter_bias, alpha)
+        if self.strength == "features":
+            out = self.decoder(deep, mean, std, filter_weight, filter_bias, alpha)
+        else:
+            out = self.decoder(deep, mean, std, filter_weight, filter_bias)
         # The decoder returns ceil(side/4)*4 px; the extra rows/columns are at the bottom/right.
-        return out[:, :, : content.shape[-2], : content.shape[-1]]
+        # A negative pad crops them: unlike slicing, it exports without a guard that specialises
+        # the graph on whether the side is a multiple of 4.
+        out = F.pad(out, (0, content.shape[-1] - out.shape[-1], 0, content.shape[-2] - out.shape[-2]))
+        if self.strength == "features":
+            return out
+        return alpha * out + (1 - alpha) * content
 
 
 class MicroAST(StyleModel):
@@ -171,15 +199,16 @@ class MicroAST(StyleModel):
     modulator's ``filter_weight`` and ``filter_bias`` (filter modulation). A weighted sum of codes
     interpolates AdaIN's target statistics (its output is affine in mean and std) and the
     per-channel filter signals, which is what blending styles means for this network.
+    ``strength`` ("image" or "features") says where alpha acts; see :class:`MicroASTFrameNetwork`.
     """
 
     name = "microast"
 
-    def __init__(self) -> None:
+    def __init__(self, strength: str = "image") -> None:
         super().__init__()
         self.style_encoder = MicroEncoder()
         self.modulator = Modulator()
-        self.frame = MicroASTFrameNetwork(MicroEncoder(), MicroDecoder())
+        self.frame = MicroASTFrameNetwork(MicroEncoder(), MicroDecoder(), strength)
 
     def components(self) -> dict[str, nn.Module]:
         """The four trained parts, keyed by their checkpoint roles."""
@@ -187,13 +216,13 @@ class MicroAST(StyleModel):
                 "modulator": self.modulator, "decoder": self.frame.decoder}
 
     @classmethod
-    def from_files(cls, files: dict[str, Path]) -> "MicroAST":
-        """Build from the four official state dicts, checking every key and shape."""
+    def from_files(cls, files: dict[str, Path], strength: str = "image") -> "MicroAST":
+        """Build from the four official state dicts, checking every key and shape; ``strength`` as in the frame network."""
         missing_roles = [r for r in ROLES if r not in files]
         if missing_roles:
             raise WeightsError(f"MicroAST needs checkpoint files for {', '.join(missing_roles)}; "
                                "give them all (e.g. --weights decoder=PATH)")
-        model = cls()
+        model = cls(strength)
         for role, module in model.components().items():
             load_strict(module, Path(files[role]), role)
         model.requires_grad_(False)
