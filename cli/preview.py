@@ -1,0 +1,78 @@
+"""``main.py preview``: one keyframe of an image or video, stylised by Gatys optimisation."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from cli.common import check_output, positive_int
+
+ORDER = 60
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preview", help="stylise one frame (image, or video frame at --at) by Gatys optimisation",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", type=Path, metavar="FRAME_OR_VIDEO", help="image file or video file")
+    p.add_argument("--at", type=non_negative_float, default=None, help="video: time of the frame in seconds (0 if unset)")
+    p.add_argument("--style", required=True, help="style image path or name (e.g. starry_night)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png or .jpg)")
+    p.add_argument("--size", type=positive_int, default=384, help="longest side of the frame in px (0 = as is)")
+    p.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style in px (0 = as is)")
+    p.add_argument("--iters", type=positive_int, default=200, help="optimisation steps (VGG passes)")
+    p.add_argument("--style-weight", type=non_negative_float, default=None, help="style loss weight (default: GatysConfig's)")
+    p.add_argument("--content-weight", type=non_negative_float, default=None,
+                   help="content loss weight (default: GatysConfig's)")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimiser")
+    p.add_argument("--init", choices=("content", "noise", "style"), default="content", help="start image")
+    p.add_argument("--side-by-side", action="store_true", help="also run microast and write [feed-forward | gatys]")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from models.errors import InputError
+    from models.gatys import GatysConfig
+    from models.images import IMAGE_SUFFIXES, read_image, save_image
+    from models.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, grab_frame, side_by_side
+    from models.registry import create_model, default_store
+    from models.styles import find_style
+
+    output = check_output(args.output, (args.input,))
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
+    if args.iters < 1:
+        raise InputError("--iters must be at least 1")
+    frame = grab_frame(args.input, args.at)  # validate inputs before loading any model
+    store = default_store()
+    style = read_image(find_style(args.style, store))
+    weights = {k: v for k, v in (("style_weight", args.style_weight), ("content_weight", args.content_weight))
+               if v is not None}
+    config = GatysConfig(iterations=args.iters, optimizer=args.optimizer, init=args.init, **weights).validate()
+    options = KeyframeOptions(size=args.size, style_size=args.style_size, gatys=config)
+
+    model = create_model("gatys", store=store, device=args.device)
+    start = time.perf_counter()
+    with tqdm(total=args.iters, desc="gatys", unit="it") as bar:
+        def progress(step: int, losses: dict[str, float]) -> None:
+            bar.update(step - bar.n)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+        image, result = gatys_keyframe(model, frame, style, options, progress=progress)
+    seconds = time.perf_counter() - start
+    if args.side_by_side:
+        fast = create_model("microast", store=store, device=args.device)
+        image = side_by_side(feed_forward_keyframe(fast, frame, style, args.size, args.style_size), image)
+    save_image(image, output)
+    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, gatys {result.iterations} steps, {result.stopped}, "
+          f"{seconds:.1f} s)")
+    return 0
