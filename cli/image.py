@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     options = StillOptions(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
                            style_size=args.style_size, style_weights=args.style_weights, mask=args.mask,
                            gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init})
+    if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
+        from models.errors import ModelError  # checked here so no progress bar is left half drawn
+        raise ModelError("gatys takes exactly one style and no mask")
     model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=args.device,
                          files=weight_files(args.weights))
     start = time.perf_counter()
