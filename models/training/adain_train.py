@@ -19,7 +19,8 @@ which restores the paper's per-layer balance, and then the paper's weights carry
 10, content_weight 1, lr 1e-4 with decay 5e-5 (Adam's steps do not depend on the loss scale; the
 decoder's input is scaled by ``OUR_FEATURE_SCALE`` so its first convolution sees order-one values).
 At initialisation (fresh decoder, near-black output; seed 0, 128 px, batch 8) the losses are
-content ≈ 3.8 and style ≈ 16 (weighted: 3.8 vs 160), so the style term dominates from the start, as in the paper.
+content ≈ 3.8 and style ≈ 16 (weighted: 3.8 vs 160), so the style term dominates from the start,
+as in the paper.
 These defaults come from these measurements and a short CPU run only (no GPU was available);
 re-check them against sample grids on the first real training run.
 """
