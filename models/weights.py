@@ -87,7 +87,7 @@ class WeightStore:
     search_path: list[Path] = field(default_factory=list)
     cache_dir: Path = field(default_factory=default_cache_dir)
     allow_download: bool = True
-    _verified: dict[tuple[str, int, int], bool] = field(default_factory=dict, repr=False)
+    _verified: dict[tuple[FileSpec, str, int, int], bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, allow_download: bool = True) -> "WeightStore":
@@ -109,7 +109,8 @@ class WeightStore:
 
     def _is_valid(self, spec: FileSpec, path: Path) -> bool:
         st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        # keyed by the expected file too: one file checked against two specs must not share a verdict
+        key = (spec, str(path.resolve()), st.st_size, st.st_mtime_ns)
         if key not in self._verified:
             self._verified[key] = matches(spec, path)
         return self._verified[key]

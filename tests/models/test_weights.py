@@ -174,3 +174,11 @@ def test_registered_microast_hashes_match_the_shared_files(shared):
         path = shared / "weights" / "microast" / spec.filename
         assert path.stat().st_size == spec.size
         assert sha256_of(path) == spec.sha256
+
+
+def test_a_file_verified_for_one_spec_is_not_valid_for_another(tmp_path, copy_on_path, modulator_spec):
+    decoder_spec = MODELS["microast"].checkpoints[0].files["decoder"]
+    store = store_from_env(tmp_path)
+    assert store.resolve(modulator_spec) == copy_on_path  # verified and remembered as the modulator
+    with pytest.raises(WeightsError, match=rf"is not {re.escape(decoder_spec.filename)}"):
+        store.resolve(decoder_spec, explicit=copy_on_path)
