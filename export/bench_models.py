@@ -65,6 +65,26 @@ def current_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process; False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: "5" resets the high-water mark
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """VmHWM of this process (since start or the last reset), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def load_bench_model(name: str):
     """(model, weights label): the real checkpoint when found, else random-init weights (logged)."""
     import importlib
@@ -98,12 +118,13 @@ def time_backend(backend, frame: np.ndarray, code, warmup: int, iters: int) -> t
     import torch
 
     on_cuda = backend.info.device.startswith("cuda")
-    for _ in range(warmup):
-        backend.run(frame, code, 1.0)
     if on_cuda and backend.info.name == "torch":
         torch.cuda.reset_peak_memory_stats()
-    base_rss = current_rss_mb()
+    base_rss = current_rss_mb()  # before the first frame at this size: its buffers count as the frame's memory
+    has_hwm = reset_peak_rss()
     peak_rss = base_rss
+    for _ in range(warmup):
+        backend.run(frame, code, 1.0)
     times = []
     for _ in range(iters):
         start = time.perf_counter()
@@ -114,7 +135,10 @@ def time_backend(backend, frame: np.ndarray, code, warmup: int, iters: int) -> t
         if backend.info.name == "torch":
             return times, torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
         return times, None, "n/a (not a torch allocation)"
-    return times, peak_rss - base_rss, "RSS delta"
+    hwm = peak_rss_mb() if has_hwm else None
+    if hwm is not None:
+        return times, max(0.0, hwm - base_rss), "peak RSS delta"
+    return times, peak_rss - base_rss, "RSS delta (sampled)"
 
 
 def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
@@ -130,27 +154,29 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
         style = bench_frame(FrameSize(256, 256))
         with torch.inference_mode():
             code = model.encode_style(to_tensor(resize_longest(style, 256)))
+        backends = []
         for backend_name in config.backends:
             try:
-                backend = create_backend(backend_name, model, config.device, config.precision,
-                                         cache_dir=config.cache_dir)
+                backends.append(create_backend(backend_name, model, config.device, config.precision,
+                                               cache_dir=config.cache_dir))
             except StylizerError as exc:
                 log.warning("bench: %s %s unavailable: %s", name, backend_name, exc)
                 results.extend(BenchResult(name, label, backend_name, str(s), error=str(exc)) for s in config.sizes)
-                continue
-            for size in config.sizes:
-                frame = bench_frame(size)
+        # sizes outside, backends inside: backends compared at one size run close in time (fair under load drift)
+        for size in config.sizes:
+            frame = bench_frame(size)
+            for backend in backends:
                 try:
                     times, memory, kind = time_backend(backend, frame, code, config.warmup, config.iters)
                 except (StylizerError, RuntimeError, MemoryError) as exc:  # e.g. out of memory at 1080p
                     results.append(BenchResult(name, label, str(backend.info), str(size), error=str(exc)[:200]))
                     continue
                 median = statistics.median(times)
-                result = BenchResult(name, label, str(backend.info), str(size), round(median, 2),
-                                     round(float(np.percentile(times, 95)), 2), round(1000.0 / median, 2),
-                                     None if memory is None else round(memory, 1), kind, len(times))
+                results.append(BenchResult(name, label, str(backend.info), str(size), round(median, 2),
+                                           round(float(np.percentile(times, 95)), 2), round(1000.0 / median, 2),
+                                           None if memory is None else round(memory, 1), kind, len(times)))
                 log.info("bench: %s %s %s: %.1f ms median", name, backend.info, size, median)
-                results.append(result)
+        for backend in backends:
             backend.close()
     return results
 
