@@ -68,15 +68,16 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
-           cache_dir: Path | None) -> Backend:
+           cache_dir: Path | None, index: int) -> Backend:
     if candidate.backend == "torch":
         from realtime.backends.torch_backend import TorchBackend
 
-        return TorchBackend(model, candidate.device, precision)
+        return TorchBackend(model, f"cuda:{index}" if candidate.device == "cuda" else "cpu", precision)
     if candidate.backend == "onnxruntime":
         from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, candidate.device, precision, artifact=artifact, cache_dir=cache_dir)
+        return OnnxRuntimeBackend(model, candidate.device, precision, artifact=artifact, cache_dir=cache_dir,
+                                  device_id=index)
     from realtime.backends.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir)
@@ -88,9 +89,9 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
     ``precision`` auto|fp32|fp16. ``backend.selection`` says what was picked and why."""
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    dev = device.split(":")[0]
-    if dev not in ("auto", "cpu", "cuda"):
-        raise InputError(f"device must be auto, cpu or cuda, got {device!r}")
+    dev, _, index = device.partition(":")
+    if dev not in ("auto", "cpu", "cuda") or (index and not (dev == "cuda" and index.isdigit())):
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
     candidates = [c for c in AUTO_ORDER if name in ("auto", c.backend) and dev in ("auto", c.device)]
     if not candidates:
         raise InputError(f"backend {name} does not run on {device}; TensorRT needs --device cuda")
@@ -99,7 +100,8 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
         reason = unavailable_reason(candidate)
         if reason is None:
             try:
-                backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir)
+                backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir,
+                                 int(index or 0))
             except StylizerError as exc:
                 if name != "auto" or len(candidates) == 1:
                     raise

@@ -100,5 +100,7 @@ def test_named_backend_never_substituted(microast):
             create_backend("onnxruntime", microast, "cuda")
     with pytest.raises(InputError, match="unknown backend 'tflite'"):
         create_backend("tflite", microast)
+    with pytest.raises(InputError, match="cpu, cuda or cuda:N"):
+        create_backend("torch", microast, "cpu:0")
     with pytest.raises(InputError, match="TensorRT needs --device cuda"):
         create_backend("tensorrt", microast, "cpu")
