@@ -96,10 +96,10 @@ def test_resume_gives_identical_weights(corpus, shared, tmp_path):
 
 
 class InterruptedTask:
-    """The real AdaIN task, with a Ctrl-C arriving during the third step."""
+    """The real AdaIN task, with ``interrupt()`` called during the third step."""
 
-    def __init__(self, task) -> None:
-        self.task, self.name, self.calls = task, task.name, 0
+    def __init__(self, task, interrupt) -> None:
+        self.task, self.name, self.calls, self.interrupt = task, task.name, 0, interrupt
 
     def __getattr__(self, attr):
         return getattr(self.task, attr)
@@ -107,18 +107,35 @@ class InterruptedTask:
     def losses(self, content, style):
         self.calls += 1
         if self.calls == 3:
-            raise KeyboardInterrupt
+            self.interrupt()
         return self.task.losses(content, style)
+
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
 
 
 def test_ctrl_c_saves_a_checkpoint_and_a_second_run_is_refused(corpus, shared, tmp_path):
     task, config = create_task("adain", make_config(corpus, tmp_path / "run", shared, iters=5))
     with pytest.raises(KeyboardInterrupt):
-        train(InterruptedTask(task), config)
+        train(InterruptedTask(task, ctrl_c), config)
     state = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
     assert state["step"] == 2 and (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
     with pytest.raises(InputError, match="already holds a training checkpoint"):
         train(task, config)
+
+
+def test_sigterm_finishes_the_step_saves_and_returns_the_checkpoint(corpus, shared, tmp_path):
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    task, config = create_task("adain", make_config(corpus, tmp_path / "run", shared, iters=5))
+    result = train(InterruptedTask(task, lambda: os.kill(os.getpid(), signal.SIGTERM)), config)
+    assert result == tmp_path / "run" / CHECKPOINT_NAME
+    assert torch.load(result, weights_only=True)["step"] == 3  # the step under way completes first
+    assert not (tmp_path / "run" / "adain.safetensors").exists()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_step_plan_is_a_function_of_seed_and_step():
