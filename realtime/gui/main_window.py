@@ -21,8 +21,9 @@ from realtime.gui.keyframe_dialog import KeyframeDialog
 from realtime.gui.live_view import LiveView
 from realtime.gui.settings import GuiSettings, SettingsStore
 from realtime.gui.virtual_camera import virtual_camera_status
-from realtime.gui.worker import LiveFrame, StylizeWorker, file_or_camera_opener
+from realtime.gui.worker import LiveFrame, StylizeWorker, is_camera, live_opener
 from realtime.keys import Action, apply_to_stylizer, binding_for
+from realtime.sources import VIDEO_SUFFIXES
 from realtime.stylizer import FrameStylizer, StylizerParams, make_backend
 
 log = logging.getLogger(__name__)
@@ -186,9 +187,10 @@ class MainWindow(QMainWindow):
         self._style_added(first)
         self.gallery.set_active(0)
         self._show_backend()
-        opener, loop = file_or_camera_opener(self.options.source, self.options.loop)
         path = Path(str(self.options.source)).expanduser()
-        self.worker = StylizeWorker(opener, stylizer, source_path=path if path.is_file() else None, loop=loop)
+        video = path if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES else None
+        self.worker = StylizeWorker(live_opener(self.options.source), stylizer, source_path=video,
+                                    loop=self.options.loop and not is_camera(self.options.source))
         self.worker.frame_ready.connect(self._show_frame)
         self.worker.errored.connect(self.show_error)
         self.worker.message.connect(lambda text: self.statusBar().showMessage(text, BANNER_MS))

@@ -23,7 +23,7 @@ from PyQt6.QtGui import QImage
 from models.errors import SinkError, StylizerError
 from realtime.gui.live_view import bgr_to_qimage
 from realtime.sinks import VirtualCameraSink
-from realtime.sources import Frame, FrameSource, open_source
+from realtime.sources import STREAM_SCHEMES, Frame, FrameSource, open_source
 from realtime.stats import StageSnapshot, StageStats
 from realtime.stylizer import FrameStylizer, StylizerState
 
@@ -76,15 +76,19 @@ class _NewestFrame:
             return frame, events
 
 
-def file_or_camera_opener(spec: str | int, loop: bool = True) -> tuple[SourceOpener, bool]:
-    """An opener for ``spec`` played live (video files paced at their rate) and whether it is a file."""
+def is_camera(spec: str | int) -> bool:
+    """A camera index, device path or stream URL (these end when lost; files can loop)."""
     text = str(spec)
-    is_file = Path(text).expanduser().is_file() and not text.isdigit()
+    return text.isdigit() or text.startswith("/dev/") or text.lower().startswith(STREAM_SCHEMES)
+
+
+def live_opener(spec: str | int) -> SourceOpener:
+    """Opens ``spec`` with live semantics: a video file is paced at its own rate, like a camera."""
 
     def opener(stop: threading.Event) -> FrameSource:
         return open_source(spec, as_camera=True, stop=stop)
 
-    return opener, is_file and loop
+    return opener
 
 
 class StylizeWorker(QObject):
@@ -103,8 +107,8 @@ class StylizeWorker(QObject):
         super().__init__()
         self.opener = opener
         self.stylizer = stylizer
-        self.source_path = source_path  # a video file: loops, and recordings copy its audio
-        self.loop = loop and source_path is not None
+        self.source_path = source_path  # a video file: recordings restart it and copy its audio
+        self.loop = loop  # start files, images and folders again at their end (never for cameras)
         self._abort = threading.Event()
         self._restart = threading.Event()
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -267,6 +271,8 @@ class StylizeWorker(QObject):
                     self._slot.event("end")
                     self._reopen()
                     offset = 0.0
+                if not self.source.live and self._abort.wait(1.0 / self.source.fps):
+                    return  # images and folders are read as fast as asked: pace them like a camera
                 frame = self.source.read()
                 if frame is None:
                     if self._abort.is_set():

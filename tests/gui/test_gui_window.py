@@ -270,6 +270,7 @@ def test_dropped_style_joins_the_gallery_and_is_selected(qtbot, window, shared):
     from PyQt6.QtGui import QDropEvent
 
     wait_styles(qtbot, window)
+    wait_frames(qtbot, window)
     count = window.gallery.count()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(shared / "images" / "styles" / "mosaic.jpg"))])
@@ -306,3 +307,16 @@ def test_overlay_toggle_and_virtual_camera_button(qtbot, window):
     assert window.controls.virtual_cam.isEnabled() == available
     if not available:
         assert window.controls.virtual_cam.toolTip() == why and "virtual camera" in why.lower()
+
+
+def test_still_image_source_keeps_restyling(qtbot, qapp, shared, content_path, tmp_path):
+    win = make_window(qapp, shared, tmp_path, content_path, styles=STYLES[:2])
+    try:
+        qtbot.waitUntil(lambda: win.live.frames_shown >= 3, timeout=WAIT_MS)  # repeated, paced, not once
+        qtbot.waitUntil(lambda: win.gallery.count() == 2, timeout=WAIT_MS)
+        qtbot.keyClick(win, "2")
+        qtbot.waitUntil(lambda: win.worker.latest().state.params.style_index == 1, timeout=WAIT_MS)
+        assert win.worker.latest().output.shape == (474, 712, 3)
+        assert not win.banner.isVisible()
+    finally:
+        assert win.shutdown()
