@@ -82,8 +82,11 @@ def run_app(cli: dict, settings_path: Path | None = None) -> int:
         window.restoreGeometry(saved.geometry)
     window.show()
     window.start()
-    with close_on_signals(window):
-        return app.exec()
+    try:
+        with close_on_signals(window):
+            return app.exec()
+    finally:
+        window.shutdown()  # already done by closing, unless the loop ended another way
 
 
 class close_on_signals:  # noqa: N801 - used as a context manager

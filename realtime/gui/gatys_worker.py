@@ -106,23 +106,20 @@ class GatysWorker(QObject):
             self.finished.emit(image)
 
     def _optimize(self) -> np.ndarray | None:
-        import torch
-
         from models.gatys import GatysConfig
-        from models.images import resize_longest, to_bgr, to_tensor
+        from models.keyframe import KeyframeOptions, gatys_keyframe
 
         job = self.job
-        content = to_tensor(resize_longest(job.content, job.size), job.device)
-        style = to_tensor(resize_longest(job.style, job.style_size), job.device)
         weights = {k: v for k, v in (("content_weight", job.content_weight), ("style_weight", job.style_weight))
                    if v is not None}
-        config = GatysConfig(iterations=job.iterations, **weights)
+        options = KeyframeOptions(size=job.size, style_size=job.style_size,
+                                  gatys=GatysConfig(iterations=job.iterations, **weights))
         model = self.models.get(job.device)
         if self._stop.is_set():  # cancelled while the VGG weights were loading
             return None
-        result = model.optimize(content, style, config, progress=self._report, should_stop=self._stop.is_set)
-        with torch.no_grad():
-            return to_bgr(result.image)
+        image, _ = gatys_keyframe(model, job.content, job.style, options, progress=self._report,
+                                  should_stop=self._stop.is_set)
+        return image
 
     def _report(self, step: int, losses: dict) -> None:
         self.progress.emit(int(step), {k: float(v) for k, v in losses.items()})
