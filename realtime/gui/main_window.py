@@ -22,7 +22,7 @@ from realtime.gui.live_view import LiveView
 from realtime.gui.settings import GuiSettings, SettingsStore
 from realtime.gui.virtual_camera import virtual_camera_status
 from realtime.gui.worker import LiveFrame, StylizeWorker, is_camera, live_opener
-from realtime.keys import Action, apply_to_stylizer, binding_for
+from realtime.keys import ALPHA_STEP, Action, apply_to_stylizer, binding_for
 from realtime.sources import VIDEO_SUFFIXES
 from realtime.stylizer import FrameStylizer, StylizerParams, make_backend
 
@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.style_tasks = BackgroundTasks(1)   # style decoding + encoding, in gallery order
         self._style_paths: list[Path] = []
         self._record_started = 0.0
+        self._seen_style: int | None = None
         self._closing = False
 
         self.live = LiveView()
@@ -217,9 +218,9 @@ class MainWindow(QMainWindow):
         self.live.show_frame(live.image)
         self.live.set_overlay(self._overlay(live))
         active = live.state.params.style_index
-        if active != self.gallery.active():
+        if active != self._seen_style:  # follow changes made by the stylizer (n/p), not stale frames
+            self._seen_style = active
             self.gallery.set_active(active)
-        self._sync_controls(live)
 
     def _overlay(self, live: LiveFrame) -> list[str]:
         s = live.state
@@ -230,20 +231,6 @@ class MainWindow(QMainWindow):
         if self.worker is not None and self.worker.recording:
             lines.append(f"● REC {self._elapsed()}")
         return lines
-
-    def _sync_controls(self, live: LiveFrame) -> None:
-        """Keys change the stylizer directly; keep the widgets showing the same values."""
-        p, c = live.state.params, self.controls
-        for box, value in ((c.color, p.preserve_color), (c.bypass, p.bypass)):
-            if box.isChecked() != value:
-                box.blockSignals(True)
-                box.setChecked(value)
-                box.blockSignals(False)
-        if c.alpha.value() != round(p.alpha * 100):
-            c.alpha.blockSignals(True)
-            c.alpha.setValue(round(p.alpha * 100))
-            c.alpha_label.setText(f"{p.alpha:.2f}")
-            c.alpha.blockSignals(False)
 
     def _worker_stopped(self) -> None:
         if not self._closing:
@@ -459,6 +446,13 @@ class MainWindow(QMainWindow):
             self.show_help()
         elif action is Action.QUIT:
             self.close()
+        elif action in (Action.ALPHA_UP, Action.ALPHA_DOWN):  # through the widgets, so they show it
+            step = round(ALPHA_STEP * 100) * (1 if action is Action.ALPHA_UP else -1)
+            self.controls.alpha.setValue(self.controls.alpha.value() + step)
+        elif action is Action.TOGGLE_COLOR:
+            self.controls.color.toggle()
+        elif action is Action.TOGGLE_BYPASS:
+            self.controls.bypass.toggle()
         elif self.stylizer is not None:
             apply_to_stylizer(binding, self.stylizer)
 
