@@ -18,8 +18,11 @@ the blended features; high-band kernels depend only on the style's high band, wh
 Conventions: the networks work on ImageNet-normalised RGB (as the official test code feeds
 them); the frame network takes and returns RGB in [0, 1] and normalises inside. Sizes are padded
 (reflect) to a multiple of 8 and the output is cropped back. ``alpha`` (strength): the official
-code has none; each AdaOctConv stage outputs ``alpha * adaptive(x) + (1 - alpha) * x``, AdaIN's
-feature interpolation, so alpha = 1 is exactly the official model.
+code has none. ``strength="features"`` (default): each AdaOctConv stage outputs
+``alpha * adaptive(x) + (1 - alpha) * x``, AdaIN's feature interpolation; ``"image"``: the output
+is ``alpha * stylised + (1 - alpha) * content``, as MicroAST's default. Both are exactly the
+official model at alpha = 1; which looks better in between could not be checked (no trained
+weights yet: the official decoder was trained at alpha = 1 only).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from models.octave import AdaOctConv, Octave, OctConv, OctConvAfterUp, octave_le
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+STRENGTH_MODES = ("features", "image")
 STRIDE = 8  # the low band of the encoder's output is at 1/8 of the input size
 NETS = ("netE", "netS", "netG")
 STAGES = ("d1", "d2", "d3")
@@ -166,10 +170,13 @@ def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
 class AesFAFrameNetwork(nn.Module):
     """Per frame: ``forward(content, *18 code tensors, alpha) -> image``, RGB [0, 1] in and out."""
 
-    def __init__(self, content_encoder: Encoder, decoder: Decoder) -> None:
+    def __init__(self, content_encoder: Encoder, decoder: Decoder, strength: str = "features") -> None:
         super().__init__()
+        if strength not in STRENGTH_MODES:
+            raise ModelError(f"unknown AesFA strength mode {strength!r}; choose one of: {', '.join(STRENGTH_MODES)}")
         self.netE = content_encoder
         self.netG = decoder
+        self.strength = strength
 
     def forward(self, content: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         if len(args) != len(CODE_NAMES) + 1:
@@ -177,8 +184,11 @@ class AesFAFrameNetwork(nn.Module):
         kernels, alpha = args[:-1], args[-1]
         h, w = content.shape[-2], content.shape[-1]
         x = normalize(pad_to_stride(content))
-        out = denormalize(self.netG(self.netE(x), kernels, alpha.to(x.dtype)))
-        return out[..., :h, :w]
+        alpha = alpha.to(x.dtype)
+        if self.strength == "features":
+            return denormalize(self.netG(self.netE(x), kernels, alpha))[..., :h, :w]
+        out = denormalize(self.netG(self.netE(x), kernels))[..., :h, :w]
+        return alpha * out + (1 - alpha) * content
 
 
 class AesFA(StyleModel):
@@ -186,9 +196,12 @@ class AesFA(StyleModel):
 
     name = "aesfa"
 
-    def __init__(self, config: AesFAConfig = AesFAConfig()) -> None:
+    def __init__(self, config: AesFAConfig = AesFAConfig(), strength: str = "features") -> None:
         super().__init__()
+        if strength not in STRENGTH_MODES:
+            raise ModelError(f"unknown AesFA strength mode {strength!r}; choose one of: {', '.join(STRENGTH_MODES)}")
         self.config = config
+        self.strength = strength
         self.netE = Encoder(config)
         self.netS = Encoder(config)
         self.netG = Decoder(config)
@@ -211,7 +224,7 @@ class AesFA(StyleModel):
 
     # -- frames ------------------------------------------------------------------------------
     def frame_network(self) -> nn.Module:
-        return AesFAFrameNetwork(self.netE, self.netG)
+        return AesFAFrameNetwork(self.netE, self.netG, self.strength)
 
     def stylize(self, content: torch.Tensor, code: StyleCode, alpha: float = 1.0) -> torch.Tensor:
         check_image_batch(content, "content image", self.min_size)
@@ -221,11 +234,12 @@ class AesFA(StyleModel):
 
     # -- weights -----------------------------------------------------------------------------
     @classmethod
-    def from_files(cls, files: Mapping[str, Path], config: AesFAConfig | None = None, **_: object) -> "AesFA":
+    def from_files(cls, files: Mapping[str, Path], config: AesFAConfig | None = None,
+                   strength: str = "features") -> "AesFA":
         """Build from role "main": the official ``main.pth`` or our fp16 ``.safetensors``."""
         if "main" not in files:
             raise WeightsError("AesFA needs its 'main' checkpoint (main.pth or an AesFA .safetensors file)")
-        model = cls(config or AesFAConfig())
+        model = cls(config or AesFAConfig(), strength)
         model.load_nets(read_checkpoint(Path(files["main"])))
         return model
 

@@ -14,7 +14,7 @@ import torch
 
 from models.aesfa import CODE_NAMES, AesFA, mix_frequencies
 from models.base import StyleCode
-from models.errors import InputError, WeightsError
+from models.errors import InputError, ModelError, WeightsError
 from models.images import read_image, resize_longest, to_tensor
 
 #: parameter counts of the official networks (MANIFEST §4.3, default Config).
@@ -233,3 +233,17 @@ def test_onnx_export_dynamic_size(model: AesFA, styles: list[torch.Tensor], cont
             expected = graph(torch.from_numpy(frame), *code.tensors.values(), torch.tensor(0.8)).numpy()
         assert got.shape == frame.shape
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_image_strength_mode(model: AesFA, content: torch.Tensor, styles: list[torch.Tensor]) -> None:
+    """strength="image": alpha 0 returns the content, alpha 1 the same image as the feature mode."""
+    code = model.encode_style(styles[0])
+    image_mode = AesFA(strength="image")
+    image_mode.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(image_mode.stylize(content, code, 0.0), content)
+        torch.testing.assert_close(image_mode.stylize(content, code, 1.0), model.stylize(content, code, 1.0))
+        half = image_mode.stylize(content, code, 0.5)
+    torch.testing.assert_close(half, 0.5 * content + 0.5 * model.stylize(content, code, 1.0))
+    with pytest.raises(ModelError, match="strength mode"):
+        AesFA(strength="pixels")
