@@ -411,7 +411,7 @@ class MainWindow(QMainWindow):
         dialog = KeyframeDialog(live.source, live.output, style.bgr, style.name, state.model, self.options.output_dir,
                                 iterations=self.options.keyframe_iterations, size=self.options.keyframe_size,
                                 models=self.gatys_models, parent=self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self.keyframes = [d for d in self.keyframes if d.isVisible() or d.running]  # forget closed ones
         self.keyframes.append(dialog)
         dialog.finished.connect(lambda _: dialog.shutdown())
         dialog.show()
