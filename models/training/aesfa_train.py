@@ -24,7 +24,7 @@ they are and the contrastive ratio (dimensionless) keeps its relative weight. lr
 paper; the shared loop's Adam has betas (0.9, 0.999) where the official uses (0.0, 0.99).
 Measured at initialisation (seed 0, shared/datasets crops): 128 px batch 4 gave content ≈ 6.4,
 style ≈ 50, contrastive ≈ 5.7, so the weighted style term dominates (≈ 500 vs 6 and 28) as the
-paper intends; at lr 1e-3 the total fell from 315 (step 5) to 170 (step 10) and by step 14 the grid shows the
+paper intends; at lr 1e-3 the total fell from 315 (step 5) to 170 (step 10) and by step 14 the grid faintly shows the
 content layout. These values come from init-time magnitudes and short CPU runs only (no GPU was
 available here); check them against sample grids in the first real run.
 """
