@@ -11,20 +11,21 @@ ORDER = 50
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    # Plain formatter: several defaults come from the saved settings, so each help says its own.
     p = sub.add_parser("gui", help="open the desktop app (live view, style gallery, controls)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="The desktop app. Settings not given here come from the last session.")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--camera", default="0", help="camera index, device path or stream URL")
+    source.add_argument("--camera", default="0", help="camera index, device path or stream URL (default: 0)")
     source.add_argument("--video", type=Path, default=None, help="video file played as the camera (loops)")
     p.add_argument("--styles", type=Path, default=None,
                    help="folder of style images (default: the last one used, else styles on $STYLIZER_PATH)")
     p.add_argument("--model", default=None, help="feed-forward model (default: last used, else microast)")
     p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"),
                    help="inference backend (default: last used, else auto)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--size", type=positive_int, default=None,
                    help="processing short side in px, 0 = frame size (default: last used, else 360)")
-    p.add_argument("--output-dir", type=Path, default=Path("."), help="where recordings and snapshots go")
+    p.add_argument("--output-dir", type=Path, default=Path("."), help="where recordings and snapshots go (default: the current folder)")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of a --video file instead of looping")
     p.add_argument("--settings", type=Path, default=None, help="settings file (default: the user's Qt settings)")
     p.set_defaults(run=run)
