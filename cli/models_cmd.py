@@ -34,7 +34,7 @@ def run_list(args: argparse.Namespace) -> int:
             for role, spec in ckpt.files.items():
                 try:
                     path = store.locate(spec)
-                    state = f"found      {path}" if path else f"missing    (fetch from {spec.url})"
+                    state = f"found      {path.resolve()}" if path else f"missing    (fetch from {spec.url})"
                 except WeightsError as exc:
                     state = f"CORRUPT    {exc}"
                 print(f"  {ckpt.name + '/' + role:24s} {state}")
