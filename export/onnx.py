@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from export.metadata import ArtifactMetadata, weights_fingerprint
+from models.atomic import atomic_write
 from models.base import StyleCode, StyleModel
 from models.errors import ArtifactError
 
@@ -78,14 +78,7 @@ def save_with_metadata(model: onnx.ModelProto, meta: ArtifactMetadata, path: Pat
     props = meta.to_props()
     props["stylizer.graph_sha256"] = graph_digest(model)
     onnx.helper.set_model_props(model, props)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
 
 
 def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str = "fp32",

@@ -20,10 +20,8 @@ import dataclasses
 import importlib
 import logging
 import math
-import os
 import random
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.atomic import atomic_write
 from models.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
@@ -170,13 +169,7 @@ def set_rng_state(state: dict) -> None:
 # -- checkpoints --------------------------------------------------------------------------------
 def atomic_save(obj: object, path: Path) -> None:
     """torch.save into a temporary file beside ``path``, then rename: never a half-written checkpoint."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def checkpoint_path(resume: Path) -> Path:

@@ -16,7 +16,7 @@ from realtime.backends.torch_backend import TorchBackend
 from realtime.pipeline import Pipeline, PipelineConfig
 from realtime.sinks import VideoFileSink
 from realtime.sources import PacedVideoSource, VideoFileSource, open_source
-from realtime.stylizer import FrameStylizer, StylizerParams
+from realtime.stylizer import FrameStylizer
 
 FRAMES, FPS, SIZE, RATE = 48, 24, (160, 120), 48000
 
