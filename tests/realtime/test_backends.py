@@ -104,3 +104,16 @@ def test_named_backend_never_substituted(microast):
         create_backend("torch", microast, "cpu:0")
     with pytest.raises(InputError, match="TensorRT needs --device cuda"):
         create_backend("tensorrt", microast, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_cuda_fp16_matches_cpu_fp32(name, microast, code, video_frame, onnx_cache):
+    reference = create_backend("torch", microast, "cpu", "fp32").run(video_frame, code, 1.0)
+    try:
+        backend = create_backend(name, microast, "cuda", "fp16", cache_dir=onnx_cache)
+    except BackendError as exc:
+        pytest.skip(f"{name} has no CUDA support here: {exc}")
+    out = backend.run(video_frame, code, 1.0)
+    assert out.shape == video_frame.shape and psnr(out, reference) >= 35
