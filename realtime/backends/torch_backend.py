@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -21,8 +23,11 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.precision = precision
-        self.model = model.to(self.device).eval()
-        self.network = self.model.frame_network().to(self.device, self.dtype)
+        self.model = model.to(self.device).eval()  # style encoding stays fp32 (once per style)
+        network = self.model.frame_network()
+        if self.dtype != torch.float32:  # a half-precision copy: the shared modules (e.g. AdaIN's VGG) stay fp32
+            network = copy.deepcopy(network)
+        self.network = network.to(self.device, self.dtype)
         if self.device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)
         if cuda_graphs and self.device.type != "cuda":
