@@ -97,7 +97,9 @@ class VideoFileWriter:
                 log.info("audio %s cannot be copied into %s (%s); re-encoding", codec, self.path.suffix, exc)
         if self._audio_out is None:
             target = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
-            self._audio_out = self._out.add_stream(target, rate=stream.codec_context.sample_rate or 48000)
+            # Opus only takes 8/12/16/24/48 kHz; PyAV resamples the decoded frames to the encoder's rate.
+            rate, rates = stream.codec_context.sample_rate or 48000, av.Codec(target, "w").audio_rates
+            self._audio_out = self._out.add_stream(target, rate=rate if not rates or rate in rates else 48000)
             self._audio_encoder = True
             log.info("re-encoding audio %s → %s for %s", codec, target, self.path.name)
         self._audio_stream_in = stream
@@ -140,8 +142,15 @@ class VideoFileWriter:
             stream = self._out.add_stream(codec, rate=self.rate)
         except (av.FFmpegError, ValueError) as exc:
             raise SinkError(f"video codec {codec!r} is not available: {exc}; try --codec libx264") from exc
-        stream.width, stream.height = opts.size or (width, height)
         stream.pix_fmt = opts.pix_fmt if codec != "libx264rgb" else "bgr24"
+        width, height = opts.size or (width, height)
+        fmt = av.VideoFormat(stream.pix_fmt)
+        # Subsampled chroma (yuv420p) needs even sides: drop the odd last column/row rather than fail.
+        even_w, even_h = fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
+        stream.width, stream.height = width - (width % 2 if even_w else 0), height - (height % 2 if even_h else 0)
+        if (stream.width, stream.height) != (width, height):
+            log.info("%s: %dx%d cropped to %dx%d (%s needs even sides)", self.path.name, width, height,
+                     stream.width, stream.height, stream.pix_fmt)
         stream.codec_context.time_base = self.time_base
         if codec in ("libx264", "libx265"):
             stream.options = {"crf": str(opts.crf), "preset": opts.preset}
@@ -159,9 +168,12 @@ class VideoFileWriter:
         if pts <= self._last_pts:  # encoders need strictly increasing times
             pts = self._last_pts + 1
         self._last_pts = pts
+        size = self._video.width, self._video.height
+        if not self.options.size and (image.shape[1], image.shape[0]) != size:
+            image = np.ascontiguousarray(image[:size[1], :size[0]])  # odd sides cropped to even
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        if self.options.size and (frame.width, frame.height) != self.options.size:
-            frame = frame.reformat(width=self.options.size[0], height=self.options.size[1])
+        if (frame.width, frame.height) != size:
+            frame = frame.reformat(width=size[0], height=size[1])
         frame.pts = pts
         frame.time_base = self.time_base
         self._pump_audio(timestamp)  # never ahead of the video: a cut-off file stays in sync

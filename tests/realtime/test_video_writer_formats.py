@@ -1,0 +1,62 @@
+"""The video CLI on inputs that are not 48 kHz, even-sized H.264: odd frame sides, 44.1 kHz audio into WebM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+FRAMES, FPS = 12, 24
+
+
+def make_clip(path: Path, size: tuple[int, int], audio_rate: int) -> Path:
+    """A short moving pattern (lossless, any size) with an AAC tone at ``audio_rate``."""
+    out = av.open(str(path), "w")
+    video = out.add_stream("ffv1", rate=FPS)
+    video.width, video.height = size
+    video.pix_fmt = "yuv444p"
+    audio = out.add_stream("aac", rate=audio_rate)
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    for i in range(FRAMES):
+        rgb = np.stack([(xx * 3 + i * 9) % 256, (yy * 3) % 256, (xx + yy) % 256], -1).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    samples = audio_rate * FRAMES // FPS
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / audio_rate)).astype(np.float32)
+    for k in range(0, samples, 1024):
+        chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts = audio_rate, k
+        out.mux(audio.encode(chunk))
+    out.mux(audio.encode(None))
+    out.close()
+    return path
+
+
+def frames_and_audio(path: Path) -> tuple[int, tuple[int, int], float]:
+    """Decoded frame count, frame size and audio end time (s) of a file."""
+    with av.open(str(path)) as c:
+        frames = [f for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        end = max(float((p.pts + p.duration) * p.time_base) for p in c.demux(a) if p.size)
+    return len(frames), (frames[0].width, frames[0].height), end
+
+
+@pytest.mark.parametrize("size, rate, suffix, expect", [
+    ((97, 71), 48000, ".mp4", (96, 70)),     # odd sides: yuv420p H.264 needs even ones
+    ((96, 64), 44100, ".webm", (96, 64)),    # AAC at 44.1 kHz re-encoded to Opus, which takes 48 kHz
+])
+def test_video_cli_writes_odd_sizes_and_reencodes_audio(tmp_path, size, rate, suffix, expect):
+    from main import main
+
+    clip = make_clip(tmp_path / "in.mkv", size, rate)
+    out = tmp_path / f"out{suffix}"
+    assert main(["video", str(clip), "-o", str(out), "--style", "starry_night", "--style-size", "64"]) == 0
+    frames, got, audio_end = frames_and_audio(out)
+    assert frames == FRAMES
+    assert got == expect
+    assert audio_end == pytest.approx(FRAMES / FPS, abs=0.05)
