@@ -152,9 +152,10 @@ class VideoFileWriter:
             log.info("%s: %dx%d cropped to %dx%d (%s needs even sides)", self.path.name, width, height,
                      stream.width, stream.height, stream.pix_fmt)
         stream.codec_context.time_base = self.time_base
-        if codec in ("libx264", "libx265"):
+        encoder = stream.codec_context.codec.name  # "vp9" and "h264" name libvpx-vp9 and libx264
+        if encoder in ("libx264", "libx265"):
             stream.options = {"crf": str(opts.crf), "preset": opts.preset}
-        elif codec.startswith("libvpx"):
+        elif encoder.startswith("libvpx"):
             stream.options = {"crf": str(opts.crf), "b": "0"}
         self._video = stream
 

@@ -60,3 +60,19 @@ def test_video_cli_writes_odd_sizes_and_reencodes_audio(tmp_path, size, rate, su
     assert frames == FRAMES
     assert got == expect
     assert audio_end == pytest.approx(FRAMES / FPS, abs=0.05)
+
+
+@pytest.mark.parametrize("suffix, codec", [(".webm", None), (".mp4", "h264")])
+def test_crf_reaches_the_encoder_named_by_its_short_name(tmp_path, suffix, codec):
+    from realtime.video_writer import VideoFileWriter, VideoOptions
+
+    yy, xx = np.mgrid[0:64, 0:96]
+    sizes = []
+    for crf in (4, 50):
+        writer = VideoFileWriter(tmp_path / f"crf{crf}{suffix}", FPS, VideoOptions(codec=codec, crf=crf))
+        for i in range(FRAMES):
+            image = np.stack([(xx * 7 + i * 13) % 256, (yy * 5) % 256, (xx * yy + i) % 256], -1).astype(np.uint8)
+            writer.write(image, i / FPS)
+        writer.close()
+        sizes.append((tmp_path / f"crf{crf}{suffix}").stat().st_size)
+    assert sizes[0] > 2 * sizes[1]  # lower crf, much better quality, much larger file
