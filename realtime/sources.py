@@ -119,7 +119,11 @@ class VideoFileSource(FrameSource):
         except av.FFmpegError as exc:
             raise SourceError(f"cannot decode frame {self._index} of {self.path}: {exc}") from exc
         t = float(frame.time) if frame.time is not None else self._index / self.fps
-        out = Frame(frame.to_ndarray(format="bgr24"), self._index, t)
+        image = frame.to_ndarray(format="bgr24")
+        turns = round(frame.rotation / 90) % 4  # phones store portrait video landscape plus a display rotation
+        if turns:
+            image = np.ascontiguousarray(np.rot90(image, turns))  # upright, as players show it
+        out = Frame(image, self._index, t)
         self._index += 1
         return out
 

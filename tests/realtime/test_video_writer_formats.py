@@ -1,4 +1,4 @@
-"""The video CLI on inputs that are not 48 kHz, even-sized H.264: odd frame sides, 44.1 kHz audio into WebM."""
+"""The video writer and source on inputs other than 48 kHz, even-sized, upright H.264: odd sides, WebM, rotation."""
 
 from __future__ import annotations
 
@@ -76,3 +76,28 @@ def test_crf_reaches_the_encoder_named_by_its_short_name(tmp_path, suffix, codec
         writer.close()
         sizes.append((tmp_path / f"crf{crf}{suffix}").stat().st_size)
     assert sizes[0] > 2 * sizes[1]  # lower crf, much better quality, much larger file
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_phone_video_is_read_upright(tmp_path, degrees):
+    from realtime.sources import VideoFileSource
+
+    path = tmp_path / "rotated.mp4"
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=FPS)
+    video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+    video.set_display_rotation(degrees)  # stored landscape, shown rotated (counter-clockwise)
+    stored = np.zeros((64, 96, 3), np.uint8)
+    stored[:, :48] = 255  # left half white
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    out.close()
+    shown = np.rot90(stored, degrees // 90)  # what a player displays
+    with VideoFileSource(path) as source:
+        assert source.size == (shown.shape[1], shown.shape[0])
+        image = source.read().image
+    assert image.shape == shown.shape
+    assert np.abs(image.astype(int) - shown.astype(int)).mean() < 8
