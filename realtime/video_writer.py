@@ -66,11 +66,15 @@ class VideoFileWriter:
             self._open_audio(audio_from)
 
     def _pick_codec(self, codec: str | None) -> str:
+        import av
+
         supported = self._out.supported_codecs
         if codec is None:
             return "libx264" if "libx264" in supported else self._out.default_video_codec
         if codec not in supported:
             self._out.close()
+            if codec not in av.codecs_available:
+                raise SinkError(f"unknown video codec {codec!r}; try --codec {self._out.default_video_codec}")
             raise SinkError(f"{self.path.suffix or 'this'} files cannot hold video codec {codec!r}; "
                             f"use .mp4/.mkv or --codec {self._out.default_video_codec}")
         return codec
@@ -177,8 +181,9 @@ class VideoFileWriter:
             frame = frame.reformat(width=size[0], height=size[1])
         frame.pts = pts
         frame.time_base = self.time_base
-        self._pump_audio(timestamp)  # never ahead of the video: a cut-off file stays in sync
         try:
+            # Never ahead of the video: a cut-off file stays in sync. The first mux opens every encoder.
+            self._pump_audio(timestamp)
             self._out.mux(self._video.encode(frame))
         except (av.FFmpegError, OSError) as exc:
             raise SinkError(f"cannot write frame {self.frames} to {self.path}: {exc}") from exc

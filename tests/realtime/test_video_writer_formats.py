@@ -101,3 +101,15 @@ def test_rotated_phone_video_is_read_upright(tmp_path, degrees):
         image = source.read().image
     assert image.shape == shown.shape
     assert np.abs(image.astype(int) - shown.astype(int)).mean() < 8
+
+
+def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys):
+    from main import main
+
+    clip = make_clip(tmp_path / "in.mkv", (64, 48), 48000)  # with audio: the first mux is an audio packet
+    assert main(["video", str(clip), "-o", str(tmp_path / "a.mp4"), "--codec", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: unknown video codec 'nosuch'")
+    assert main(["video", str(clip), "-o", str(tmp_path / "b.mp4"), "--preset", "nosuch", "--style-size", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: cannot write frame 0 to") and "nosuch" in err
