@@ -305,7 +305,7 @@ def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int =
         if not path.exists():
             raise SourceError(f"camera device {text} does not exist; list them with `ls /dev/video*`")
         return CaptureSource(text, width, height, fps, stop=stop)
-    if path.is_dir() or "%" in text or any(ch in text for ch in "*?["):
+    if path.is_dir() or (not path.is_file() and ("%" in text or any(ch in text for ch in "*?["))):
         return ImageSequenceSource(path, fps or 25.0)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceSource(path, fps or 25.0)

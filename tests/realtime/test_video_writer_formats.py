@@ -113,3 +113,12 @@ def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys):
     assert main(["video", str(clip), "-o", str(tmp_path / "b.mp4"), "--preset", "nosuch", "--style-size", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: cannot write frame 0 to") and "nosuch" in err
+
+
+def test_video_named_like_a_pattern_opens_as_video(tmp_path):
+    from realtime.sources import open_source
+
+    clip = make_clip(tmp_path / "holiday [1080p] 100%.mkv", (64, 48), 48000)  # brackets: not a glob here
+    with open_source(clip, as_camera=True) as source:
+        assert source.live and source.size == (64, 48)
+        assert source.read().image.shape == (48, 64, 3)
