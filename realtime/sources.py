@@ -271,6 +271,27 @@ class ImageSequenceSource(FrameSource):
         return frame
 
 
+class PacedImageSequenceSource(ImageSequenceSource):
+    """Images played as a camera: paced at ``fps``, with live (newest-frame) semantics."""
+
+    live = True
+
+    def __init__(self, spec: str | Path, fps: float = 25.0, stop: threading.Event | None = None) -> None:
+        super().__init__(spec, fps)
+        self._stop = stop or threading.Event()
+        self._start: float | None = None
+
+    def read(self) -> Frame | None:
+        if self._index >= len(self.paths):
+            return None
+        if self._start is None:
+            self._start = time.perf_counter()
+        delay = self._start + self._index / self.fps - time.perf_counter()
+        if delay > 0 and self._stop.wait(delay):  # wakes early when the pipeline stops
+            return None
+        return super().read()
+
+
 def _sequence_paths(spec: Path) -> list[Path]:
     if spec.is_dir():
         return sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -305,9 +326,10 @@ def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int =
         if not path.exists():
             raise SourceError(f"camera device {text} does not exist; list them with `ls /dev/video*`")
         return CaptureSource(text, width, height, fps, stop=stop)
-    if path.is_dir() or (not path.is_file() and ("%" in text or any(ch in text for ch in "*?["))):
-        return ImageSequenceSource(path, fps or 25.0)
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    pattern = not path.is_file() and ("%" in text or any(ch in text for ch in "*?["))
+    if path.is_dir() or pattern or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        if as_camera:  # paced like a camera, or the live pipeline would drop all but the last images
+            return PacedImageSequenceSource(path, fps or 25.0, stop)
         return ImageSequenceSource(path, fps or 25.0)
     if not path.exists():
         raise SourceError(f"source {text} does not exist: not a camera index, URL, file or folder")

@@ -122,3 +122,24 @@ def test_video_named_like_a_pattern_opens_as_video(tmp_path):
     with open_source(clip, as_camera=True) as source:
         assert source.live and source.size == (64, 48)
         assert source.read().image.shape == (48, 64, 3)
+
+
+def test_image_folder_as_camera_is_paced_and_live(shared):
+    import threading
+    import time
+
+    from realtime.sources import open_source
+
+    stop = threading.Event()
+    with open_source(shared / "images" / "content", as_camera=True, fps=50, stop=stop) as source:
+        assert source.live
+        start = time.perf_counter()
+        frames = list(iter(source.read, None))
+        took = time.perf_counter() - start
+    assert len(frames) == 10 and [f.index for f in frames] == list(range(10))
+    assert took >= 9 / 50 - 0.01  # at the asked rate, not as fast as the disk reads
+    stop.set()
+    with open_source(shared / "images" / "content", as_camera=True, fps=1, stop=stop) as source:
+        start = time.perf_counter()
+        assert source.read() is not None and source.read() is None  # a stop wakes the wait at once
+        assert time.perf_counter() - start < 0.5
