@@ -73,7 +73,9 @@ def binding_for_code(code: int) -> KeyBinding | None:
     """The binding of an OpenCV ``waitKey`` code (-1 = no key)."""
     if code < 0:
         return None
-    code &= 0xFF
+    code &= 0xFFFF  # GTK puts modifier state above bit 16
+    if code > 0xFF:  # X11 keysyms of arrows and F-keys (Left = 0xff51) would alias letters ('Q' = quit)
+        return None
     return binding_for(chr(code))
 
 

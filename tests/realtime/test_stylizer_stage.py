@@ -89,6 +89,9 @@ def test_key_map_drives_the_stylizer(frames, stylizer_parts):
     assert binding_for("2").action is Action.SELECT_STYLE and binding_for("2").arg == 1
     assert binding_for_code(ord("q")).action is Action.QUIT and binding_for_code(27).action is Action.QUIT
     assert binding_for_code(-1) is None
+    # Arrow keys arrive as X11 keysyms (OpenCV GTK and Qt on Linux): Left 0xff51, Up 0xff52, Right 0xff53.
+    assert all(binding_for_code(code) is None for code in (0xFF51, 0xFF52, 0xFF53, 0x250000))
+    assert binding_for_code(ord("+") | 1 << 16).action is Action.ALPHA_UP  # GTK: shift state in the high bits
     assert apply_to_stylizer(binding_for("3"), st)
     assert apply_to_stylizer(binding_for("-"), st)
     assert not apply_to_stylizer(binding_for("s"), st)  # snapshots belong to the front end
