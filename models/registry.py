@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.errors import ModelError, WeightsError
+from models.errors import InputError, ModelError, WeightsError
 from models.weights import FileSpec, WeightStore
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
@@ -127,6 +127,10 @@ def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str 
     if checkpoint and not candidates:
         names = ", ".join(c.name for c in config.checkpoints) or "none"
         raise ModelError(f"model {config.name} has no checkpoint {checkpoint!r}; available: {names}")
+    unknown = sorted(set(explicit or {}) - {role for c in candidates for role in c.files})
+    if unknown:  # a typo in --weights ROLE=PATH must not fall back to the official file silently
+        roles = ", ".join(dict.fromkeys(role for c in candidates for role in c.files)) or "none"
+        raise ModelError(f"model {config.name} has no checkpoint role {', '.join(unknown)}; roles: {roles}")
     errors: list[WeightsError] = []
     for ckpt in candidates:
         try:
@@ -141,6 +145,7 @@ def create_model(name: str, checkpoint: str | None = None, store: WeightStore | 
                  device: str = "cpu", files: dict[str, Path] | None = None, **kwargs):
     """Build model ``name`` with verified weights; the only way the app makes a model."""
     config = model_config(name)
+    torch_device = check_device(device)
     module_name, class_name = config.constructor.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if config.checkpoints:
@@ -148,4 +153,19 @@ def create_model(name: str, checkpoint: str | None = None, store: WeightStore | 
         model = cls.from_files(paths, **kwargs)
     else:
         model = cls(**kwargs)
-    return model.to(device)
+    return model.to(torch_device)
+
+
+def check_device(device: str):
+    """``device`` as a torch.device, or a one-line error when it is malformed or absent on this machine."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown torch device {device!r}; use cpu or cuda (e.g. cuda:0)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device} asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: PyTorch sees only {torch.cuda.device_count()} CUDA GPU(s)")
+    return parsed

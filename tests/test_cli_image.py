@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from main import main
 
@@ -182,6 +183,26 @@ def test_adain_without_weights(content_path, styles, tmp_path, capsys):
 def test_gatys_with_two_styles(content_path, styles, tmp_path, capsys):
     rc = main(["image", str(content_path), "--style", *map(str, styles), "--model", "gatys", "-o", str(tmp_path / "o.png")])
     assert_one_line_error(rc, capsys, "one style")
+
+
+@pytest.mark.parametrize("device, words", [
+    ("foo", ("unknown torch device", "'foo'")),
+    ("cuda:x", ("unknown torch device",)),
+    pytest.param("cuda", ("no CUDA GPU", "--device cpu"),
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")),
+])
+def test_bad_device(device, words, content_path, styles, tmp_path, capsys):
+    rc = main(["image", str(content_path), "--style", str(styles[0]), "--device", device, "-o", str(tmp_path / "o.png")])
+    assert_one_line_error(rc, capsys, *words)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unknown_weights_role_is_not_ignored(content_path, styles, shared, tmp_path, capsys):
+    decoder = shared / "weights" / "microast" / "decoder_iter_160000.pth.tar"
+    rc = main(["image", str(content_path), "--style", str(styles[0]), "--weights", f"decodr={decoder}",
+               "-o", str(tmp_path / "o.png")])
+    assert_one_line_error(rc, capsys, "decodr", "decoder")
+    assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("args, words", [
