@@ -24,7 +24,11 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image {path} does not exist; check the path")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH) if data.size else None
+    # JPEG has no alpha, so read it the way that applies its EXIF orientation (phone photos stand
+    # upright); other formats keep their alpha channel, which IMREAD_UNCHANGED alone returns.
+    is_jpeg = data[:2].tobytes() == b"\xff\xd8"
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise InputError(f"{path} is not a readable image (corrupt or unsupported format); use JPEG or PNG")
     if image.dtype == np.uint16:

@@ -127,6 +127,30 @@ def test_unusual_png_inputs_work(kind, content_path, styles, tmp_path):
     assert out.shape == (64, 96, 3)
 
 
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF APP1 segment holding only the orientation tag (as phones write it)."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01" + \
+        orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_phone_jpeg_with_exif_rotation_is_read_upright(grey, content_path, styles, tmp_path):
+    from models.images import read_image
+
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[:, :40] = 255  # left half white; orientation 6 shows it rotated 90 degrees clockwise: top half white
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(stored, cv2.COLOR_BGR2GRAY) if grey else stored)
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(with_exif_orientation(jpeg.tobytes(), 6))
+    image = read_image(path)
+    assert image.shape == (80, 40, 3)
+    assert np.abs(image.astype(int) - np.rot90(stored, -1).astype(int)).mean() < 8
+    out = stylise(path, tmp_path / "out.png", "--style", str(styles[0]), "--size", "0")
+    assert out.shape == (80, 40, 3)
+
+
 # ---- errors: one line on stderr, exit 2, no traceback ----------------------------------------------
 
 def test_missing_content_file(styles, tmp_path, capsys):
