@@ -59,9 +59,14 @@ def read_video_frame(path: str | Path, at: float = 0.0) -> np.ndarray:
             frame = _frame_at(container.decode(stream), at + start, period)
         except av.FFmpegError as exc:
             raise SourceError(f"cannot decode {path} at {at:.3f} s: {exc}") from exc
+        except OverflowError:  # a seek target beyond int64 time stamps is past any video's end
+            frame = None
     if frame is None:
         raise InputError(f"--at {at:g} s is past the end of {path}; choose an earlier time")
     image = frame.to_ndarray(format="bgr24")
+    turns = round(frame.rotation / 90) % 4  # phones store portrait video landscape plus a display rotation
+    if turns:
+        image = np.rot90(image, turns)  # upright, as players (and the video source) show it
     if min(image.shape[:2]) < MIN_SIDE:
         raise InputError(f"{path} is {image.shape[1]}x{image.shape[0]} px; frames need at least {MIN_SIDE} px per side")
     return np.ascontiguousarray(image)
