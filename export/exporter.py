@@ -57,7 +57,11 @@ def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: W
 
     code = sample_code(model, store, style_size)
     export_onnx(model, code, path, precision, opset, checkpoint_sha256=checkpoint_sha256)
-    verify_onnx(path, model, code, sample_frames(store))
+    try:
+        verify_onnx(path, model, code, sample_frames(store))
+    except BaseException:  # also Ctrl-C: a file that failed (or never finished) verification must not be used
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -98,7 +102,10 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
     path = onnx_cache_dir(cache_dir) / f"{model.name}-{key}-{precision}-v{app_version()}.onnx"
     if path.is_file():
         try:
-            read_metadata(path).check_matches(model.name, weights_fingerprint(model), str(path))
+            meta = read_metadata(path)
+            meta.check_matches(model.name, weights_fingerprint(model), str(path))
+            if not meta.psnr_db:  # verification records its figures; none means it never passed
+                raise ArtifactError(f"{path} was never verified against PyTorch")
             log.debug("onnx cache hit: %s", path)
             return path
         except ArtifactError as exc:

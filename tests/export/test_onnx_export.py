@@ -151,3 +151,24 @@ def test_corrupted_files_refused(artifact, microast, tmp_path):
 
     with pytest.raises(ArtifactError, match="does not exist"):
         read_metadata(tmp_path / "missing.onnx")
+
+
+def test_cache_never_serves_an_unverified_artifact(microast, code, module_store, tmp_path):
+    from export.exporter import cached_onnx, onnx_cache_dir
+
+    path = onnx_cache_dir(tmp_path) / f"microast-{weights_fingerprint(microast)[:16]}-fp32-v{app_version()}.onnx"
+    path.parent.mkdir(parents=True)
+    export_onnx(microast, code, path, "fp32", sample_hw=(96, 128))  # as left by a run stopped before verification
+    assert read_metadata(path).psnr_db == {}
+    assert cached_onnx(microast, "fp32", module_store, tmp_path) == path
+    assert min(read_metadata(path).psnr_db.values()) >= MIN_PSNR_DB["fp32"]
+
+
+def test_failed_verification_leaves_no_artifact(microast, module_store, tmp_path, monkeypatch):
+    from export.exporter import export_onnx_verified
+
+    monkeypatch.setitem(MIN_PSNR_DB, "fp32", 1000.0)  # no export reaches this: verification must fail
+    path = tmp_path / "microast-fp32.onnx"
+    with pytest.raises(ArtifactError, match="differs from PyTorch"):
+        export_onnx_verified(microast, path, "fp32", module_store, style_size=128)
+    assert not path.exists()
