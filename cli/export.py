@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
                          f"choose one of: {choices}")
     if fmt.needs_gpu:
         from export.tensorrt import gpu_identity, require_tensorrt
-        require_tensorrt()
-        gpu_identity()
+        require_tensorrt(alternative="--format onnx")
+        gpu_identity(alternative="--format onnx")
     store = default_store()
     files = weight_files(args.weights)
     _, paths = resolve_checkpoint(config, store, args.checkpoint, files)

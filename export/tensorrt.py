@@ -29,22 +29,22 @@ WORKSPACE_BYTES = 2 << 30
 TIMING_CACHE = "timing.cache"
 
 
-def require_tensorrt():
-    """The ``tensorrt`` module, or a one-line BackendError saying how to get it."""
+def require_tensorrt(alternative: str = "--backend onnxruntime"):
+    """The ``tensorrt`` module, or a one-line BackendError saying how to get it (or ``alternative``)."""
     try:
         import tensorrt as trt
     except ImportError:
         raise BackendError("TensorRT is not installed; pip install tensorrt (needs an NVIDIA GPU and driver), "
-                           "or use --backend onnxruntime") from None
+                           f"or use {alternative}") from None
     return trt
 
 
-def gpu_identity() -> str:
-    """The CUDA GPU's name and compute capability; BackendError without one."""
+def gpu_identity(alternative: str = "--backend onnxruntime") -> str:
+    """The CUDA GPU's name and compute capability; BackendError (suggesting ``alternative``) without one."""
     import torch
 
     if not torch.cuda.is_available():
-        raise BackendError("TensorRT needs a CUDA GPU, and none is visible; use --backend onnxruntime")
+        raise BackendError(f"TensorRT needs a CUDA GPU, and none is visible; use {alternative}")
     major, minor = torch.cuda.get_device_capability()
     return f"{torch.cuda.get_device_name()} sm_{major}{minor}"
 

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from export.exporter import ExportRequest, check_request
 from export.formats import DEFAULT_PROFILE, FORMATS, FrameSize, ShapeProfile, parse_size, parse_sizes
@@ -76,6 +77,15 @@ def test_tensorrt_absent_is_a_clear_error():
 
     with pytest.raises(BackendError, match="TensorRT is not installed"):
         require_tensorrt()
+
+
+@pytest.mark.skipif(HAS_TENSORRT and torch.cuda.is_available(), reason="TensorRT and a GPU are here")
+def test_cli_tensorrt_export_without_tensorrt_suggests_an_export_option(tmp_path, capsys):
+    import main
+
+    assert main.main(["export", "--format", "tensorrt", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--format onnx" in err and "--backend" not in err, err
 
 
 def test_cli_export_rejects_bad_arguments(capsys):
