@@ -134,6 +134,8 @@ class WeightStore:
         """The verified path of ``spec``'s file, downloading it if allowed."""
         if explicit is not None:
             path = Path(explicit).expanduser()
+            if path.is_dir():
+                raise WeightsError(f"checkpoint {path} is a folder; give the {spec.filename} file in it")
             if not path.is_file():
                 raise WeightsError(f"checkpoint {path} does not exist; check the path")
             if not self._is_valid(spec, path):

@@ -96,6 +96,8 @@ def test_explicit_path_must_exist_and_match(tmp_path, copy_on_path, modulator_sp
     store = store_from_env(tmp_path)
     with pytest.raises(WeightsError, match=r"checkpoint .*nothing\.pth does not exist; check the path"):
         store.resolve(modulator_spec, explicit=tmp_path / "nothing.pth")
+    with pytest.raises(WeightsError, match=rf"checkpoint .* is a folder; give the {re.escape(modulator_spec.filename)} file"):
+        store.resolve(modulator_spec, explicit=tmp_path)
     corrupt(copy_on_path)
     with pytest.raises(WeightsError, match=rf"is not {re.escape(modulator_spec.filename)} \(expected sha256 .*download it from "
                                            rf"{re.escape(modulator_spec.url)}"):
