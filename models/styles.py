@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +87,15 @@ class StyleImage:
 
 
 class StyleCodeCache:
-    """Encoded style codes keyed by (model, image digest, style size); thread-safe LRU."""
+    """Encoded style codes keyed by (model, image digest, style size); thread-safe LRU.
+
+    The model part of the key is the model object itself (held weakly), so a new model that
+    happens to reuse a freed one's ``id()`` never gets the old model's codes.
+    """
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
-        self._codes: OrderedDict[tuple[str, str, int], StyleCode] = OrderedDict()
+        self._codes: OrderedDict[tuple[int, str, int], tuple[weakref.ref, StyleCode]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -98,15 +103,17 @@ class StyleCodeCache:
             return len(self._codes)
 
     def get(self, model: StyleModel, style: StyleImage, style_size: int = 512) -> StyleCode:
-        key = (f"{model.name}:{id(model)}", style.digest, style_size)
+        key = (id(model), style.digest, style_size)
         with self._lock:
-            if key in self._codes:
+            entry = self._codes.get(key)
+            if entry is not None and entry[0]() is model:
                 self._codes.move_to_end(key)
-                return self._codes[key]
+                return entry[1]
         with torch.inference_mode():
             code = model.encode_style(to_tensor(resize_longest(style.bgr, style_size), model.device))
         with self._lock:
-            self._codes[key] = code
+            self._codes[key] = (weakref.ref(model), code)
+            self._codes.move_to_end(key)
             while len(self._codes) > self.capacity:
                 self._codes.popitem(last=False)
         return code
