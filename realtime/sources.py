@@ -282,14 +282,14 @@ class PacedImageSequenceSource(ImageSequenceSource):
         self._start: float | None = None
 
     def read(self) -> Frame | None:
-        if self._index >= len(self.paths):
-            return None
         if self._start is None:
             self._start = time.perf_counter()
+        # The end is paced too: a looping player that reopens the sequence (the GUI with one still
+        # image) would otherwise spin through open/read/end with no pause between frames.
         delay = self._start + self._index / self.fps - time.perf_counter()
         if delay > 0 and self._stop.wait(delay):  # wakes early when the pipeline stops
             return None
-        return super().read()
+        return super().read() if self._index < len(self.paths) else None
 
 
 def _sequence_paths(spec: Path) -> list[Path]:
