@@ -40,6 +40,9 @@ class ModelConfig:
     input_convention: str = "RGB float in [0, 1], NCHW"
     license: str = ""
     feed_forward: bool = True
+    #: role of a self-trained ``.safetensors`` file (``main.py train``), given by path with --weights ROLE=FILE;
+    #: it has no published hash, so the model's loader checks its metadata and every key and shape instead.
+    trained_role: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,6 +75,7 @@ register(ModelConfig(
     name="adain",
     summary="AdaIN (Huang & Belongie, ICCV 2017): VGG-19 relu4_1 encoder + mirrored decoder",
     constructor="models.adain:AdaIN",
+    trained_role="decoder",
     license="MIT (naoto0804/pytorch-AdaIN)",
     checkpoints=(Checkpoint("official", {
         "vgg": FileSpec("vgg_normalised.pth", ADAIN_URL + "vgg_normalised.pth",
@@ -85,6 +89,7 @@ register(ModelConfig(
     name="aesfa",
     summary="AesFA (Kwon et al., AAAI 2024): octave-conv encoders, aesthetic feature-aware decoder",
     constructor="models.aesfa:AesFA",
+    trained_role="main",
     license="MIT (Sooyyoungg/AesFA)",
     checkpoints=(Checkpoint("official", {
         "main": FileSpec("main.pth", "https://drive.google.com/uc?export=download&id=1Y3OutPAsmPmJcnZs07ZVbDFf6nn3RzxR",
@@ -123,6 +128,9 @@ def default_store() -> WeightStore:
 def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str | None = None,
                        explicit: dict[str, Path] | None = None) -> tuple[Checkpoint, dict[str, Path]]:
     """The first checkpoint of ``config`` whose files are all available (or the one named)."""
+    trained = _trained_checkpoint(config, checkpoint, explicit)
+    if trained is not None:
+        return trained
     candidates = [c for c in config.checkpoints if checkpoint in (None, c.name)]
     if checkpoint and not candidates:
         names = ", ".join(c.name for c in config.checkpoints) or "none"
@@ -139,6 +147,20 @@ def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str 
         except WeightsError as exc:
             errors.append(exc)
     raise errors[0] if errors else WeightsError(f"model {config.name} has no checkpoint files")
+
+
+def _trained_checkpoint(config: ModelConfig, checkpoint: str | None,
+                        explicit: dict[str, Path] | None) -> tuple[Checkpoint, dict[str, Path]] | None:
+    """Our own trained weights given by path (``--weights decoder=run/adain.safetensors``), if that is what was asked."""
+    role = config.trained_role
+    if not role or set(explicit or {}) != {role} or checkpoint not in (None, "trained"):
+        return None
+    path = Path(explicit[role]).expanduser()
+    if path.suffix != ".safetensors":
+        return None  # e.g. an official file given by path: verified by hash below
+    if not path.is_file():
+        raise WeightsError(f"trained weights {path} do not exist; give the .safetensors file 'main.py train' exported")
+    return Checkpoint("trained", {}, f"self-trained weights {path.name}"), {role: path}
 
 
 def create_model(name: str, checkpoint: str | None = None, store: WeightStore | None = None,
