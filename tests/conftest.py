@@ -44,3 +44,67 @@ def store(tmp_path: Path):
     s.cache_dir = tmp_path / "cache"
     s.allow_download = False
     return s
+
+
+def _write_pattern_clip(path: Path, *, frames: int = 48, fps: int = 24, size: tuple[int, int] = (160, 120),
+                        audio_rate: int | None = 48000, codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+    """A moving colour pattern (and a 440 Hz AAC tone unless ``audio_rate`` is None) written with PyAV."""
+    import av
+    import numpy as np
+
+    out = av.open(str(path), "w")
+    video = out.add_stream(codec, rate=fps)
+    video.width, video.height = size
+    video.pix_fmt = pix_fmt
+    if codec == "libx264":
+        video.options = {"preset": "ultrafast"}
+    audio = out.add_stream("aac", rate=audio_rate) if audio_rate else None
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    for i in range(frames):
+        rgb = np.stack([(xx * 3 + i * 9) % 256, (yy * 3) % 256, (xx + yy + i * 8) % 256], -1).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    if audio is not None:
+        samples = audio_rate * frames // fps
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / audio_rate)).astype(np.float32)
+        for k in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = audio_rate, k
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    out.close()
+    return path
+
+
+def _write_rotated_clip(path: Path, degrees: int, fps: int = 24):
+    """A 96×64 clip stored landscape with a display rotation; returns the frame as a player shows it."""
+    import av
+    import numpy as np
+
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=fps)
+    video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+    video.set_display_rotation(degrees)  # stored landscape, shown rotated (counter-clockwise)
+    stored = np.zeros((64, 96, 3), np.uint8)
+    stored[:, :48] = 255  # left half white
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    out.close()
+    return np.rot90(stored, degrees // 90)
+
+
+@pytest.fixture(scope="session")
+def write_clip():
+    """Factory: ``write_clip(path, frames=, fps=, size=, audio_rate=, codec=, pix_fmt=) -> path``."""
+    return _write_pattern_clip
+
+
+@pytest.fixture(scope="session")
+def write_rotated_clip():
+    """Factory: ``write_rotated_clip(path, degrees) -> frame as shown``."""
+    return _write_rotated_clip

@@ -51,21 +51,8 @@ def test_grab_frame_of_an_image_and_bad_inputs(content_path, tmp_path):
 
 
 @pytest.mark.parametrize("degrees", [90, 180])
-def test_grab_frame_of_a_rotated_phone_video_is_upright(tmp_path, degrees):
-    path = tmp_path / "rotated.mp4"
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx264", rate=24)
-    video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-    video.set_display_rotation(degrees)  # stored landscape, shown rotated
-    stored = np.zeros((64, 96, 3), np.uint8)
-    stored[:, :48] = 255  # left half white
-    for i in range(3):
-        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
-        frame.pts = i
-        out.mux(video.encode(frame))
-    out.mux(video.encode(None))
-    out.close()
-    shown = np.rot90(stored, degrees // 90)  # what a player displays
+def test_grab_frame_of_a_rotated_phone_video_is_upright(tmp_path, degrees, write_rotated_clip):
+    shown = write_rotated_clip(path := tmp_path / "rotated.mp4", degrees)
     image = grab_frame(path, 0.05)
     assert image.shape == shown.shape and image.flags.c_contiguous
     assert np.abs(image.astype(int) - shown.astype(int)).mean() < 8

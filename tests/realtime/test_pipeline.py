@@ -21,32 +21,6 @@ from realtime.stylizer import FrameStylizer
 FRAMES, FPS, SIZE, RATE = 48, 24, (160, 120), 48000
 
 
-def make_clip(path: Path, frames: int = FRAMES) -> Path:
-    """A moving colour pattern with a 440 Hz tone, H.264 + AAC."""
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx264", rate=FPS)
-    video.width, video.height = SIZE
-    video.pix_fmt = "yuv420p"
-    video.options = {"preset": "ultrafast"}
-    audio = out.add_stream("aac", rate=RATE)
-    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]]
-    for i in range(frames):
-        rgb = np.stack([(xx * 2 + i * 4) % 256, (yy * 2) % 256, (xx + yy + i * 8) % 256], -1).astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = i
-        out.mux(video.encode(frame))
-    out.mux(video.encode(None))
-    samples = int(RATE * frames / FPS)
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / RATE)).astype(np.float32)
-    for k in range(0, samples, 1024):
-        chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
-        chunk.sample_rate, chunk.pts = RATE, k
-        out.mux(audio.encode(chunk))
-    out.mux(audio.encode(None))
-    out.close()
-    return path
-
-
 def probe(path: Path) -> dict:
     """Decoded frame count, rate, last video time and audio duration of a file."""
     with av.open(str(path)) as c:
@@ -80,8 +54,8 @@ class DelayedBackend(TorchBackend):
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+def clip(tmp_path_factory, write_clip) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=FRAMES, fps=FPS, size=SIZE, audio_rate=RATE)
 
 
 @pytest.fixture(scope="module")

@@ -11,29 +11,11 @@ import pytest
 FRAMES, FPS = 12, 24
 
 
-def make_clip(path: Path, size: tuple[int, int], audio_rate: int) -> Path:
-    """A short moving pattern (lossless, any size) with an AAC tone at ``audio_rate``."""
-    out = av.open(str(path), "w")
-    video = out.add_stream("ffv1", rate=FPS)
-    video.width, video.height = size
-    video.pix_fmt = "yuv444p"
-    audio = out.add_stream("aac", rate=audio_rate)
-    yy, xx = np.mgrid[0:size[1], 0:size[0]]
-    for i in range(FRAMES):
-        rgb = np.stack([(xx * 3 + i * 9) % 256, (yy * 3) % 256, (xx + yy) % 256], -1).astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = i
-        out.mux(video.encode(frame))
-    out.mux(video.encode(None))
-    samples = audio_rate * FRAMES // FPS
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / audio_rate)).astype(np.float32)
-    for k in range(0, samples, 1024):
-        chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
-        chunk.sample_rate, chunk.pts = audio_rate, k
-        out.mux(audio.encode(chunk))
-    out.mux(audio.encode(None))
-    out.close()
-    return path
+@pytest.fixture()
+def make_clip(write_clip):
+    """A short lossless moving pattern of any size with an AAC tone at ``audio_rate``."""
+    return lambda path, size, audio_rate: write_clip(path, frames=FRAMES, fps=FPS, size=size, audio_rate=audio_rate,
+                                                     codec="ffv1", pix_fmt="yuv444p")
 
 
 def frames_and_audio(path: Path) -> tuple[int, tuple[int, int], float]:
@@ -50,7 +32,7 @@ def frames_and_audio(path: Path) -> tuple[int, tuple[int, int], float]:
     ((97, 71), 48000, ".mp4", (96, 70)),     # odd sides: yuv420p H.264 needs even ones
     ((96, 64), 44100, ".webm", (96, 64)),    # AAC at 44.1 kHz re-encoded to Opus, which takes 48 kHz
 ])
-def test_video_cli_writes_odd_sizes_and_reencodes_audio(tmp_path, size, rate, suffix, expect):
+def test_video_cli_writes_odd_sizes_and_reencodes_audio(tmp_path, make_clip, size, rate, suffix, expect):
     from main import main
 
     clip = make_clip(tmp_path / "in.mkv", size, rate)
@@ -79,23 +61,10 @@ def test_crf_reaches_the_encoder_named_by_its_short_name(tmp_path, suffix, codec
 
 
 @pytest.mark.parametrize("degrees", [90, -90, 180])
-def test_rotated_phone_video_is_read_upright(tmp_path, degrees):
+def test_rotated_phone_video_is_read_upright(tmp_path, degrees, write_rotated_clip):
     from realtime.sources import VideoFileSource
 
-    path = tmp_path / "rotated.mp4"
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx264", rate=FPS)
-    video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-    video.set_display_rotation(degrees)  # stored landscape, shown rotated (counter-clockwise)
-    stored = np.zeros((64, 96, 3), np.uint8)
-    stored[:, :48] = 255  # left half white
-    for i in range(3):
-        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
-        frame.pts = i
-        out.mux(video.encode(frame))
-    out.mux(video.encode(None))
-    out.close()
-    shown = np.rot90(stored, degrees // 90)  # what a player displays
+    shown = write_rotated_clip(path := tmp_path / "rotated.mp4", degrees)
     with VideoFileSource(path) as source:
         assert source.size == (shown.shape[1], shown.shape[0])
         image = source.read().image
@@ -103,7 +72,7 @@ def test_rotated_phone_video_is_read_upright(tmp_path, degrees):
     assert np.abs(image.astype(int) - shown.astype(int)).mean() < 8
 
 
-def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys):
+def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys, make_clip):
     from main import main
 
     clip = make_clip(tmp_path / "in.mkv", (64, 48), 48000)  # with audio: the first mux is an audio packet
@@ -115,7 +84,7 @@ def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys):
     assert err.startswith("error: cannot write frame 0 to") and "nosuch" in err
 
 
-def test_video_named_like_a_pattern_opens_as_video(tmp_path):
+def test_video_named_like_a_pattern_opens_as_video(tmp_path, make_clip):
     from realtime.sources import open_source
 
     clip = make_clip(tmp_path / "holiday [1080p] 100%.mkv", (64, 48), 48000)  # brackets: not a glob here
