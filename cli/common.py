@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from models.checks import unit
 from models.errors import InputError
 
 
@@ -16,10 +17,10 @@ def positive_int(text: str) -> int:
 
 
 def unit_float(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+    try:
+        return unit(text, "the value")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from None
 
 
 def add_model_args(parser: argparse.ArgumentParser, default: str = "microast") -> None:

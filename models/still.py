@@ -10,6 +10,7 @@ import torch
 
 from models.base import StyleCode, StyleModel
 from models.color import preserve_color
+from models.checks import unit
 from models.errors import InputError, ModelError
 from models.images import read_image, resize_longest, to_tensor
 from models.styles import StyleCodeCache, StyleImage
@@ -29,9 +30,7 @@ class StillOptions:
 
 
 def check_alpha(alpha: float) -> float:
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
-    return alpha
+    return unit(alpha, "alpha")
 
 
 def load_mask(path: Path, shape: tuple[int, int], device: torch.device) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.errors import InputError
+from models.checks import unit
 
 
 class TemporalStabilizer:
@@ -60,6 +60,4 @@ class TemporalStabilizer:
 
 
 def check_strength(strength: float) -> float:
-    if not 0.0 <= strength <= 1.0:
-        raise InputError(f"stability strength must be between 0 and 1, got {strength}")
-    return float(strength)
+    return unit(strength, "stability strength")

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from models.base import StyleCode, StyleModel
+from models.checks import unit
 from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
 from realtime.backends.base import Backend
@@ -130,7 +131,7 @@ class FrameStylizer:
         self._submit(lambda: self._update(style_index=self._wrap(self._params.style_index - 1)))
 
     def set_alpha(self, alpha: float) -> None:
-        alpha = _unit(alpha, "alpha")
+        alpha = unit(alpha, "alpha")
         self._submit(lambda: self._update(alpha=alpha))
 
     def change_alpha(self, delta: float) -> None:
@@ -150,7 +151,7 @@ class FrameStylizer:
 
     def set_blend(self, second: int | None, mix: float) -> None:
         """Blend the current style with style ``second`` (None = no blend); ``mix`` is its weight."""
-        mix = _unit(mix, "blend mix")
+        mix = unit(mix, "blend mix")
         self._submit(lambda: self._update(blend_index=None if second is None else self._wrap(second, strict=True),
                                           mix=mix))
 
@@ -267,8 +268,8 @@ class FrameStylizer:
         self._params = new
 
     def _check(self, p: StylizerParams) -> None:
-        _unit(p.alpha, "alpha")
-        _unit(p.mix, "blend mix")
+        unit(p.alpha, "alpha")
+        unit(p.mix, "blend mix")
         check_strength(p.stability)
         if not 0 <= p.style_index < len(self._styles):
             raise InputError(f"style {p.style_index + 1} does not exist; there are {len(self._styles)} styles")
@@ -301,12 +302,6 @@ class FrameStylizer:
         state = self._make_state()
         with self._state_lock:
             self._state = state
-
-
-def _unit(value: float, what: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise InputError(f"{what} must be between 0 and 1, got {value}")
-    return float(value)
 
 
 def _resize_short(frame: np.ndarray, short: int) -> np.ndarray:
