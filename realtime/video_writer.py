@@ -39,7 +39,8 @@ class VideoFileWriter:
     """A video file being written; frames in with their timestamps, audio copied from ``audio_from``."""
 
     def __init__(self, path: str | Path, rate: Fraction | float, options: VideoOptions | None = None,
-                 audio_from: str | Path | None = None, time_base: Fraction | None = None) -> None:
+                 audio_from: str | Path | None = None, time_base: Fraction | None = None,
+                 audio_start: float = 0.0) -> None:
         import av
 
         self.path = Path(path)
@@ -58,6 +59,7 @@ class VideoFileWriter:
         self._audio_packets = None
         self._audio_encoder = False
         self._next_audio = None
+        self._audio_start = max(0.0, float(audio_start))  # seconds into audio_from where this file's t=0 is
         self._last_pts = -1
         self.frames = 0
         self.last_time = 0.0
@@ -107,6 +109,13 @@ class VideoFileWriter:
             self._audio_encoder = True
             log.info("re-encoding audio %s → %s for %s", codec, target, self.path.name)
         self._audio_stream_in = stream
+        if self._audio_start > 0 and stream.time_base:  # a recording started mid-file: audio from there
+            try:
+                self._audio_in.seek(int(self._audio_start / stream.time_base), stream=stream, backward=True)
+            except av.FFmpegError as exc:
+                log.info("cannot seek the audio of %s to %.2f s (%s); it starts from the top", source,
+                         self._audio_start, exc)
+                self._audio_start = 0.0
         self._audio_packets = self._audio_in.demux(stream)
 
     def _pump_audio(self, until: float | None) -> None:
@@ -123,11 +132,18 @@ class VideoFileWriter:
                     return
                 if packet.pts is None and packet.size == 0:  # demuxer's flush packet
                     continue
-            t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            t = float(packet.pts * packet.time_base) - self._audio_start if packet.pts is not None else 0.0
             if until is not None and t > until:
                 self._next_audio = packet
                 return
             self._next_audio = None
+            if t < 0:  # before the point this file starts at
+                continue
+            if self._audio_start and not self._audio_encoder:
+                shift = int(round(self._audio_start / packet.time_base))
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
             if self._audio_encoder:
                 for frame in packet.decode():
                     frame.pts = None  # the encoder numbers samples itself
