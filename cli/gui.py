@@ -20,9 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--styles", type=Path, default=None,
                    help="folder of style images (default: the last one used, else styles on $STYLIZER_PATH)")
     p.add_argument("--model", default=None, help="feed-forward model (default: last used, else microast)")
-    p.add_argument("--backend", default=None, choices=("auto", "torch", "onnxruntime", "tensorrt"),
+    from realtime.backends.factory import BACKENDS
+
+    p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="inference backend (default: last used, else auto)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto: a usable GPU, else cpu)")
     p.add_argument("--size", type=positive_int, default=None,
                    help="processing short side in px, 0 = frame size (default: last used, else 360)")
     p.add_argument("--output-dir", type=Path, default=Path("."), help="where recordings and snapshots go (default: the current folder)")
@@ -32,13 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gui.app import run_app
     from models.errors import InputError
-    from models.registry import MODELS
-    from realtime.gui.app import run_app
+    from models.registry import require_feed_forward
 
-    if args.model is not None and (args.model not in MODELS or not MODELS[args.model].feed_forward):
-        names = ", ".join(n for n, m in MODELS.items() if m.feed_forward)
-        raise InputError(f"the live view needs a feed-forward model; choose one of: {names}")
+    if args.model is not None:
+        require_feed_forward(args.model, "the live view runs a per-frame network")
     if args.video is not None and not args.video.is_file():
         raise InputError(f"video {args.video} does not exist; check the path")
     if not args.output_dir.is_dir():

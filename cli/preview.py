@@ -6,16 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
-from cli.common import check_output, positive_int
+from cli.common import check_output, non_negative_float, positive_int
 
 ORDER = 60
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,23 +32,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from cli.common import check_input_file, logging_through, progress_bar
+    from models.checks import check_work_size
     from models.errors import InputError
     from models.gatys import GatysConfig
     from models.images import IMAGE_SUFFIXES, read_image, save_image
-    from models.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, grab_frame, side_by_side
+    from models.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, side_by_side
+    from realtime.sources import grab_frame
     from models.registry import create_model, default_store
     from models.styles import find_style
 
+    check_input_file(args.input, "input")
     output = check_output(args.output, (args.input,))
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
     if args.iters < 1:
         raise InputError("--iters must be at least 1")
     frame = grab_frame(args.input, args.at)  # validate inputs before loading any model
+    check_work_size((frame.shape[1], frame.shape[0]), args.size, "long", "--size")
     store = default_store()
     style = read_image(find_style(args.style, store))
+    check_work_size((style.shape[1], style.shape[0]), args.style_size, "long", "--style-size")
     weights = {k: v for k, v in (("style_weight", args.style_weight), ("content_weight", args.content_weight))
                if v is not None}
     config = GatysConfig(iterations=args.iters, optimizer=args.optimizer, init=args.init, **weights).validate()
@@ -63,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = create_model("gatys", store=store, device=args.device)
     start = time.perf_counter()
-    with tqdm(total=args.iters, desc="gatys", unit="it") as bar:
+    with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
         def progress(step: int, losses: dict[str, float]) -> None:
             bar.update(step - bar.n)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})

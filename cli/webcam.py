@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import add_model_args, check_output, positive_int, weight_files
-from cli.video import add_backend_args
+from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30
 
@@ -23,7 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_backend_args(p)
     p.set_defaults(size=480)
-    p.add_argument("--record", type=Path, default=None, help="record the stylised stream to this file from the start")
+    p.add_argument("--record", type=Path, default=None, metavar="FILE",
+                   help="record the stylised stream to FILE from the start. As for video -o, an existing FILE is "
+                        "replaced when the recording ends (q, Ctrl-C, --max-seconds); one cut short by a failure "
+                        "(disk full) is kept as FILE.part. Later takes (r key) go to new time-stamped names")
     p.add_argument("--virtual-cam", action="store_true", help="also send frames to a virtual camera (pyvirtualcam)")
     p.add_argument("--no-window", action="store_true", help="no display (e.g. recording or virtual camera only)")
     p.add_argument("--fullscreen", action="store_true", help="start the window fullscreen")
@@ -35,52 +38,61 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
+    from cli.window import OpenCVWindow, WindowFrontEnd
     from models.errors import InputError
     from models.registry import default_store
     from models.styles import list_styles_on_path
-    from realtime.keys import help_text
+    from realtime.controls import help_text
     from realtime.pipeline import Pipeline, PipelineConfig
-    from realtime.sinks import RecorderSink, VirtualCameraSink, WindowSink
+    from realtime.sinks import RecorderSink, VirtualCameraSink
     from realtime.sources import open_source
-    from realtime.stylizer import StylizerParams, build_stylizer
+    from realtime.stylizer import build_stylizer
 
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise InputError(f"--max-seconds must be positive, got {args.max_seconds}")
-    record = check_output(args.record) if args.record else None
+    from cli.common import check_video_output, note_replacing
+
+    record = check_video_output(args.record) if args.record else None
+    if record is not None:
+        note_replacing(record)
     if args.no_window and not record and not args.virtual_cam and args.max_seconds is None:
         print("note: no window, recording or virtual camera: frames are stylised and discarded (Ctrl-C stops)")
-    styles = args.style or [str(p) for p in list_styles_on_path(default_store())][:9] or ["starry_night"]
+    styles = args.style or [str(p) for p in list_styles_on_path(default_store())] or ["starry_night"]
     stop = threading.Event()
     source = open_source(args.camera, as_camera=True, width=args.width, height=args.height, fps=args.fps,
                          stop=stop)
     sinks, window = [], None
     try:
-        params = StylizerParams(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
-                                stability=args.stability)
-        stylizer = build_stylizer(args.model, styles, args.backend, args.device, args.precision, params,
-                                  args.checkpoint, weight_files(args.weights), args.style_size)
-        sinks.append(RecorderSink(record or Path("stylizer-recording.mp4"), source.fps, start=record is not None))
+        stylizer = build_stylizer(args.model, styles, args.backend, args.device, args.precision,
+                                  stylizer_params(args), args.checkpoint, weight_files(args.weights), args.style_size)
+        recorder = RecorderSink(record or Path("stylizer-recording.mp4"), source.fps, start=record is not None)
+        sinks.append(recorder)
         if args.virtual_cam:
-            sinks.append(VirtualCameraSink(source.size[0], source.size[1], source.fps))
+            sinks.append(VirtualCameraSink(source.fps).open_now(source.size[0], source.size[1]))
         if not args.no_window:
-            window = WindowSink(f"stylizer - {source.name}", fullscreen=args.fullscreen)
+            window = OpenCVWindow(f"stylizer - {source.name}", fullscreen=args.fullscreen)
     except BaseException:
         for sink in sinks:
             sink.close()
         source.close()
         raise
-    print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | styles: "
-          f"{', '.join(stylizer.state.styles)}")
-    if window is not None:
-        print("keys:\n" + help_text())
-    config = PipelineConfig(live=True, max_seconds=args.max_seconds, snapshot_dir=args.snapshot_dir)
-    pipeline = Pipeline(source, stylizer, sinks, window=window, config=config, stop=stop)
+    count = len(stylizer.state.styles)
+    keys = "keys 1-9 pick the first nine, n/p step through all" if count > 9 else f"keys 1-{count} pick"
+    print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | {count} styles loaded "
+          f"({keys}): {', '.join(stylizer.state.styles)}")
+    config = PipelineConfig(live=True, max_seconds=args.max_seconds)
+    pipeline = Pipeline(source, stylizer, sinks, config=config, stop=stop)
     try:
-        result = pipeline.run()
+        if window is not None:
+            print("keys:\n" + help_text())
+            result = WindowFrontEnd(pipeline, window, args.snapshot_dir, recorder).run()
+        else:
+            result = pipeline.run()
     finally:
         stylizer.close()
     print(f"{result.reason}: {result.stats.summary()}")
-    for sink in sinks:
-        for path in getattr(sink, "files", []):
-            print(f"recorded {path}")
+    for path in recorder.files:
+        print(f"recorded {path}")
+    if result.reason == "interrupted":  # Ctrl-C or SIGTERM: the same exit code as every other command
+        return 130
     return 1 if result.reason.startswith("source lost") else 0

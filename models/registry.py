@@ -118,6 +118,20 @@ def model_config(name: str) -> ModelConfig:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+def feed_forward_models() -> list[str]:
+    """Names of the models with a per-frame network (the ones video, live and export can use)."""
+    return [c.name for c in MODELS.values() if c.feed_forward]
+
+
+def require_feed_forward(name: str, why: str = "runs a per-frame network") -> ModelConfig:
+    """The config of a feed-forward model; an unknown or optimisation-only name is a one-line error."""
+    config = model_config(name)
+    if not config.feed_forward:
+        raise ModelError(f"{name} optimises each image and has no per-frame network; {why}, so choose a feed-forward model: "
+                         f"{', '.join(feed_forward_models())}")
+    return config
+
+
 def default_store() -> WeightStore:
     """The store built from the environment, with the bundled weights folder searched first."""
     store = WeightStore.from_env()

@@ -1,9 +1,11 @@
 """source → stylizer → sinks, one thread per stage, small bounded queues, one clean shutdown path.
 
 Live sources use drop-oldest queues (latency stays bounded, drops are counted); file sources use
-blocking queues (back-pressure, nothing lost). The display, if any, runs on the calling (main)
-thread. Quit key, window close, Ctrl-C, end of input, a lost camera and errors all end the same
-way: the stop event is set, queues are woken, threads joined with timeouts, sinks finalised.
+blocking queues (back-pressure, nothing lost): the policy follows the source kind. The engine
+knows nothing about windows or keys: a front end calls ``start()``, reads ``latest()``, sends
+commands to the stylizer and sinks, and ends with ``stop()`` + ``finish()`` (or just ``run()``).
+Quit, window close, Ctrl-C, end of input, a lost camera and errors all end the same way: the stop
+event is set, queues are woken, threads joined with timeouts, sinks finalised.
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from models.errors import StylizerError
-from realtime.keys import Action, apply_to_stylizer, help_text
-from realtime.overlay import draw_overlay, overlay_lines
-from realtime.sinks import RecorderSink, Sink, WindowSink, save_snapshot
+from models.errors import SinkError, StylizerError
+from realtime.sinks import Sink
 from realtime.sources import Frame, FrameSource
 from realtime.stats import PipelineStats
 from realtime.stylizer import FrameStylizer
@@ -89,6 +88,42 @@ class FrameQueue:
             self._cond.notify_all()
 
 
+@dataclass(frozen=True)
+class Output:
+    """One stylised frame as a front end sees it: ``seq`` counts outputs, so a reader can wait for a newer one."""
+
+    seq: int
+    frame: Frame          # the input (uint8 BGR at source size, index, times)
+    image: np.ndarray     # the stylised frame, same size
+
+
+class OutputSlot:
+    """The newest output only; readers wait for one newer than what they have."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Output | None = None
+        self._closed = False
+
+    def put(self, frame: Frame, image: np.ndarray) -> None:
+        with self._cond:
+            seq = self._item.seq + 1 if self._item is not None else 1
+            self._item = Output(seq, frame, image)
+            self._cond.notify_all()
+
+    def get(self, after: int = 0, timeout: float | None = None) -> Output | None:
+        """The newest output if its seq is above ``after`` (waiting up to ``timeout`` s), else None."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or (self._item is not None and self._item.seq > after), timeout)
+            item = self._item
+            return item if item is not None and item.seq > after else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
 @dataclass
 class PipelineConfig:
     """How to run: live or file semantics (None = the source's), limits, queue sizes."""
@@ -97,7 +132,6 @@ class PipelineConfig:
     queue_size: int = 4
     max_seconds: float | None = None
     max_frames: int | None = None
-    snapshot_dir: Path = field(default_factory=Path.cwd)
 
 
 @dataclass
@@ -106,9 +140,9 @@ class PipelineResult:
 
     frames_in: int
     frames_out: int
-    reason: str  # "end of input", "quit", "interrupted", "time limit", "source lost: ...", "error"
+    reason: str  # "end of input", "quit", "interrupted", "time limit", "frame limit", "source lost: ...", "error"
     stats: PipelineStats
-    snapshots: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -116,32 +150,35 @@ class PipelineResult:
 
 
 class Pipeline:
-    """Runs one source through one stylizer into sinks (and optionally a window on this thread)."""
+    """Runs one source through one stylizer into sinks; any front end reads ``latest()``."""
 
     def __init__(self, source: FrameSource, stylizer: FrameStylizer, sinks: list[Sink] | None = None,
-                 window: WindowSink | None = None, config: PipelineConfig | None = None,
+                 config: PipelineConfig | None = None,
                  on_frame: Callable[[Frame, np.ndarray], None] | None = None,
+                 on_warning: Callable[[str], None] | None = None,
                  stop: threading.Event | None = None) -> None:
         self.source = source
         self.stylizer = stylizer
         self.sinks = list(sinks or [])
-        self.window = window
         self.config = config or PipelineConfig()
         self.live = source.live if self.config.live is None else self.config.live
-        self.on_frame = on_frame
+        self.on_frame = on_frame      # every output frame, in the output thread, after the sinks
+        self.on_warning = on_warning  # a skipped frame or a failed optional sink (live sessions go on)
         self.stats = PipelineStats()
         self.stop_event = stop or threading.Event()
         size = 1 if self.live else self.config.queue_size  # live: only the newest frame waits
         self._in = FrameQueue(size, drop_oldest=self.live)
         self._out = FrameQueue(self.config.queue_size, drop_oldest=self.live)
-        self._display = FrameQueue(1, drop_oldest=True)
+        self._latest = OutputSlot()
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._reason = ""
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._finished: PipelineResult | None = None
+        self._warnings: list[str] = []
         self.frames_in = 0
         self.frames_out = 0
-        self.snapshots: list[Path] = []
 
     @property
     def reason(self) -> str:
@@ -149,7 +186,28 @@ class Pipeline:
         with self._lock:
             return self._reason
 
+    @property
+    def done(self) -> bool:
+        """True once the last output has been written (or the run failed)."""
+        return self._done.is_set()
+
+    def latest(self, after: int = 0, timeout: float | None = None) -> Output | None:
+        """The newest stylised frame with ``seq > after``, waiting up to ``timeout`` s; None if there is none."""
+        return self._latest.get(after, timeout)
+
     # ----- control -----
+
+    def start(self) -> None:
+        """Start the stage threads and return at once."""
+        if self._threads:
+            return
+        log.info("pipeline: %s → %s → %s", self.source.describe(), self.stylizer.state.backend,
+                 ", ".join(s.name for s in self.sinks) or "no file sinks")
+        self._threads = [threading.Thread(target=fn, name=f"pipeline-{name}", daemon=True)
+                         for name, fn in (("read", self._read_loop), ("stylize", self._stylize_loop),
+                                          ("output", self._output_loop))]
+        for t in self._threads:
+            t.start()
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask every stage to stop (any thread); the first reason given is kept."""
@@ -157,14 +215,53 @@ class Pipeline:
             if not self._reason:
                 self._reason = reason
         self.stop_event.set()
-        for q in (self._in, self._out, self._display):
+        for q in (self._in, self._out):
             q.abort()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the run to end by itself; True when it has."""
+        return self._done.wait(timeout)
+
+    def finish(self) -> PipelineResult:
+        """Stop, join the threads, close sinks and source; raises PipelineError after cleanup on failure."""
+        if self._finished is None:
+            self.stop(self._reason or "end of input")
+            for t in self._threads:
+                t.join(JOIN_TIMEOUT_S)
+                if t.is_alive():
+                    log.warning("%s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)
+            self._close_all()
+            self._latest.close()
+            self._finished = PipelineResult(self.frames_in, self.frames_out, self._reason, self.stats,
+                                            list(self._warnings))
+        if self._error is not None:
+            if isinstance(self._error, StylizerError):
+                raise self._error
+            raise PipelineError(f"{type(self._error).__name__}: {self._error}") from self._error
+        return self._finished
+
+    def run(self) -> PipelineResult:
+        """Start, wait for the end (Ctrl-C ends it as "interrupted"), finish."""
+        try:
+            self.start()
+            while not self._done.wait(0.25):  # a timed wait lets Ctrl-C through on the main thread
+                pass
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+        return self.finish()
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
             if self._error is None:
                 self._error = exc
         self.stop("error")
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        if not self._warnings or self._warnings[-1] != text:  # say a repeated failure once
+            self._warnings.append(text)
+            if self.on_warning:
+                self.on_warning(text)
 
     # ----- stages -----
 
@@ -202,6 +299,8 @@ class Pipeline:
                 frame = self._in.get()
                 if frame is END or frame is None:
                     break
+                if frame.pass_start:  # the source was reopened: what the stage holds is from before
+                    self.stylizer.reset_temporal()
                 start = time.perf_counter()
                 try:
                     image = self.stylizer.process(frame.image)
@@ -209,11 +308,10 @@ class Pipeline:
                     self.stats["stylize"].error()
                     if not self.live:
                         raise PipelineError(f"frame {frame.index} failed: {exc}") from exc
-                    log.warning("frame %d skipped: %s", frame.index, exc)
+                    self._warn(f"frame {frame.index} skipped: {exc}")  # a live session goes on
                     continue
                 self.stats["stylize"].record(time.perf_counter() - start)
-                if self.window is not None:  # nobody reads the display slot without a window
-                    self._display.put((frame, image))
+                self._latest.put(frame, image)
                 if not self._out.put((frame, image), on_drop=self.stats["output"].drop):
                     break
         except BaseException as exc:
@@ -230,7 +328,7 @@ class Pipeline:
                 frame, image = item
                 start = time.perf_counter()
                 for sink in self.sinks:
-                    sink.write(frame, image)
+                    self._write(sink, frame, image)
                 self.frames_out += 1
                 now = time.perf_counter()
                 self.stats["output"].record(now - start)  # the sinks' own time; end-to-end is "latency"
@@ -241,39 +339,16 @@ class Pipeline:
             self._fail(exc)
         finally:
             self._done.set()
-            self._display.abort()  # wakes the display loop
+            self._latest.close()  # wakes a front end waiting for a frame
 
-    # ----- run -----
-
-    def run(self) -> PipelineResult:
-        """Run to the end on this thread (display here if any); raises PipelineError after cleanup on failure."""
-        threads = [threading.Thread(target=fn, name=f"pipeline-{name}", daemon=True)
-                   for name, fn in (("read", self._read_loop), ("stylize", self._stylize_loop),
-                                    ("output", self._output_loop))]
-        log.info("pipeline: %s → %s → %s", self.source.describe(), self.stylizer.state.backend,
-                 ", ".join(s.name for s in self.sinks) or "no file sinks")
+    def _write(self, sink: Sink, frame: Frame, image: np.ndarray) -> None:
         try:
-            for t in threads:
-                t.start()
-            if self.window is not None:
-                self._display_loop()
-            else:
-                self._done.wait()
-        except KeyboardInterrupt:
-            self.stop("interrupted")
-        finally:
-            self.stop(self._reason or "end of input")
-            for t in threads:
-                t.join(JOIN_TIMEOUT_S)
-                if t.is_alive():
-                    log.warning("%s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)
-            self._close_all()
-        result = PipelineResult(self.frames_in, self.frames_out, self._reason, self.stats, self.snapshots)
-        if self._error is not None:
-            if isinstance(self._error, StylizerError):
-                raise self._error
-            raise PipelineError(f"{type(self._error).__name__}: {self._error}") from self._error
-        return result
+            sink.write(frame, image)
+        except SinkError as exc:
+            if not sink.optional:
+                raise
+            sink.fail(exc)  # a recording or virtual camera that fails turns itself off; the session goes on
+            self._warn(f"{sink.name} stopped: {exc}")
 
     def _close_all(self) -> None:
         complete = self._reason == "end of input"
@@ -284,56 +359,4 @@ class Pipeline:
                 log.error("closing %s failed: %s", sink.name, exc)
                 if self._error is None:
                     self._error = exc
-        try:
-            self.source.close()
-        finally:
-            if self.window is not None:
-                self.window.close()
-
-    def _display_loop(self) -> None:
-        window = self.window
-        last: np.ndarray | None = None
-        while not self._done.is_set():
-            item = self._display.get(timeout=0.03)  # short: the window must keep pumping events
-            if item is END:
-                break
-            if item is not None:
-                last = item[1]
-                shown = last
-                if window.overlay:
-                    extra = ""
-                    recorders = [s for s in self.sinks if isinstance(s, RecorderSink)]
-                    if recorders and recorders[0].recording:
-                        extra = "REC"
-                    shown = draw_overlay(last, overlay_lines(self.stylizer.state, self.stats.snapshot(), extra))
-                binding = window.show(shown)
-            else:
-                binding = window.poll(1)
-            if binding is not None and self._handle_key(binding, last):
-                break
-
-    def _handle_key(self, binding, last: np.ndarray | None) -> bool:
-        """Apply a key; True when it means quit."""
-        if apply_to_stylizer(binding, self.stylizer):
-            return False
-        action = binding.action
-        if action is Action.QUIT:
-            self.stop("quit")
-            return True
-        if action is Action.OVERLAY:
-            self.window.overlay = not self.window.overlay
-        elif action is Action.FULLSCREEN:
-            self.window.toggle_fullscreen()
-        elif action is Action.HELP:
-            print(help_text(), flush=True)
-        elif action is Action.SNAPSHOT and last is not None:
-            path = save_snapshot(last, self.config.snapshot_dir)
-            self.snapshots.append(path)
-            print(f"snapshot {path}", flush=True)
-        elif action is Action.RECORD:
-            recorders = [s for s in self.sinks if isinstance(s, RecorderSink)]
-            if recorders:
-                print("recording" if recorders[0].toggle() else "recording stopped", flush=True)
-            else:
-                print("recording is not set up; start with --record OUT.mp4", flush=True)
-        return False
+        self.source.close()

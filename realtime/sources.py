@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import SourceError
-from models.images import IMAGE_SUFFIXES, read_image
+from models.errors import InputError, SourceError
+from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,26 @@ class Frame:
     index: int
     timestamp: float
     captured: float = field(default_factory=time.perf_counter)  # wall clock when read: latency base
+    media_time: float | None = None  # time within the file when a looping source plays it again
+    pass_start: bool = False         # the first frame after the source was reopened
+
+    @property
+    def position(self) -> float:
+        """Seconds into the media (equals ``timestamp`` unless the source loops)."""
+        return self.timestamp if self.media_time is None else self.media_time
+
+
+def upright_bgr(frame) -> np.ndarray:
+    """A decoded PyAV video frame as uint8 BGR, turned upright by its display rotation (as players show it)."""
+    image = frame.to_ndarray(format="bgr24")
+    turns = round(frame.rotation / 90) % 4  # phones store portrait video landscape plus a display rotation
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def is_camera(spec: str | int | Path) -> bool:
+    """A camera index, device path or stream URL: these end when lost, files and folders can loop."""
+    text = str(spec)
+    return text.isdigit() or text.startswith("/dev/") or text.lower().startswith(STREAM_SCHEMES)
 
 
 def sane_fps(fps: float | Fraction | None) -> float:
@@ -119,11 +140,7 @@ class VideoFileSource(FrameSource):
         except av.FFmpegError as exc:
             raise SourceError(f"cannot decode frame {self._index} of {self.path}: {exc}") from exc
         t = float(frame.time) if frame.time is not None else self._index / self.fps
-        image = frame.to_ndarray(format="bgr24")
-        turns = round(frame.rotation / 90) % 4  # phones store portrait video landscape plus a display rotation
-        if turns:
-            image = np.ascontiguousarray(np.rot90(image, turns))  # upright, as players show it
-        out = Frame(image, self._index, t)
+        out = Frame(upright_bgr(frame), self._index, t)
         self._index += 1
         return out
 
@@ -292,6 +309,47 @@ class PacedImageSequenceSource(ImageSequenceSource):
         return super().read() if self._index < len(self.paths) else None
 
 
+class LoopingSource(FrameSource):
+    """Plays a file, folder or image again from its start when it ends (the desktop app's live view).
+
+    Indices and timestamps keep increasing across passes; ``Frame.media_time`` is the time within
+    the file and ``Frame.pass_start`` marks the first frame of each new pass.
+    """
+
+    def __init__(self, opener: Callable[[], FrameSource]) -> None:
+        self._opener = opener
+        self.source = opener()
+        self.live, self.name, self.fps, self.size = self.source.live, self.source.name, self.source.fps, self.source.size
+        self.passes = 1
+        self.lost_message = ""
+        self._offset = 0.0
+        self._last = -1.0 / self.fps
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        frame = self.source.read()
+        if frame is None:
+            self.lost_message = getattr(self.source, "lost_message", "")
+            if self.lost_message:
+                return None
+            self.source.close()
+            self.source = self._opener()
+            self.passes += 1
+            self._offset = self._last + 1.0 / self.fps
+            frame = self.source.read()
+            if frame is None:  # stopped while reopening, or the file vanished
+                return None
+            frame.pass_start = True
+        frame.media_time = frame.timestamp
+        frame.timestamp += self._offset
+        frame.index, self._index = self._index, self._index + 1
+        self._last = frame.timestamp
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
 def _sequence_paths(spec: Path) -> list[Path]:
     if spec.is_dir():
         return sorted(p for p in spec.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -314,8 +372,13 @@ def _sequence_paths(spec: Path) -> list[Path]:
 
 
 def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int = 0, height: int = 0,
-                fps: float = 0.0, stop: threading.Event | None = None) -> FrameSource:
-    """Open a camera index/path, stream URL, video file or image sequence; ``as_camera`` paces files live."""
+                fps: float = 0.0, stop: threading.Event | None = None, loop: bool = False) -> FrameSource:
+    """Open a camera index/path, stream URL, video file or image sequence; ``as_camera`` paces files live.
+
+    ``loop`` plays files, folders and images again from the start when they end (cameras never loop).
+    """
+    if loop and not is_camera(spec):
+        return LoopingSource(lambda: open_source(spec, as_camera=as_camera, fps=fps, stop=stop))
     text = str(spec)
     if isinstance(spec, int) or text.isdigit():
         return CaptureSource(int(text), width, height, fps, stop=stop)
@@ -335,3 +398,63 @@ def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int =
         raise SourceError(f"source {text} does not exist: not a camera index, URL, file or folder")
     return PacedVideoSource(path, stop) if as_camera else VideoFileSource(path)
 
+
+def grab_frame(path: str | Path, at: float | None = None) -> np.ndarray:
+    """An image file as uint8 BGR, or the frame of a video shown at ``at`` seconds (default 0)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; give an image or video file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if at:
+            raise InputError(f"{path} is an image; --at only applies to videos")
+        return read_image(path)
+    return read_video_frame(path, at or 0.0)
+
+
+def read_video_frame(path: str | Path, at: float = 0.0) -> np.ndarray:
+    """The frame on screen at ``at`` seconds, decoded with PyAV (seek, then decode forward)."""
+    import av
+
+    path = Path(path)
+    if not math.isfinite(at) or at < 0:
+        raise InputError(f"--at must be 0 or more seconds, got {at}")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is neither a readable image nor a video ({exc}); use JPEG, PNG or MP4") from exc
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path} has no video stream; give an image or video file")
+        stream = container.streams.video[0]
+        time_base = stream.time_base
+        rate = stream.average_rate or stream.guessed_rate
+        period = 1.0 / float(rate) if rate else 0.04
+        start = float(stream.start_time * time_base) if stream.start_time is not None and time_base else 0.0
+        try:
+            if at > 0 and time_base:
+                # Seek to the keyframe before the target, then decode forward to it.
+                container.seek(int((at + start) / time_base), stream=stream, backward=True)
+            frame = _frame_at(container.decode(stream), at + start, period)
+        except av.FFmpegError as exc:
+            raise SourceError(f"cannot decode {path} at {at:.3f} s: {exc}") from exc
+        except OverflowError:  # a seek target beyond int64 time stamps is past any video's end
+            frame = None
+    if frame is None:
+        raise InputError(f"--at {at:g} s is past the end of {path}; choose an earlier time")
+    image = upright_bgr(frame)
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputError(f"{path} is {image.shape[1]}x{image.shape[0]} px; frames need at least {MIN_SIDE} px per side")
+    return image
+
+
+def _frame_at(frames, target: float, period: float):
+    """The frame on screen at ``target`` s: the last one starting at or before it; None past the end."""
+    shown = None
+    for frame in frames:
+        t = float(frame.time) if frame.time is not None else 0.0
+        if t > target + 1e-6:
+            return shown if shown is not None else frame  # a frame after the target: the previous one shows
+        shown = frame
+    if shown is not None and target < float(shown.time or 0.0) + period:
+        return shown  # the last frame, still within its display time
+    return None

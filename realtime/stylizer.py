@@ -1,8 +1,14 @@
 """The stylizer stage: one backend, a list of styles and the live parameters, changed by commands.
 
-Commands (switch style, alpha, colour, blend, bypass, add style, size, stability, backend) may
+Commands (switch style, alpha, colour, blend, bypass, add style, size, temporal mode, backend) may
 come from any thread (hotkeys, GUI); they are queued and applied at the start of the next
 ``process`` call, so a frame is always rendered with one consistent set of parameters.
+
+One frame: resize → infer → temporal stage → upscale → colour. The temporal stage runs at
+processing size and gets ``infer`` rather than a result, so it may skip inference between
+keyframes; colour preservation comes last so it sees the full-resolution input. Whenever the
+identity of the output changes (style, blend, alpha, colour mode, size, temporal mode, model or
+backend), the temporal stage forgets what it held: it must never show the old look.
 """
 
 from __future__ import annotations
@@ -21,37 +27,42 @@ from models.base import StyleCode, StyleModel
 from models.checks import unit
 from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
+from models.weights import WeightStore
 from realtime.backends.base import Backend
-from realtime.stability import TemporalStabilizer, check_strength
+from realtime.temporal import TEMPORAL_MODES, check_mode, create_stage
+from realtime.temporal.base import TemporalStage
 
 log = logging.getLogger(__name__)
 
-PROCESSING_SIZES = (0, 360, 480, 720)  # short side in px; 0 = the frame's own size
+PROCESSING_SIZES = (0, 240, 360, 480, 720)  # short side in px; 0 = the frame's own size (CLI help, GUI menu)
 _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
 
-def make_backend(name: str, model: StyleModel, device: str = "cpu", precision: str = "auto") -> Backend:
-    """A backend by name through ``realtime.backends.factory`` (which logs what ``auto`` picked)."""
+def load_backend(model: str, backend: str = "auto", device: str = "cpu", precision: str = "auto",
+                 checkpoint: str | None = None, files: dict[str, Path] | None = None,
+                 store: WeightStore | None = None) -> Backend:
+    """A feed-forward model with its checkpoint, on a backend (``auto`` logs what it picked and why)."""
+    from models.registry import create_model, default_store, require_feed_forward
     from realtime.backends.factory import create_backend
 
-    return create_backend(name, model, device, precision)
+    require_feed_forward(model, "video and live views run a per-frame network")
+    net = create_model(model, checkpoint=checkpoint, store=store or default_store(), files=files,
+                       device="cuda" if device.startswith("cuda") else "cpu")
+    return create_backend(backend, net.eval(), device, precision)
 
 
-def build_stylizer(model: str, styles: list[str], backend: str = "torch", device: str = "cpu",
+def build_stylizer(model: str, styles: list[str], backend: str = "auto", device: str = "cpu",
                    precision: str = "auto", params: StylizerParams | None = None, checkpoint: str | None = None,
                    files: dict[str, Path] | None = None, style_size: int = 512) -> FrameStylizer:
     """Model, backend and styles (names or paths) → a ready stylizer; every input checked before the model loads."""
-    from models.registry import create_model, default_store, model_config
+    from models.registry import default_store, require_feed_forward
     from models.styles import find_style
 
-    config = model_config(model)
-    if not config.feed_forward:
-        raise InputError(f"model {model} is not feed-forward and cannot run on video; use microast, adain or aesfa")
+    require_feed_forward(model, "video and live views run a per-frame network")
     store = default_store()
     images = [StyleImage.load(find_style(s, store)) for s in styles]
-    net = create_model(model, checkpoint=checkpoint, store=store, files=files,
-                       device="cuda" if device.startswith("cuda") else "cpu")
-    return FrameStylizer(make_backend(backend, net, device, precision), images, params, style_size=style_size)
+    return FrameStylizer(load_backend(model, backend, device, precision, checkpoint, files, store), images, params,
+                         style_size=style_size)
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,13 @@ class StylizerParams:
     blend_index: int | None = None  # second style of a blend, or None
     mix: float = 0.0                # weight of the second style, 0..1
     size: int = 0                   # processing short side in px, 0 = frame size
-    stability: float = 0.0          # temporal stability strength, 0 = off
+    temporal: str = "off"           # temporal stage: one of realtime.temporal.TEMPORAL_MODES
+    stability: float = 0.6          # the temporal stage's strength, 0..1 (what it means depends on the mode)
+
+    def identity(self) -> tuple:
+        """What the output looks like; when it changes, temporal state must be forgotten."""
+        return (self.style_index, self.alpha, self.preserve_color, self.bypass, self.blend_index,
+                self.mix if self.blend_index is not None else 0.0, self.size, self.temporal)
 
 
 @dataclass(frozen=True)
@@ -91,8 +108,8 @@ class StylizerState:
         p = self.params
         style = self.style if not self.blend_style or p.mix <= 0 else f"{self.style}+{self.blend_style} {p.mix:.2f}"
         flags = [f for f, on in (("colour", p.preserve_color), ("bypass", p.bypass)) if on]
-        if p.stability:
-            flags.append(f"stab {p.stability:.2f}")
+        if p.temporal != "off":
+            flags.append(f"{p.temporal} {p.stability:.2f}")
         return f"{style}  alpha {p.alpha:.2f}" + (f"  [{', '.join(flags)}]" if flags else "")
 
 
@@ -111,7 +128,7 @@ class FrameStylizer:
         self._params = params or StylizerParams()
         self._check(self._params)
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._stabilizer = TemporalStabilizer(self._params.stability)
+        self._stage: TemporalStage = create_stage(self._params.temporal, self._params.stability)
         self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
         self._frames = 0
         self._errors = 0
@@ -161,8 +178,20 @@ class FrameStylizer:
         self._submit(lambda: self._update(size=int(size)))
 
     def set_stability(self, strength: float) -> None:
-        strength = check_strength(strength)
+        strength = unit(strength, "stability strength")
         self._submit(lambda: self._update(stability=strength))
+
+    def set_temporal(self, mode: str, strength: float | None = None) -> None:
+        """Switch the temporal stage (off, hold, flow), optionally with a new strength."""
+        mode = check_mode(mode)
+        changes = {"temporal": mode}
+        if strength is not None:
+            changes["stability"] = unit(strength, "stability strength")
+        self._submit(lambda: self._update(**changes))
+
+    def reset_temporal(self) -> None:
+        """Forget held frames before the next one (the source was reopened or jumped)."""
+        self._submit(self._stage.reset)
 
     def add_style(self, style: StyleImage | str | Path, select: bool = True) -> None:
         """Encode a style now (in the caller's thread) and append it; selecting it takes effect next frame."""
@@ -187,6 +216,7 @@ class FrameStylizer:
             self.backend = backend
             self._codes = codes + [self._encode(s) for s in self._styles[len(codes):]]
             self._code = None
+            self._stage.reset()  # another model or backend: the held output is another look
             if old is not backend:
                 old.close()
 
@@ -220,9 +250,8 @@ class FrameStylizer:
                 out = frame
             else:
                 small = _resize_short(frame, p.size)
-                out = self.backend.run(small, self._current_code(), p.alpha)
-                if p.stability > 0:
-                    out = self._stabilizer.apply(small, out)
+                backend, code, alpha = self.backend, self._current_code(), p.alpha  # fixed for this frame
+                out = self._stage.step(small, lambda image: backend.run(image, code, alpha))
                 if out.shape[:2] != frame.shape[:2]:
                     out = cv2.resize(out, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
                 if p.preserve_color:
@@ -248,6 +277,7 @@ class FrameStylizer:
         return list(self._styles)
 
     def close(self) -> None:
+        self._stage.close()
         self.backend.close()
 
     # ----- internals -----
@@ -256,21 +286,24 @@ class FrameStylizer:
         self._commands.put(command)
 
     def _update(self, **changes) -> None:
-        new = replace(self._params, **changes)
+        old, new = self._params, replace(self._params, **changes)
         self._check(new)
-        if (new.style_index, new.blend_index, new.mix) != (self._params.style_index, self._params.blend_index,
-                                                          self._params.mix):
+        if (new.style_index, new.blend_index, new.mix) != (old.style_index, old.blend_index, old.mix):
             self._code = None
-        if new.stability != self._params.stability:
-            self._stabilizer.set_strength(new.stability)
-        if new.style_index != self._params.style_index or new.size != self._params.size:
-            self._stabilizer.reset()  # the held output belongs to the old style or size
+        if new.temporal != old.temporal:
+            self._stage.close()
+            self._stage = create_stage(new.temporal, new.stability)
+        elif new.stability != old.stability:
+            self._stage.strength = new.stability
+        if new.identity() != old.identity():
+            self._stage.reset()  # what it holds belongs to the old look
         self._params = new
 
     def _check(self, p: StylizerParams) -> None:
         unit(p.alpha, "alpha")
         unit(p.mix, "blend mix")
-        check_strength(p.stability)
+        unit(p.stability, "stability strength")
+        check_mode(p.temporal)
         if not 0 <= p.style_index < len(self._styles):
             raise InputError(f"style {p.style_index + 1} does not exist; there are {len(self._styles)} styles")
 

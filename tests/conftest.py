@@ -108,3 +108,26 @@ def write_clip():
 def write_rotated_clip():
     """Factory: ``write_rotated_clip(path, degrees) -> frame as shown``."""
     return _write_rotated_clip
+
+
+@pytest.fixture()
+def no_weights_env(tmp_path: Path, monkeypatch):
+    """A process where no checkpoint can be found: empty search path, empty cache, no bundled weights."""
+    import models.registry
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setenv("STYLIZER_PATH", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(empty / "cache"))
+    monkeypatch.setattr(models.registry, "BUNDLED_DIR", empty / "bundled")
+    return empty
+
+
+@pytest.fixture()
+def style_folder(tmp_path: Path, shared: Path) -> Path:
+    """A folder with exactly three style images (tests must not count what the search path holds)."""
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for name in ("candy.jpg", "the_scream.jpg", "starry_night.jpg"):
+        (folder / name).write_bytes((shared / "images" / "styles" / name).read_bytes())
+    return folder

@@ -197,7 +197,7 @@ def test_output_is_the_input(content_path, styles, tmp_path, capsys):
     assert copy.read_bytes() == content_path.read_bytes()
 
 
-def test_adain_without_weights(content_path, styles, tmp_path, capsys):
+def test_adain_without_weights(content_path, styles, tmp_path, capsys, no_weights_env):
     rc = main(["image", str(content_path), "--style", str(styles[0]), "--model", "adain", "-o", str(tmp_path / "o.png")])
     err = assert_one_line_error(rc, capsys, "not found")
     assert "vgg_normalised.pth" in err or "decoder.pth" in err

@@ -11,7 +11,8 @@ import pytest
 
 from main import main
 from models.errors import InputError
-from models.keyframe import grab_frame, side_by_side
+from models.keyframe import side_by_side
+from realtime.sources import grab_frame
 
 
 def decoded_frames(path: Path) -> list[tuple[float, np.ndarray]]:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("STYLIZER_PATH", f"{SHARED / 'weights'}{os.pathsep}{SHARED / 'images'}")
 
-from realtime.gui.qt_env import fix_qt_plugin_path  # noqa: E402
+from gui.qt_env import fix_qt_plugin_path  # noqa: E402
 
 fix_qt_plugin_path()
 
@@ -58,10 +58,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=360, help="live processing size (short side)")
     args = parser.parse_args()
 
-    from realtime.gui.app import feed_forward_models, gallery_styles
-    from realtime.gui.help_dialog import HelpDialog
-    from realtime.gui.main_window import GuiOptions, MainWindow
-    from realtime.gui.settings import SettingsStore
+    from gui.app import feed_forward_models, gallery_styles
+    from gui.help_dialog import HelpDialog
+    from gui.main_window import GuiOptions, MainWindow
+    from gui.settings import SettingsStore
 
     app = QApplication(sys.argv[:1])
     options = GuiOptions(source=str(SHARED / "video" / "cutBunny.mp4"), styles=gallery_styles(None),

@@ -12,6 +12,7 @@ import pytest
 
 from models.registry import create_model
 from models.styles import StyleImage
+from bench.pipeline import IdentityBackend
 from realtime.backends.torch_backend import TorchBackend
 from realtime.pipeline import Pipeline, PipelineConfig
 from realtime.sinks import VideoFileSink
@@ -39,8 +40,9 @@ def first_frames(path: Path, n: int) -> list[np.ndarray]:
         return [f.to_ndarray(format="bgr24") for _, f in zip(range(n), c.decode(video=0))]
 
 
-class DelayedBackend(TorchBackend):
-    """The real torch backend made slow on purpose: back-pressure and drop tests need a slow stage."""
+class DelayedBackend(IdentityBackend):
+    """A backend that returns the frame after a fixed delay: queue, drop and stop tests need a slow stage,
+    not a network (the stylising itself is tested with MicroAST elsewhere)."""
 
     def __init__(self, model, delay: float) -> None:
         super().__init__(model)
@@ -152,14 +154,65 @@ def test_output_equal_to_input_is_refused(clip, capsys):
     assert "is the input" in capsys.readouterr().err
 
 
-def test_open_source_kinds(clip, tmp_path, shared):
+def test_open_source_kinds(clip, tmp_path, style_folder):
     from models.errors import SourceError
 
     assert not open_source(clip).live
     paced = open_source(clip, as_camera=True)
     assert paced.live and paced.fps == pytest.approx(FPS)
     paced.close()
-    folder = open_source(shared / "images" / "content")
-    assert not folder.live and sum(1 for _ in iter(folder.read, None)) == 10
+    folder = open_source(style_folder)
+    assert not folder.live and sum(1 for _ in iter(folder.read, None)) == 3
     with pytest.raises(SourceError, match="nothing.mp4"):
         open_source(tmp_path / "nothing.mp4")
+
+
+def test_latest_gives_the_newest_output_and_wakes_at_the_end(clip, model, styles):
+    stop = threading.Event()
+    pipeline = Pipeline(PacedVideoSource(clip, stop), FrameStylizer(DelayedBackend(model, 0.0), styles[:1]), stop=stop)
+    pipeline.start()
+    first = pipeline.latest(timeout=10)
+    assert first is not None and first.seq == 1
+    newer = pipeline.latest(after=first.seq, timeout=10)
+    assert newer is not None and newer.seq > first.seq and newer.frame.index > first.frame.index
+    np.testing.assert_array_equal(newer.image, newer.frame.image)  # the identity backend
+    assert pipeline.wait(timeout=30)
+    last = pipeline.latest()
+    started = time.perf_counter()
+    assert pipeline.latest(after=last.seq, timeout=10) is None  # the run is over: no waiting for nothing
+    assert time.perf_counter() - started < 1
+    assert pipeline.finish().reason == "end of input"
+
+
+def test_live_session_survives_failing_frames(clip, model, styles):
+    class FlakyBackend(DelayedBackend):
+        def run(self, frame, code, alpha=1.0):
+            if self.calls % 3 == 1:
+                self.calls += 1
+                raise RuntimeError("simulated inference failure")
+            return super().run(frame, code, alpha)
+
+    stop, warnings = threading.Event(), []
+    pipeline = Pipeline(PacedVideoSource(clip, stop), FrameStylizer(FlakyBackend(model, 0.0), styles[:1]),
+                        on_warning=warnings.append, stop=stop)
+    result = pipeline.run()
+    assert result.reason == "end of input"
+    assert result.stats["stylize"].errors > 3 and result.frames_out > FRAMES // 3
+    assert warnings and "simulated inference failure" in warnings[0]
+
+
+def test_looping_source_plays_again_with_increasing_times(clip):
+    from realtime.sources import LoopingSource
+
+    source = open_source(clip, loop=True)
+    assert isinstance(source, LoopingSource)
+    frames = [source.read() for _ in range(FRAMES + 5)]
+    source.close()
+    assert [f.index for f in frames] == list(range(FRAMES + 5))
+    times = [f.timestamp for f in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[FRAMES] == pytest.approx(FRAMES / FPS, abs=1e-3)  # the second pass continues the clock
+    assert [f.pass_start for f in frames].index(True) == FRAMES
+    assert frames[FRAMES].media_time == pytest.approx(0.0) and frames[FRAMES].position == 0.0
+    np.testing.assert_array_equal(frames[FRAMES].image, frames[0].image)
+    assert not isinstance(open_source(clip, loop=False), LoopingSource)

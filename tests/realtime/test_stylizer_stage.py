@@ -9,9 +9,9 @@ from models.errors import InputError
 from models.registry import create_model
 from models.styles import StyleCodeCache, StyleImage
 from realtime.backends.torch_backend import TorchBackend
-from realtime.keys import Action, apply_to_stylizer, binding_for, binding_for_code
+from realtime.controls import Action, apply_to_stylizer, binding_for, binding_for_code
 from realtime.sources import VideoFileSource
-from realtime.stability import TemporalStabilizer
+from realtime.temporal.hold import HoldStage
 from realtime.stylizer import FrameStylizer, StylizerParams
 
 
@@ -107,15 +107,66 @@ def test_stability_reduces_flicker_on_a_static_noisy_scene(frames):
     outputs = [np.clip(base[..., ::-1] + rng.integers(-40, 41, base.shape), 0, 255).astype(np.uint8) for _ in inputs]
 
     def flicker(strength: float) -> float:
-        stab = TemporalStabilizer(strength)
+        stab = HoldStage(strength)
         res = [stab.apply(i, o).astype(int) for i, o in zip(inputs, outputs)]
         return float(np.mean([np.abs(a - b).mean() for a, b in zip(res, res[1:])]))
 
     assert flicker(0.0) > 20
     assert flicker(0.8) < 0.5 * flicker(0.0)
     # A scene cut resets: the new shot's output passes through untouched.
-    stab = TemporalStabilizer(0.9)
+    stab = HoldStage(0.9)
     stab.apply(inputs[0], outputs[0])
     cut_in, cut_out = 255 - inputs[1], outputs[1]
     np.testing.assert_array_equal(stab.apply(cut_in, cut_out), cut_out)
     assert stab.cuts == 1
+
+
+RESET_COMMANDS = {
+    "alpha": (lambda st: st.set_alpha(0.5), {"alpha": 0.5}),
+    "colour": (lambda st: st.set_preserve_color(True), {"preserve_color": True}),
+    "style": (lambda st: st.select_style(1), {"style_index": 1}),
+    "blend": (lambda st: st.set_blend(2, 0.5), {"blend_index": 2, "mix": 0.5}),
+    "size": (lambda st: st.set_size(60), {"size": 60}),
+}
+
+
+@pytest.mark.parametrize("what", sorted(RESET_COMMANDS))
+def test_a_change_of_look_shows_at_once_in_still_regions(frames, stylizer_parts, what):
+    """At stability 1 a still scene holds its output forever, so a new look must reset the held frames."""
+    command, changed = RESET_COMMANDS[what]
+    still = frames[2]
+    st = make(stylizer_parts, temporal="hold", stability=1.0)
+    held = st.process(still)
+    np.testing.assert_array_equal(st.process(still), held)  # nothing moves: the output is held
+    command(st)
+    after = st.process(still)
+    fresh = make(stylizer_parts, temporal="hold", stability=1.0, **changed).process(still)
+    np.testing.assert_array_equal(after, fresh)  # exactly the new look, nothing of the old one
+    assert np.abs(after.astype(int) - held.astype(int)).mean() > 1
+
+
+def test_a_backend_switch_and_a_reopened_source_reset_the_temporal_stage(frames, stylizer_parts):
+    model, styles, cache = stylizer_parts
+    st = make(stylizer_parts, temporal="hold", stability=1.0)
+    st.process(frames[0])
+    held = st.process(frames[1])  # frame 1 partly holds frame 0's output
+    fresh = make(stylizer_parts, temporal="hold", stability=1.0).process(frames[1])
+    assert not np.array_equal(held, fresh)
+    st.set_backend(TorchBackend(model))
+    np.testing.assert_array_equal(st.process(frames[1]), fresh)
+    st.process(frames[0])
+    st.reset_temporal()  # what the pipeline does when a looping source starts again
+    np.testing.assert_array_equal(st.process(frames[1]), fresh)
+
+
+def test_temporal_mode_switch_and_unknown_mode(frames, stylizer_parts):
+    st = make(stylizer_parts)
+    off = st.process(frames[3])
+    st.set_temporal("hold", 0.8)
+    st.process(frames[3])
+    assert (st.state.params.temporal, st.state.params.stability) == ("hold", 0.8)
+    assert "hold 0.80" in st.state.describe()
+    st.set_temporal("off")
+    np.testing.assert_array_equal(st.process(frames[3]), off)
+    with pytest.raises(InputError, match="unknown temporal mode 'blur'"):
+        st.set_temporal("blur")

@@ -1,4 +1,4 @@
-"""Temporal stability: less flicker in stylised video without optical flow.
+"""``hold``: less flicker in stylised video without optical flow.
 
 Feed-forward style nets answer small input changes (sensor noise, compression) with large output
 changes, so static regions shimmer. Where the input did not change beyond a noise threshold we
@@ -13,10 +13,13 @@ import cv2
 import numpy as np
 
 from models.checks import unit
+from realtime.temporal.base import Infer, TemporalStage
 
 
-class TemporalStabilizer:
+class HoldStage(TemporalStage):
     """Blends each stylised frame with the previous output where the input stayed the same."""
+
+    name = "hold"
 
     def __init__(self, strength: float = 0.0, threshold: float = 12.0, cut_threshold: float = 30.0) -> None:
         self.strength = check_strength(strength)
@@ -34,6 +37,9 @@ class TemporalStabilizer:
         self.strength = check_strength(strength)
         if self.strength == 0.0:
             self.reset()
+
+    def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
+        return self.apply(frame, infer(frame))
 
     def apply(self, content: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """Stabilise ``stylized`` (uint8 BGR) given the ``content`` frame it came from (same size)."""

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from models.errors import InputError
     from models.registry import create_model, default_store
     from models.styles import StyleImage, find_style
-    from realtime.stylizer import FrameStylizer, StylizerParams, make_backend
+    from realtime.backends.factory import create_backend
+    from realtime.stylizer import FrameStylizer, StylizerParams
 
     opts = args
     if opts.frames < 2:
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             results["end_to_end"] = []
             clip = synthetic_clip(tmp / "src640.mp4", 640, 480, opts.frames)
             for size in (int(s) for s in opts.sizes.split(",")):
-                st = FrameStylizer(make_backend(opts.backend, model), style, StylizerParams(size=size))
+                st = FrameStylizer(create_backend(opts.backend, model), style, StylizerParams(size=size))
                 fps, extra = pipeline_fps(clip, tmp / "e2e.mp4", st)
                 results["end_to_end"].append({"size": size, "backend": str(st.backend.info), "fps": fps, **extra})
                 rows.append(f"(b) 640x480 microast@{size:<4} {fps:6.2f} fps | stylize {extra['stylize_ms']:.0f} ms | "
@@ -137,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("no clip for the flicker measurement; give --video PATH")
             results["flicker"] = []
             for strength in (0.0, opts.stability):
-                st = FrameStylizer(make_backend(opts.backend, model), style,
-                                   StylizerParams(size=opts.flicker_size, stability=strength))
+                st = FrameStylizer(create_backend(opts.backend, model), style,
+                                   StylizerParams(size=opts.flicker_size, temporal="hold" if strength else "off",
+                                                  stability=strength))
                 d_out, d_in = flicker(video, st, opts.frames)
                 results["flicker"].append({"stability": strength, "output_mad": d_out, "input_mad": d_in,
                                            "ratio": d_out / d_in})

@@ -11,7 +11,7 @@ from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PyQt6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QToolButton, QWidget
 
 from models.images import IMAGE_SUFFIXES
-from realtime.gui.live_view import bgr_to_qimage
+from gui.live_view import bgr_to_qimage
 
 THUMB = QSize(96, 72)
 

@@ -12,8 +12,8 @@ from PyQt6.QtWidgets import (QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, 
                              QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from models.errors import StylizerError
-from realtime.gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
-from realtime.gui.live_view import bgr_to_qimage
+from gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
+from gui.live_view import bgr_to_qimage
 
 log = logging.getLogger(__name__)
 PANE = 480  # px: each result is shown at most this large
@@ -113,7 +113,7 @@ class KeyframeDialog(QDialog):
     # -- running ------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.worker is not None and self.worker.thread is not None and self.worker.thread.isRunning()
+        return self.worker is not None and self.worker.running
 
     def start(self) -> None:
         if self.running:
@@ -126,7 +126,7 @@ class KeyframeDialog(QDialog):
         self.losses.setText("starting…")
         self.worker = GatysWorker(job, self.models)
         self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
+        self.worker.result.connect(self._on_finished)
         self.worker.cancelled.connect(lambda: self._ended("cancelled"))
         self.worker.errored.connect(lambda msg: self._ended(f"error: {msg}"))
         self.run_button.setEnabled(False)
@@ -135,15 +135,18 @@ class KeyframeDialog(QDialog):
 
     def cancel(self) -> None:
         if self.worker is not None:
-            self.worker.cancel()
+            self.worker.abort()
             self.losses.setText("cancelling…")
 
-    def _on_progress(self, step: int, losses: dict) -> None:
+    def _on_progress(self, report: tuple[int, dict]) -> None:
+        step, losses = report
         self.progress.setValue(min(step, self.progress.maximum()))
         shown = "  ".join(f"{k} {v:.3g}" for k, v in losses.items())
         self.losses.setText(f"iteration {step}/{self.progress.maximum()}  {shown}")
 
-    def _on_finished(self, image: np.ndarray) -> None:
+    def _on_finished(self, image: np.ndarray | None) -> None:
+        if image is None:
+            return
         self.gatys = image
         self.gatys_view.setPixmap(self._pixmap(image))
         self.save_gatys.setEnabled(True)
@@ -180,10 +183,4 @@ class KeyframeDialog(QDialog):
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Cancel a running job and wait for its thread; True when it ended within ``timeout_ms``."""
-        if self.worker is None or self.worker.wait(timeout_ms):
-            return True
-        # A step (or the first VGG load) outlasted the timeout: it ends at the next step. Waiting
-        # is better than letting Qt destroy a running thread, which aborts the process.
-        log.warning("keyframe preview still finishing a step; waiting for it")
-        self.worker.wait(60_000)
-        return False
+        return self.worker is None or self.worker.join(timeout_ms)

@@ -1,4 +1,7 @@
-"""The hotkey map shared by the OpenCV window and the Qt GUI: key → action, with help text."""
+"""The hotkey map shared by the OpenCV window and the desktop app: key → action → stylizer command.
+
+The help text of both front ends is built from ``KEY_MAP`` here, once.
+"""
 
 from __future__ import annotations
 
@@ -37,11 +40,6 @@ class KeyBinding:
     arg: int | None = None
     label: str = ""  # how help shows the key, when not the character itself
 
-    @property
-    def help(self) -> str:
-        text = self.action.value if self.arg is None else f"{self.action.value} {self.arg + 1}"
-        return f"{self.label or self.key:>6}  {text}"
-
 
 KEY_MAP: tuple[KeyBinding, ...] = (
     *(KeyBinding(str(i + 1), Action.SELECT_STYLE, i) for i in range(9)),
@@ -79,11 +77,16 @@ def binding_for_code(code: int) -> KeyBinding | None:
     return binding_for(chr(code))
 
 
-def help_text() -> str:
-    """The key map as printable lines (style keys folded into one line)."""
-    lines = ["   1-9  select style 1-9"]
-    lines += [b.help for b in KEY_MAP if b.action is not Action.SELECT_STYLE and b.key != "="]
-    return "\n".join(lines)
+def help_rows(extra: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, str]]:
+    """(key, what it does) for every binding (style keys folded into one row), then a front end's ``extra``."""
+    rows = [("1-9", "select style 1-9")]
+    rows += [(b.label or b.key, b.action.value) for b in KEY_MAP if b.action is not Action.SELECT_STYLE and b.key != "="]
+    return rows + list(extra)
+
+
+def help_text(extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The key map as printable lines."""
+    return "\n".join(f"{key:>6}  {what}" for key, what in help_rows(extra))
 
 
 def apply_to_stylizer(binding: KeyBinding, stylizer: FrameStylizer) -> bool:

@@ -12,19 +12,21 @@ from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QImag
 from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from models.styles import StyleImage
-from realtime.gui.background import BackgroundTasks
-from realtime.gui.controls import ControlPanel
-from realtime.gui.gatys_worker import GatysModelHolder
-from realtime.gui.gallery import StyleGallery, image_paths, thumbnail
-from realtime.gui.help_dialog import HelpDialog
-from realtime.gui.keyframe_dialog import KeyframeDialog
-from realtime.gui.live_view import LiveView
-from realtime.gui.settings import GuiSettings, SettingsStore
-from realtime.gui.virtual_camera import virtual_camera_status
-from realtime.gui.worker import LiveFrame, StylizeWorker, is_camera, live_opener
-from realtime.keys import ALPHA_STEP, Action, apply_to_stylizer, binding_for
-from realtime.sources import VIDEO_SUFFIXES
-from realtime.stylizer import FrameStylizer, StylizerParams, make_backend
+from gui.controls import ControlPanel
+from gui.gatys_worker import GatysModelHolder
+from gui.gallery import StyleGallery, image_paths, thumbnail
+from gui.help_dialog import HelpDialog
+from gui.keyframe_dialog import KeyframeDialog
+from gui.live_view import LiveView
+from gui.settings import GuiSettings, SettingsStore
+from gui.threads import TaskQueue
+from gui.virtual_camera import virtual_camera_status
+from gui.worker import LiveFrame, LiveWorker
+from realtime.controls import ALPHA_STEP, Action, apply_to_stylizer, binding_for, help_rows
+from realtime.overlay import overlay_lines
+from realtime.sinks import save_snapshot, stamped_path
+from realtime.sources import is_camera
+from realtime.stylizer import FrameStylizer, StylizerParams, load_backend
 
 log = logging.getLogger(__name__)
 BANNER_MS = 10_000
@@ -65,11 +67,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("stylizer")
         self.setAcceptDrops(True)
         self.stylizer: FrameStylizer | None = None
-        self.worker: StylizeWorker | None = None
+        self.worker: LiveWorker | None = None
         self.keyframes: list[KeyframeDialog] = []
         self.gatys_models = GatysModelHolder()
-        self.setup_tasks = BackgroundTasks(1)   # model and backend builds
-        self.style_tasks = BackgroundTasks(1)   # style decoding + encoding, in gallery order
+        self.setup_tasks = TaskQueue("loading the model")   # model and backend builds
+        self.style_tasks = TaskQueue("loading a style")     # style decoding + encoding, in gallery order
         self._style_paths: list[Path] = []
         self._record_started = 0.0
         self._seen_style: int | None = None
@@ -143,6 +145,7 @@ class MainWindow(QMainWindow):
         c.color_toggled.connect(lambda on: self._command(lambda s: s.set_preserve_color(on)))
         c.bypass_toggled.connect(lambda on: self._command(lambda s: s.set_bypass(on)))
         c.stability_changed.connect(lambda v: self._command(lambda s: s.set_stability(v)))
+        c.temporal_changed.connect(lambda mode: self._command(lambda s: s.set_temporal(mode)))
         c.blend_changed.connect(self._blend)
         c.record.toggled.connect(self.set_recording)
         c.snapshot.clicked.connect(self.snapshot)
@@ -171,11 +174,12 @@ class MainWindow(QMainWindow):
             return
         first, rest = self.options.styles[0], self.options.styles[1:]
         opts = self.options
+        params = StylizerParams(size=opts.size, temporal=self.controls.temporal.currentText(),
+                                stability=self.controls.stability.value() / 100)  # read widgets here, not in build()
 
         def build() -> tuple[FrameStylizer, _LoadedStyle]:
             loaded = _load_style(first)
             backend = _build_backend(opts.model, opts.backend, opts.device, opts.allow_download)
-            params = StylizerParams(size=opts.size)
             return FrameStylizer(backend, [loaded.image], params, style_size=opts.style_size), loaded
 
         self.setup_tasks.submit(build, lambda result: self._ready(*result, rest), self._startup_failed)
@@ -188,16 +192,14 @@ class MainWindow(QMainWindow):
         self._style_added(first)
         self.gallery.set_active(0)
         self._show_backend()
-        path = Path(str(self.options.source)).expanduser()
-        video = path if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES else None
-        self.worker = StylizeWorker(live_opener(self.options.source), stylizer, source_path=video,
-                                    loop=self.options.loop and not is_camera(self.options.source))
+        self.worker = LiveWorker(self.options.source, stylizer,
+                                 loop=self.options.loop and not is_camera(self.options.source),
+                                 output_dir=self.options.output_dir)
         self.worker.frame_ready.connect(self._show_frame)
         self.worker.errored.connect(self.show_error)
-        self.worker.message.connect(lambda text: self.statusBar().showMessage(text, BANNER_MS))
+        self.worker.warned.connect(self.show_error)
         self.worker.recording_changed.connect(self._recording_changed)
-        self.worker.snapshot_saved.connect(lambda p: self.statusBar().showMessage(f"saved {p}", BANNER_MS))
-        self.worker.stopped.connect(self._worker_stopped)
+        self.worker.ended.connect(self._worker_stopped)
         self.worker.virtual_camera_changed.connect(self._virtual_camera_changed)
         self.live.set_placeholder(f"Opening {self.options.source}…")
         self.worker.start()
@@ -223,14 +225,8 @@ class MainWindow(QMainWindow):
             self.gallery.set_active(active)
 
     def _overlay(self, live: LiveFrame) -> list[str]:
-        s = live.state
-        lines = [f"{s.model} · {s.backend}",
-                 f"style {s.params.style_index + 1}/{len(s.styles)}: {s.describe()}",
-                 f"{live.stats.fps:5.1f} fps   latency {live.stats.mean_ms:4.0f} ms (p95 {live.stats.p95_ms:.0f})"
-                 f"   dropped {live.stats.drops}"]
-        if self.worker is not None and self.worker.recording:
-            lines.append(f"● REC {self._elapsed()}")
-        return lines
+        recording = self.worker is not None and self.worker.recording
+        return overlay_lines(live.state, live.stats, f"● REC {self._elapsed()}" if recording else "")
 
     def _worker_stopped(self) -> None:
         if not self._closing:
@@ -346,21 +342,12 @@ class MainWindow(QMainWindow):
 
     # ----- outputs -----
 
-    def _output_path(self, prefix: str, suffix: str) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.options.output_dir / f"{prefix}-{stamp}{suffix}"
-        n = 1
-        while path.exists():
-            path = self.options.output_dir / f"{prefix}-{stamp}-{n}{suffix}"
-            n += 1
-        return path
-
     def set_recording(self, on: bool) -> None:
         if self.worker is None:
             self.controls.set_recording(False)
             return
         if on and not self.worker.recording:
-            self.worker.start_recording(self._output_path("stylizer", ".mp4"))
+            self.worker.start_recording(stamped_path(self.options.output_dir, "stylizer", ".mp4"))
         elif not on and self.worker.recording:
             self.worker.stop_recording()
 
@@ -381,10 +368,17 @@ class MainWindow(QMainWindow):
         self.controls.set_recording(True, time.monotonic() - self._record_started)
 
     def snapshot(self) -> Path | None:
-        if self.worker is None:
+        """Save the frame on screen as a PNG in the output folder."""
+        live = self.worker.latest() if self.worker is not None else None
+        if live is None:
+            self.show_error("no frame to save yet")
             return None
-        path = self._output_path("snapshot", ".png")
-        self.worker.snapshot(path)
+        try:
+            path = save_snapshot(live.output, self.options.output_dir)
+        except Exception as exc:  # a full disk or a removed folder: say it, keep running
+            self.show_error(f"snapshot not saved: {exc}")
+            return None
+        self.statusBar().showMessage(f"saved {path}", BANNER_MS)
         return path
 
     def set_virtual_camera(self, on: bool) -> None:
@@ -457,13 +451,8 @@ class MainWindow(QMainWindow):
             apply_to_stylizer(binding, self.stylizer)
 
     def show_help(self) -> None:
-        from realtime.keys import KEY_MAP
-
-        rows = [("1 – 9", "select style 1–9")]
-        rows += [(b.label or b.key, b.action.value.replace("print this key map", "show this help"))
-                 for b in KEY_MAP if b.action is not Action.SELECT_STYLE and b.key != "="]
-        rows.append(("k", "keyframe preview: Gatys on the current frame"))
-        rows.append(("F1", "show this help"))
+        extra = (("k", "keyframe preview: Gatys on the current frame"), ("F1", "show this help"))
+        rows = [(key, what.replace("print this key map", "show this help")) for key, what in help_rows(extra)]
         HelpDialog(rows, self).show()
 
     def show_error(self, message: str) -> None:
@@ -496,9 +485,9 @@ class MainWindow(QMainWindow):
         ok = True
         for dialog in self.keyframes:  # cancel all first, so they wind down in parallel
             if dialog.worker is not None:
-                dialog.worker.cancel()
+                dialog.worker.abort()
         if self.worker is not None:
-            ok &= self.worker.stop(timeout_ms)
+            ok &= self.worker.join(timeout_ms)
         for dialog in self.keyframes:
             ok &= dialog.shutdown(timeout_ms)
         ok &= self.style_tasks.wait(timeout_ms)
@@ -517,9 +506,8 @@ def _load_style(path: Path) -> _LoadedStyle:
 
 
 def _build_backend(model_name: str, backend: str, device: str, allow_download: bool = True):
-    from models.registry import create_model, default_store
+    from models.registry import default_store
 
     store = default_store()
     store.allow_download = allow_download
-    model = create_model(model_name, store=store, device=device).eval()
-    return make_backend(backend, model, device=device)
+    return load_backend(model_name, backend, device, store=store)

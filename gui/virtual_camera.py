@@ -10,7 +10,7 @@ def virtual_camera_status() -> tuple[bool, str]:
     from realtime.sinks import VirtualCameraSink
 
     try:
-        VirtualCameraSink(64, 64, 30).close()
+        VirtualCameraSink.check_available()
     except SinkError as exc:
         return False, f"Virtual camera unavailable: {exc}"
     return True, ""

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from models.errors import SinkError
-from realtime.gui.qt_env import fix_qt_plugin_path
-from realtime.gui.settings import GuiSettings, SettingsStore
+from gui.qt_env import fix_qt_plugin_path
+from gui.settings import GuiSettings, SettingsStore
+from models.registry import feed_forward_models
 
 DEFAULT_SIZE = 360  # short side; what a 2-core CPU stylises at interactive rates with MicroAST
 
@@ -23,18 +24,12 @@ def check_display() -> None:
                         "'xvfb-run python main.py gui …', or try 'python main.py webcam --no-window'")
 
 
-def feed_forward_models() -> list[str]:
-    from models.registry import list_models
-
-    return [m.name for m in list_models() if m.feed_forward]
-
-
 def gallery_styles(folder: Path | None) -> list[Path]:
     """The starting gallery: the images in ``folder``, or every style on the search path."""
     from models.errors import InputError
     from models.registry import default_store
     from models.styles import list_styles_on_path
-    from realtime.gui.gallery import image_paths
+    from gui.gallery import image_paths
 
     if folder is not None:
         if not folder.is_dir():
@@ -48,7 +43,7 @@ def gallery_styles(folder: Path | None) -> list[Path]:
 
 def merge_options(cli: dict, saved: GuiSettings):
     """Command line over saved settings over defaults."""
-    from realtime.gui.main_window import GuiOptions
+    from gui.main_window import GuiOptions
 
     folder = cli.get("styles") or (Path(saved.styles_folder) if saved.styles_folder else None)
     if folder is not None and not Path(folder).is_dir() and not cli.get("styles"):
@@ -70,7 +65,7 @@ def run_app(cli: dict, settings_path: Path | None = None) -> int:
     check_display()
     from PyQt6.QtWidgets import QApplication
 
-    from realtime.gui.main_window import MainWindow
+    from gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("stylizer")

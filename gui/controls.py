@@ -1,4 +1,4 @@
-"""The control panel: model, backend, size, strength, colour, blend, stability, bypass, and actions."""
+"""The control panel: model, backend, size, strength, colour, blend, temporal mode, bypass, and actions."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                              QSlider, QVBoxLayout, QWidget)
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-#: processing sizes (short side in px; 0 = the frame as it comes)
-SIZES = (0, 240, 360, 480, 720)
+from realtime.backends.factory import BACKENDS
+from realtime.stylizer import PROCESSING_SIZES, StylizerParams
+from realtime.temporal import TEMPORAL_MODES
 
 
 def _slider(value: int) -> QSlider:
@@ -29,6 +29,7 @@ class ControlPanel(QWidget):
     color_toggled = pyqtSignal(bool)
     blend_changed = pyqtSignal(bool, int, int, float)  # enabled, style a, style b, mix (0 = a, 1 = b)
     stability_changed = pyqtSignal(float)
+    temporal_changed = pyqtSignal(str)
     bypass_toggled = pyqtSignal(bool)
 
     def __init__(self, models: list[str], parent: QWidget | None = None) -> None:
@@ -41,14 +42,18 @@ class ControlPanel(QWidget):
         self.backend_running.setToolTip("The backend really running (after 'auto' picked or a fallback)")
         self.backend_running.setWordWrap(True)
         self.size = QComboBox()
-        for s in SIZES:
+        for s in PROCESSING_SIZES:
             self.size.addItem("original" if s == 0 else f"{s} px", s)
         self.alpha = _slider(100)
         self.alpha_label = QLabel("1.00")
         self.color = QCheckBox("Keep colours (c)")
         self.bypass = QCheckBox("Bypass (space)")
-        self.stability = _slider(0)
-        self.stability_label = QLabel("off")
+        self.temporal = QComboBox()
+        self.temporal.addItems(TEMPORAL_MODES)
+        self.temporal.setToolTip("off: every frame on its own; hold: still regions keep their look (less flicker)")
+        default_strength = round(StylizerParams().stability * 100)
+        self.stability = _slider(default_strength)
+        self.stability_label = QLabel(f"{default_strength / 100:.2f}")
 
         self.blend = QGroupBox("Blend two styles")
         self.blend.setCheckable(True)
@@ -70,6 +75,7 @@ class ControlPanel(QWidget):
         look = QGroupBox("Look")
         look_form = QFormLayout(look)
         look_form.addRow("Strength", self._with_label(self.alpha, self.alpha_label))
+        look_form.addRow("Temporal", self.temporal)
         look_form.addRow("Stability", self._with_label(self.stability, self.stability_label))
         look_form.addRow(self.color)
         look_form.addRow(self.bypass)
@@ -98,7 +104,7 @@ class ControlPanel(QWidget):
         layout.addWidget(self.blend)
         layout.addWidget(actions)
         layout.addStretch(1)
-        for w in (self.model, self.backend, self.size, self.blend_a, self.blend_b, self.color, self.bypass,
+        for w in (self.model, self.backend, self.size, self.temporal, self.blend_a, self.blend_b, self.color, self.bypass,
                   self.record, self.snapshot, self.keyframe, self.virtual_cam, self.blend):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._connect()
@@ -119,6 +125,7 @@ class ControlPanel(QWidget):
         self.size.currentIndexChanged.connect(lambda i: self.size_changed.emit(int(self.size.itemData(i))))
         self.alpha.valueChanged.connect(self._alpha_moved)
         self.stability.valueChanged.connect(self._stability_moved)
+        self.temporal.currentTextChanged.connect(self.temporal_changed)
         self.color.toggled.connect(self.color_toggled)
         self.bypass.toggled.connect(self.bypass_toggled)
         self.blend.toggled.connect(self._blend_edited)
@@ -131,7 +138,7 @@ class ControlPanel(QWidget):
         self.alpha_changed.emit(value / 100)
 
     def _stability_moved(self, value: int) -> None:
-        self.stability_label.setText(f"{value / 100:.2f}" if value else "off")
+        self.stability_label.setText(f"{value / 100:.2f}")
         self.stability_changed.emit(value / 100)
 
     def _blend_edited(self, *_: object) -> None:

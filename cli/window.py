@@ -1,0 +1,146 @@
+"""The OpenCV front end of ``webcam``: a window on the main thread showing a running Pipeline.
+
+OpenCV's highgui must run on the main thread; the pipeline's stages run on their own threads, so
+this loop only waits for the newest output, draws the overlay, shows it and turns key presses
+into stylizer commands (``realtime.controls``) or window actions (snapshot, record, fullscreen).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.errors import SinkError
+from realtime.controls import Action, KeyBinding, apply_to_stylizer, binding_for_code, help_text
+from realtime.overlay import overlay_lines
+from realtime.pipeline import Pipeline, PipelineResult
+from realtime.sinks import RecorderSink, save_snapshot
+
+
+class OpenCVWindow:
+    """An OpenCV window: shows frames, returns the bindings of pressed keys (QUIT when closed)."""
+
+    def __init__(self, title: str = "stylizer", fullscreen: bool = False) -> None:
+        self.title = title
+        self.fullscreen = fullscreen
+        self.overlay = True
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        except cv2.error as exc:
+            raise SinkError(f"cannot open a window ({exc.err}); no display? use --no-window") from exc
+        self._apply_fullscreen()
+        self._shown = False
+
+    def _apply_fullscreen(self) -> None:
+        mode = cv2.WINDOW_FULLSCREEN if self.fullscreen else cv2.WINDOW_NORMAL
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, mode)
+
+    def toggle_fullscreen(self) -> None:
+        self.fullscreen = not self.fullscreen
+        self._apply_fullscreen()
+
+    def show(self, image: np.ndarray, wait_ms: int = 1) -> KeyBinding | None:
+        """Display a frame and pump events; returns the binding of a pressed key."""
+        if not self._shown:
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self._shown = True
+        cv2.imshow(self.title, image)
+        return self.poll(wait_ms)
+
+    def poll(self, wait_ms: int = 1) -> KeyBinding | None:
+        code = cv2.waitKeyEx(wait_ms)
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return KeyBinding("q", Action.QUIT)  # the window was closed with the mouse
+        return binding_for_code(code)
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:  # already gone with the display
+            pass
+
+
+def draw_overlay(image: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Draw ``lines`` top-left on a translucent box; returns a new frame, the input is untouched."""
+    out = image.copy()
+    scale = max(0.4, min(0.7, image.shape[1] / 1400))
+    thick = 1
+    sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0] for line in lines]
+    step = int(max((h for _, h in sizes), default=12) * 1.8)
+    width = max((w for w, _ in sizes), default=0) + 16
+    height = step * len(lines) + 8
+    box = out[:height, :width]
+    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken behind the text for contrast
+    for i, line in enumerate(lines):
+        cv2.putText(out, line, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                    cv2.LINE_AA)
+    return out
+
+
+class WindowFrontEnd:
+    """Runs a pipeline with an OpenCV window on this (the main) thread until quit or the end."""
+
+    def __init__(self, pipeline: Pipeline, window: OpenCVWindow, snapshot_dir: Path = Path("."),
+                 recorder: RecorderSink | None = None) -> None:
+        self.pipeline = pipeline
+        self.window = window
+        self.snapshot_dir = snapshot_dir
+        self.recorder = recorder
+        self.snapshots: list[Path] = []
+        self._last: np.ndarray | None = None
+
+    def run(self) -> PipelineResult:
+        pipeline, seq = self.pipeline, 0
+        try:
+            pipeline.start()
+            while not pipeline.done:
+                out = pipeline.latest(after=seq, timeout=0.03)  # short: the window must keep pumping events
+                if out is not None:
+                    seq, self._last = out.seq, out.image
+                    binding = self.window.show(self._with_overlay(out.image))
+                else:
+                    binding = self.window.poll(1)
+                if binding is not None and self.handle_key(binding):
+                    break
+        except KeyboardInterrupt:
+            pipeline.stop("interrupted")
+        finally:
+            try:
+                result = pipeline.finish()
+            finally:
+                self.window.close()
+        return result
+
+    def _with_overlay(self, image: np.ndarray) -> np.ndarray:
+        if not self.window.overlay:
+            return image
+        extra = "REC" if self.recorder is not None and self.recorder.recording else ""
+        return draw_overlay(image, overlay_lines(self.pipeline.stylizer.state, self.pipeline.stats.snapshot(), extra))
+
+    def handle_key(self, binding: KeyBinding) -> bool:
+        """Apply a key; True when it means quit."""
+        if apply_to_stylizer(binding, self.pipeline.stylizer):
+            return False
+        action = binding.action
+        if action is Action.QUIT:
+            self.pipeline.stop("quit")
+            return True
+        if action is Action.OVERLAY:
+            self.window.overlay = not self.window.overlay
+        elif action is Action.FULLSCREEN:
+            self.window.toggle_fullscreen()
+        elif action is Action.HELP:
+            print(help_text(), flush=True)
+        elif action is Action.SNAPSHOT and self._last is not None:
+            path = save_snapshot(self._last, self.snapshot_dir)
+            self.snapshots.append(path)
+            print(f"snapshot {path}", flush=True)
+        elif action is Action.RECORD:
+            if self.recorder is not None:
+                print("recording" if self.recorder.toggle() else "recording stopped", flush=True)
+            else:
+                print("recording is not set up; start with --record OUT.mp4", flush=True)
+        return False
