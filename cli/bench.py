@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     feed_forward = sorted(name for name, c in MODELS.items() if c.feed_forward)
     models.add_argument("--models", default="microast", help=f"comma-separated, from: {', '.join(feed_forward)}")
-    models.add_argument("--backend", default="torch,onnxruntime",
-                        help=f"comma-separated, from: {', '.join(BACKENDS)}")
-    models.add_argument("--sizes", default="320x240,640x480,1280x720,1920x1080", help="frame sizes, WxH,...")
+    models.add_argument("--backend", default="torch,onnxruntime:plain,onnxruntime",
+                        help=f"comma-separated, from: {', '.join(BACKENDS)}; onnxruntime:plain is today's graph "
+                             "exported as written (onnxruntime alone: the tuned graph)")
+    models.add_argument("--sizes", default="320x240,640x480,1280x720", help="frame sizes, WxH,...")
     models.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: fp16 on GPU, fp32 on CPU")
     models.add_argument("--device", default="auto", help="auto, cpu or cuda")
     models.add_argument("--warmup", type=positive_int, default=2, help="untimed frames first")
@@ -46,20 +47,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from export.bench_models import BenchConfig, format_table, run_benchmarks, write_json
+    from bench.models import BenchConfig, format_table, parse_backends, run_benchmarks, write_json
     from export.formats import parse_sizes
     from models.errors import InputError
     from models.registry import model_config
-    from realtime.backends.factory import BACKENDS
 
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
     for name in names:
         if not model_config(name).feed_forward:
             raise InputError(f"{name} has no per-frame network to benchmark; choose a feed-forward model")
-    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown or not backends:
-        raise InputError(f"unknown backend {', '.join(unknown) or '(none)'}; choose from: {', '.join(BACKENDS)}")
+    backends = parse_backends(args.backend)
     if args.iters < 1:
         raise InputError("--iters must be at least 1")
     if args.json is not None and not args.json.expanduser().parent.is_dir():
@@ -75,10 +72,6 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    try:
-        from realtime import bench_pipeline
-    except ImportError:
-        from models.errors import StylizerError
-        raise StylizerError("the pipeline benchmark is not part of this build (realtime/bench_pipeline.py missing)") \
-            from None
-    return int(bench_pipeline.run(args) or 0)
+    from bench import pipeline
+
+    return int(pipeline.run(args) or 0)

@@ -6,6 +6,8 @@ Also the ONNX cache the ONNX Runtime backend uses when it is given a model, not 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ class ExportRequest:
     profile: ShapeProfile = DEFAULT_PROFILE
     style_size: int = 256
     checkpoint_sha256: str = ""
+    graph: str | None = None  # frame-graph formulation; None: the model's default (MicroAST: tuned)
 
 
 def check_request(request: ExportRequest) -> ExportFormat:
@@ -50,18 +53,26 @@ def artifact_name(model: StyleModel, precision: str, suffix: str) -> str:
 
 
 def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: WeightStore | None,
-                         opset: int = 17, style_size: int = 256, checkpoint_sha256: str = "") -> Path:
+                         opset: int = 17, style_size: int = 256, checkpoint_sha256: str = "",
+                         graph: str | None = None) -> Path:
     """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
     from export.onnx import export_onnx
     from export.verify import sample_code, sample_frames, verify_onnx
 
     code = sample_code(model, store, style_size)
-    export_onnx(model, code, path, precision, opset, checkpoint_sha256=checkpoint_sha256)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Made and verified under a temporary name beside the target, renamed only once verified: a failed,
+    # interrupted or killed export never leaves an unverified file, nor removes a good one already there.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    os.close(fd)
+    staged = Path(tmp)
     try:
-        verify_onnx(path, model, code, sample_frames(store))
-    except BaseException:  # also Ctrl-C: a file that failed (or never finished) verification must not be used
-        path.unlink(missing_ok=True)
-        raise
+        export_onnx(model, code, staged, precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
+        verify_onnx(staged, model, code, sample_frames(store))
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
     return path
 
 
@@ -73,15 +84,16 @@ def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStor
     if fmt.name == "onnx":
         path = request.out_dir / artifact_name(model, request.precision, fmt.suffix)
         export_onnx_verified(model, path, request.precision, store, request.opset, request.style_size,
-                             request.checkpoint_sha256)
+                             request.checkpoint_sha256, request.graph)
     else:
         from export.tensorrt import build_engine, require_tensorrt
 
         require_tensorrt()  # fail before the ONNX step when TensorRT is absent
         # TensorRT builds its own fp16 kernels from the fp32 graph; statistics precision is set per layer there.
         onnx_path = request.out_dir / artifact_name(model, "fp32", ".onnx")
+        # TensorRT fuses and picks kernels itself: it gets the network as written
         export_onnx_verified(model, onnx_path, "fp32", store, request.opset, request.style_size,
-                             request.checkpoint_sha256)
+                             request.checkpoint_sha256, request.graph or "plain")
         path = build_engine(onnx_path, request.precision, request.profile, request.out_dir).engine_path
     log.info("export: %s %s %s done in %.1f s: %s (%.1f MB)", model.name, fmt.name, request.precision,
              time.perf_counter() - start, path, path.stat().st_size / 1e6)
@@ -93,22 +105,30 @@ def onnx_cache_dir(cache_dir: Path | None = None) -> Path:
 
 
 def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = None,
-                cache_dir: Path | None = None) -> Path:
-    """The verified ONNX file for ``model`` in the user cache, exported on first use."""
-    from export.onnx import read_metadata
+                cache_dir: Path | None = None, graph: str | None = None) -> Path:
+    """The verified ONNX file for ``model`` in the user cache, exported on first use.
+
+    ``graph``: the formulation (None: the model's default); part of the file name and checked in
+    the metadata, so a cache never serves an older or different graph.
+    """
+    from export.onnx import default_graph, read_metadata
     from models.errors import ArtifactError
 
+    graph = default_graph(model) if graph in (None, "tuned") else graph
     key = weights_fingerprint(model)[:16]
-    path = onnx_cache_dir(cache_dir) / f"{model.name}-{key}-{precision}-v{app_version()}.onnx"
+    path = onnx_cache_dir(cache_dir) / f"{model.name}-{key}-{precision}-{graph}-v{app_version()}.onnx"
     if path.is_file():
         try:
             meta = read_metadata(path)
             meta.check_matches(model.name, weights_fingerprint(model), str(path))
             if not meta.psnr_db:  # verification records its figures; none means it never passed
                 raise ArtifactError(f"{path} was never verified against PyTorch")
+            if meta.extra.get("graph", "plain") != graph:
+                raise ArtifactError(f"{path} holds the {meta.extra.get('graph', 'plain')} graph, not {graph}")
             log.debug("onnx cache hit: %s", path)
             return path
         except ArtifactError as exc:
             log.warning("onnx cache: %s; exporting again", exc)
-    log.info("onnx cache: exporting %s %s to %s (first use of these weights)", model.name, precision, path)
-    return export_onnx_verified(model, path, precision, store)
+    log.info("onnx cache: exporting %s %s (%s graph) to %s (first use of these weights)", model.name, precision,
+             graph, path)
+    return export_onnx_verified(model, path, precision, store, graph=graph)

@@ -53,9 +53,30 @@ def graph_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()
 
 
-def _export_fp32(model: StyleModel, code: StyleCode, path: Path, opset: int, sample_hw: tuple[int, int]) -> None:
+def default_graph(model: StyleModel) -> str:
+    """The graph formulation export uses for ``model`` by default: the tuned one where there is one."""
+    from export.microast_graph import TUNED_VERSION
+
+    return TUNED_VERSION if model.name == "microast" else "plain"
+
+
+def frame_graph(model: StyleModel, graph: str = "plain") -> nn.Module:
+    """The fp32 CPU module to export: ``plain`` wraps the network as written, ``tuned-N`` is MicroAST's rewrite."""
+    from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph
+
     # a copy: .to()/.float() work in place, and the caller's model may live on a GPU or in fp16
-    graph = FrameGraph(copy.deepcopy(model.frame_network())).to("cpu").float().eval()
+    network = copy.deepcopy(model.frame_network()).to("cpu").float().eval()
+    if graph == "plain":
+        return FrameGraph(network).eval()
+    if graph in ("tuned", TUNED_VERSION) and model.name == "microast":
+        return TunedMicroASTGraph(network).eval()
+    raise ArtifactError(f"graph variant {graph!r} does not exist for {model.name}; use plain"
+                        + (f" or {TUNED_VERSION}" if model.name == "microast" else ""))
+
+
+def _export_fp32(model: StyleModel, code: StyleCode, path: Path, opset: int, sample_hw: tuple[int, int],
+                 graph_variant: str = "plain") -> None:
+    graph = frame_graph(model, graph_variant)
     h, w = sample_hw
     frame = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8)
     code_tensors = [t.detach().to("cpu", torch.float32) for t in code.tensors.values()]
@@ -83,15 +104,21 @@ def save_with_metadata(model: onnx.ModelProto, meta: ArtifactMetadata, path: Pat
 
 def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str = "fp32",
                 opset: int = DEFAULT_OPSET, sample_hw: tuple[int, int] = (256, 320),
-                checkpoint_sha256: str = "") -> ArtifactMetadata:
-    """Export ``model``'s frame graph to ``path`` (fp32 or fp16) and return its metadata (not yet verified)."""
+                checkpoint_sha256: str = "", graph: str | None = None) -> ArtifactMetadata:
+    """Export ``model``'s frame graph to ``path`` (fp32 or fp16) and return its metadata (not yet verified).
+
+    ``graph``: the formulation (None: :func:`default_graph`); recorded as ``extra["graph"]``.
+    """
     from export.fp16 import convert_to_fp16
 
     start = time.perf_counter()
     path = Path(path)
+    graph = default_graph(model) if graph is None else graph
+    if graph == "tuned":
+        graph = default_graph(model)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "fp32.onnx"
-        _export_fp32(model, code, raw, opset, sample_hw)
+        _export_fp32(model, code, raw, opset, sample_hw, graph)
         proto = onnx.load(raw)
     if precision == "fp16":
         proto = convert_to_fp16(proto)
@@ -99,11 +126,12 @@ def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str =
         raise ArtifactError(f"ONNX export supports fp32 and fp16, not {precision!r}")
     meta = ArtifactMetadata(
         model=model.name, weights_sha256=weights_fingerprint(model), precision=precision, opset=opset,
-        code_tensors={k: list(v.shape) for k, v in code.tensors.items()}, checkpoint_sha256=checkpoint_sha256)
+        code_tensors={k: list(v.shape) for k, v in code.tensors.items()}, checkpoint_sha256=checkpoint_sha256,
+        extra={"graph": graph})
     save_with_metadata(proto, meta, path)
     onnx.checker.check_model(str(path), full_check=True)
-    log.info("onnx: exported %s %s to %s (%.1f MB) in %.1f s; checker passed", model.name, precision, path,
-             path.stat().st_size / 1e6, time.perf_counter() - start)
+    log.info("onnx: exported %s %s (%s graph) to %s (%.1f MB) in %.1f s; checker passed", model.name, precision,
+             graph, path, path.stat().st_size / 1e6, time.perf_counter() - start)
     return meta
 
 

@@ -43,10 +43,44 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def nvidia_gpu_present() -> str | None:
+    """Evidence of an NVIDIA GPU on this machine whether or not any library can use it (a device node), or None."""
+    for node in (Path("/dev/nvidia0"), Path("/proc/driver/nvidia/gpus")):
+        if node.exists():
+            return str(node)
+    return None
+
+
+def cuda_unavailable_reason() -> str:
+    """Why CUDA cannot be used: no GPU at all, or a GPU that is there but unusable (and why)."""
+    import torch
+
+    present = nvidia_gpu_present()
+    if present is None:
+        return "no CUDA GPU visible"
+    if torch.version.cuda is None:
+        return (f"an NVIDIA GPU is present ({present}) but this PyTorch build has no CUDA (torch {torch.__version__}); "
+                "install a CUDA build of torch")
+    return (f"an NVIDIA GPU is present ({present}) but PyTorch cannot use it (torch.cuda.is_available() is False with "
+            f"CUDA {torch.version.cuda}: driver too old, or CUDA_VISIBLE_DEVICES hides it)")
+
+
+def resolve_device(device: str) -> str:
+    """A torch device for code that runs PyTorch directly (stills): ``auto`` is cuda when usable, else cpu, logged."""
+    if device != "auto":
+        return device
+    if cuda_available():
+        log.info("device auto: picked cuda (a CUDA GPU is visible to PyTorch)")
+        return "cuda"
+    reason = cuda_unavailable_reason()
+    log.log(logging.WARNING if "GPU is present" in reason else logging.INFO, "device auto: picked cpu (%s)", reason)
+    return "cpu"
+
+
 def unavailable_reason(candidate: Candidate) -> str | None:
     """Why ``candidate`` cannot run here (cheap checks only), or None when it may."""
     if candidate.device == "cuda" and not cuda_available():
-        return "no CUDA GPU visible"
+        return cuda_unavailable_reason()
     if candidate.backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
         return "TensorRT (python package tensorrt) not installed"
     if candidate.backend == "onnxruntime":
@@ -110,7 +144,9 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
             else:
                 why = "the fastest available" if not skipped else "skipped " + "; ".join(skipped)
                 backend.selection = f"{name}: picked {backend.info} ({why})"
-                log.info("backend %s", backend.selection)
+                # an unusable GPU deserves more than an info line: the user may think it is in use
+                gpu_unusable = any("GPU is present" in s or "failed to start" in s for s in skipped)
+                log.log(logging.WARNING if gpu_unusable else logging.INFO, "backend %s", backend.selection)
                 return backend
         skipped.append(f"{candidate}: {reason}")
     raise BackendError(f"no {name} backend can run here ({'; '.join(skipped)})")

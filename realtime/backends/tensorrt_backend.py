@@ -32,7 +32,7 @@ class TensorRTBackend(Backend):
             from export.tensorrt import build_engine
             from models.registry import default_store
 
-            onnx_path = cached_onnx(model, "fp32", default_store(), cache_dir)
+            onnx_path = cached_onnx(model, "fp32", default_store(), cache_dir, graph="plain")  # TensorRT fuses itself
             artifact = build_engine(onnx_path, precision, profile, onnx_cache_dir(cache_dir) / "tensorrt").engine_path
         artifact = Path(artifact)
         self.meta = read_engine_metadata(artifact.with_suffix(".json"))

@@ -1,4 +1,9 @@
-"""PyTorch backend: the model in eager mode on CPU or CUDA (fp16 and channels-last on CUDA)."""
+"""PyTorch backend: the model in eager mode on CPU or CUDA (fp16 on CUDA), channels-last on both.
+
+Channels-last is the layout oneDNN's CPU convolutions want: MicroAST at 640×480 on 2 cores ran in
+139 ms channels-last vs 210 ms NCHW (2026-12-01). An OpenCV frame (H, W, 3) is already channels-last
+memory, so the input needs no reorder.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,7 @@ class TorchBackend(Backend):
         if self.dtype != torch.float32:  # a half-precision copy: the shared modules (e.g. AdaIN's VGG) stay fp32
             network = copy.deepcopy(network)
         self.network = network.to(self.device, self.dtype)
-        if self.device.type == "cuda":
-            self.network = self.network.to(memory_format=torch.channels_last)
+        self.network = self.network.to(memory_format=torch.channels_last)
         if cuda_graphs and self.device.type != "cuda":
             raise BackendError("CUDA graphs need a CUDA device; drop the option or use --device cuda")
         self.detail = "compiled, CUDA graphs" if cuda_graphs else ("compiled" if compile else "")
@@ -51,9 +55,9 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def run(self, frame: np.ndarray, code: StyleCode, alpha: float = 1.0) -> np.ndarray:
         x = torch.from_numpy(frame).to(self.device, non_blocking=True)
-        x = x.flip(-1).permute(2, 0, 1).unsqueeze(0).to(self.dtype).div_(255.0)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        # BGR→RGB and scaling in HWC memory: the permuted view is a channels-last NCHW tensor, no copy
+        x = x.flip(-1).to(self.dtype).div_(255.0).permute(2, 0, 1).unsqueeze(0)
+        x = x.contiguous(memory_format=torch.channels_last)
         out = self.network(x, *self._code(code), torch.tensor(float(alpha), device=self.device, dtype=self.dtype))
         out = out[0].clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).flip(-1)
         return np.ascontiguousarray(out.cpu().numpy())

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from export.metadata import app_version, weights_fingerprint
+from export.microast_graph import TUNED_VERSION
 from export.onnx import export_onnx, load_checked, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, sample_frames, verify_onnx
 from models.errors import ArtifactError
@@ -70,6 +71,7 @@ def test_graph_interface(artifact, code):
 def test_metadata_round_trip(artifact, microast, code):
     meta = read_metadata(artifact)
     assert meta.model == "microast"
+    assert meta.extra["graph"] == TUNED_VERSION  # export's default for MicroAST
     assert meta.weights_sha256 == weights_fingerprint(microast)
     assert meta.checkpoint_sha256 == "c" * 64
     assert meta.precision == artifact.stem.split("-")[1]
@@ -156,12 +158,27 @@ def test_corrupted_files_refused(artifact, microast, tmp_path):
 def test_cache_never_serves_an_unverified_artifact(microast, code, module_store, tmp_path):
     from export.exporter import cached_onnx, onnx_cache_dir
 
-    path = onnx_cache_dir(tmp_path) / f"microast-{weights_fingerprint(microast)[:16]}-fp32-v{app_version()}.onnx"
+    path = onnx_cache_dir(tmp_path) / (f"microast-{weights_fingerprint(microast)[:16]}-fp32-{TUNED_VERSION}"
+                                       f"-v{app_version()}.onnx")
     path.parent.mkdir(parents=True)
     export_onnx(microast, code, path, "fp32", sample_hw=(96, 128))  # as left by a run stopped before verification
     assert read_metadata(path).psnr_db == {}
     assert cached_onnx(microast, "fp32", module_store, tmp_path) == path
     assert min(read_metadata(path).psnr_db.values()) >= MIN_PSNR_DB["fp32"]
+
+
+def test_cache_never_serves_another_graph(microast, code, module_store, tmp_path):
+    from export.exporter import cached_onnx
+
+    path = cached_onnx(microast, "fp32", module_store, tmp_path)
+    assert read_metadata(path).extra["graph"] == TUNED_VERSION
+    # a plain graph left under the tuned graph's name (an older release, a copied file) is exported again
+    export_onnx(microast, code, path, "fp32", sample_hw=(96, 128), graph="plain")
+    assert read_metadata(path).extra["graph"] == "plain"
+    assert cached_onnx(microast, "fp32", module_store, tmp_path) == path
+    assert read_metadata(path).extra["graph"] == TUNED_VERSION
+    plain = cached_onnx(microast, "fp32", module_store, tmp_path, graph="plain")
+    assert plain != path and read_metadata(plain).extra["graph"] == "plain"
 
 
 def test_failed_verification_leaves_no_artifact(microast, module_store, tmp_path, monkeypatch):

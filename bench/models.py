@@ -1,8 +1,10 @@
 """``main.py bench models``: per model, backend and frame size, ms/frame (median, p95), fps and peak memory.
 
-Each run: build the backend through ``create_backend`` (as the app does), warm up, then time
-``backend.run`` on a real frame. Models without real weights here are built with random-init
-weights and labelled so: timing does not depend on weight values.
+Each run: build the backends through ``create_backend`` (as the app does; ``onnxruntime:plain``
+builds ONNX Runtime on the network exported as written, to compare with the tuned graph), warm
+each up and measure its memory, then time them *interleaved* — one frame each, round-robin — so
+load drift on a shared machine hits every variant alike. Models without real weights here are
+built with random-init weights and labelled so: timing does not depend on weight values.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from export.formats import FrameSize
-from models.errors import StylizerError, WeightsError
+from models.errors import InputError, StylizerError, WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,8 @@ class BenchConfig:
     """What to measure."""
 
     models: tuple[str, ...] = ("microast",)
-    backends: tuple[str, ...] = ("torch", "onnxruntime")
-    sizes: tuple[FrameSize, ...] = (FrameSize(320, 240), FrameSize(640, 480), FrameSize(1280, 720),
-                                    FrameSize(1920, 1080))
+    backends: tuple[str, ...] = ("torch", "onnxruntime:plain", "onnxruntime")
+    sizes: tuple[FrameSize, ...] = (FrameSize(320, 240), FrameSize(640, 480), FrameSize(1280, 720))
     precision: str = "auto"
     device: str = "auto"
     warmup: int = 2
@@ -113,8 +114,22 @@ def bench_frame(size: FrameSize) -> np.ndarray:
     return cv2.resize(frame, (size.width, size.height), interpolation=cv2.INTER_AREA)
 
 
-def time_backend(backend, frame: np.ndarray, code, warmup: int, iters: int) -> tuple[list[float], float | None, str]:
-    """Per-frame times in ms, peak memory in MB and what kind of memory that is."""
+def parse_backends(text: str) -> tuple[str, ...]:
+    """``'torch,onnxruntime:plain,onnxruntime'`` → names; ``:GRAPH`` picks an ONNX graph variant."""
+    from export.microast_graph import GRAPH_VARIANTS
+    from realtime.backends.factory import BACKENDS
+
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    bad = [b for b in names if b.partition(":")[0] not in BACKENDS
+           or (":" in b and (b.partition(":")[0] != "onnxruntime" or b.partition(":")[2] not in GRAPH_VARIANTS))]
+    if bad or not names:
+        raise InputError(f"unknown backend {', '.join(bad) or '(none)'}; choose from: {', '.join(BACKENDS)}, "
+                         f"or onnxruntime:GRAPH with GRAPH in {', '.join(GRAPH_VARIANTS)}")
+    return names
+
+
+def warm_up(backend, frame: np.ndarray, code, warmup: int) -> tuple[float | None, str]:
+    """Run ``warmup`` frames (at least one); the peak memory they took in MB and what kind of memory that is."""
     import torch
 
     on_cuda = backend.info.device.startswith("cuda")
@@ -123,22 +138,43 @@ def time_backend(backend, frame: np.ndarray, code, warmup: int, iters: int) -> t
     base_rss = current_rss_mb()  # before the first frame at this size: its buffers count as the frame's memory
     has_hwm = reset_peak_rss()
     peak_rss = base_rss
-    for _ in range(warmup):
+    for _ in range(max(1, warmup)):
         backend.run(frame, code, 1.0)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        backend.run(frame, code, 1.0)  # returns a host array, so GPU work is finished when it returns
-        times.append((time.perf_counter() - start) * 1000.0)
         peak_rss = max(peak_rss, current_rss_mb())
     if on_cuda:
         if backend.info.name == "torch":
-            return times, torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
-        return times, None, "n/a (not a torch allocation)"
+            return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+        return None, "n/a (not a torch allocation)"
     hwm = peak_rss_mb() if has_hwm else None
     if hwm is not None:
-        return times, max(0.0, hwm - base_rss), "peak RSS delta"
-    return times, peak_rss - base_rss, "RSS delta (sampled)"
+        return max(0.0, hwm - base_rss), "peak RSS delta"
+    return peak_rss - base_rss, "RSS delta (sampled)"
+
+
+def time_interleaved(backends: list, frame: np.ndarray, code, iters: int) -> list[list[float]]:
+    """Per-frame ms for each backend, one frame each in turn (returns host arrays, so GPU work is done)."""
+    times: list[list[float]] = [[] for _ in backends]
+    for _ in range(iters):
+        for i, backend in enumerate(backends):
+            start = time.perf_counter()
+            backend.run(frame, code, 1.0)
+            times[i].append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def build_bench_backend(spec: str, model, config: "BenchConfig"):
+    """``create_backend`` for a name, or ONNX Runtime on a named graph variant for ``onnxruntime:GRAPH``."""
+    from realtime.backends.factory import create_backend
+
+    name, _, graph = spec.partition(":")
+    if not graph:
+        return create_backend(name, model, config.device, config.precision, cache_dir=config.cache_dir)
+    from realtime.backends.factory import resolve_precision
+    from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    device = "cuda" if config.device.startswith("cuda") else "cpu"
+    return OnnxRuntimeBackend(model, device, resolve_precision(config.precision, device), cache_dir=config.cache_dir,
+                              graph=graph)
 
 
 def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
@@ -146,7 +182,6 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
     import torch
 
     from models.images import resize_longest, to_tensor
-    from realtime.backends.factory import create_backend
 
     results: list[BenchResult] = []
     for name in config.models:
@@ -157,20 +192,22 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
         backends = []
         for backend_name in config.backends:
             try:
-                backends.append(create_backend(backend_name, model, config.device, config.precision,
-                                               cache_dir=config.cache_dir))
+                backends.append(build_bench_backend(backend_name, model, config))
             except StylizerError as exc:
                 log.warning("bench: %s %s unavailable: %s", name, backend_name, exc)
                 results.extend(BenchResult(name, label, backend_name, str(s), error=str(exc)) for s in config.sizes)
-        # sizes outside, backends inside: backends compared at one size run close in time (fair under load drift)
+        # sizes outside, backends inside and interleaved frame by frame: fair under load drift
         for size in config.sizes:
             frame = bench_frame(size)
+            ready, memories = [], []
             for backend in backends:
                 try:
-                    times, memory, kind = time_backend(backend, frame, code, config.warmup, config.iters)
+                    memories.append(warm_up(backend, frame, code, config.warmup))
+                    ready.append(backend)
                 except (StylizerError, RuntimeError, MemoryError) as exc:  # e.g. out of memory at 1080p
                     results.append(BenchResult(name, label, str(backend.info), str(size), error=str(exc)[:200]))
-                    continue
+            for backend, times, (memory, kind) in zip(ready, time_interleaved(ready, frame, code, config.iters),
+                                                      memories):
                 median = statistics.median(times)
                 results.append(BenchResult(name, label, str(backend.info), str(size), round(median, 2),
                                            round(float(np.percentile(times, 95)), 2), round(1000.0 / median, 2),
@@ -198,17 +235,25 @@ def format_table(results: list[BenchResult]) -> str:
 
 
 def speedups(results: list[BenchResult]) -> list[str]:
-    """'onnxruntime is N× torch' lines for every model/size measured with both on the same device."""
+    """Ratios measured in the same run: each ONNX Runtime graph against torch eager, the tuned graph against the plain."""
     lines = []
     ok = [r for r in results if not r.error]
     for r in ok:
         if not r.backend.startswith("onnxruntime"):
             continue
         device = r.backend.split()[1]
+        graph = r.backend.rsplit(", ", 1)[-1][:-len(" graph")] if r.backend.endswith(" graph") else "graph"
         for t in ok:
-            if (t.model, t.size) == (r.model, r.size) and t.backend.startswith(f"torch {device}"):
-                lines.append(f"{r.model} {r.size} {device}: onnxruntime {t.median_ms / r.median_ms:.2f}x "
+            if (t.model, t.size) != (r.model, r.size):
+                continue
+            if t.backend.startswith(f"torch {device}"):
+                lines.append(f"{r.model} {r.size} {device}: onnxruntime ({graph}) {t.median_ms / r.median_ms:.2f}x "
                              f"the speed of torch eager ({r.median_ms:.0f} vs {t.median_ms:.0f} ms)")
+            if (t.backend.startswith(f"onnxruntime {device}") and t.backend.endswith("plain graph")
+                    and not r.backend.endswith("plain graph") and t.backend.split(",")[0] == r.backend.split(",")[0]):
+                lines.append(f"{r.model} {r.size} {device}: {graph} takes {r.median_ms / t.median_ms:.2f}x the time "
+                             f"of the plain graph ({r.median_ms:.0f} vs {t.median_ms:.0f} ms, "
+                             f"{t.median_ms / r.median_ms:.2f}x the speed)")
     return lines
 
 

@@ -1,0 +1,154 @@
+"""MicroAST's frame graph reformulated for ONNX Runtime on the CPU: the same function, fewer slow kernels.
+
+:class:`TunedMicroASTGraph` computes what ``FrameGraph(MicroASTFrameNetwork)`` computes (uint8 BGR
+NHWC frame, style code tensors, alpha → uint8 BGR NHWC), rewritten where the profile of the plain
+export showed time going (docs/PERF_NOTES.md):
+
+- the final 9×9 conv (16 → 3) runs as space-to-depth ×r, an equivalent (16·r²) → (3·r²) conv with a
+  rearranged, zero-filled ⌈(9+r−1)/r⌉² kernel, and depth-to-space; ORT's blocked kernels need many
+  output channels to vectorise, and 3 gave them almost nothing to do;
+- depth-to-space and the NCHW → NHWC transpose of the output are one Reshape/Transpose/Reshape;
+- BGR → RGB and ÷255 are folded into the first conv's weights, RGB → BGR and ×255 into the last
+  conv's, and the alpha mix with the content happens in uint8-frame units, on the NHWC frame itself.
+
+Weights are copied from the network, so the artifact's weight fingerprint is the network's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.microast import MicroASTFrameNetwork, channel_mean_std
+
+#: names of the per-frame graph formulations: "plain" is the network exported as written.
+GRAPH_VARIANTS = ("plain", "tuned")
+#: bump when the tuned formulation changes, so caches never serve an older graph.
+TUNED_VERSION = "tuned-2"
+
+
+def phase_kernel(weight: torch.Tensor, r: int) -> torch.Tensor:
+    """A stride-1 K×K conv rewritten as a stride-r conv that returns its r×r output phases as channels.
+
+    Output channel ``co * r * r + py * r + px`` at block (I, J) is the original output at
+    (r·I + py, r·J + px): the original kernel shifted by (py, px) inside a kernel of side
+    r·⌈(K + r − 1)/r⌉, zero elsewhere. That is space-to-depth, the rearranged conv and the
+    input-side reshape in one conv; depth-to-space of its output is the original result.
+    """
+    co, ci, k, _ = weight.shape
+    side = r * ((k + r - 2) // r + 1)
+    out = weight.new_zeros(co * r * r, ci, side, side)
+    for py in range(r):
+        for px in range(r):
+            out[py * r + px::r * r, :, py:py + k, px:px + k] = weight
+    return out
+
+
+def _reflect_conv(x: torch.Tensor, conv: nn.Conv2d, pad: int) -> torch.Tensor:
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, 0, 1, conv.groups)
+
+
+class TunedMicroASTGraph(nn.Module):
+    """``forward(frame uint8 BGR NHWC, mean, std, filter_weight, filter_bias, alpha) -> uint8 BGR NHWC``."""
+
+    def __init__(self, network: MicroASTFrameNetwork, out_factor: int = 2) -> None:
+        super().__init__()
+        network = network.float().eval()
+        enc, dec = network.content_encoder, network.decoder
+        self.strength = network.strength
+        self.r = out_factor
+        stem = enc.enc1[0].conv_layer
+        # BGR uint8 in: the stem reads channels reversed and scaled by 1/255 (the graph's input conversion).
+        self.stem_weight = nn.Parameter(stem.weight.detach().flip(1) / 255.0, requires_grad=False)
+        self.stem_bias = nn.Parameter(stem.bias.detach().clone(), requires_grad=False)
+        # ORT runs convs with 2 channels per group in a slow NCHW path; depthwise convs (one channel per
+        # group) and 1x1 convs run in its blocked layout. The encoder's "1 in, 2 out" groups become a
+        # depthwise conv on the input taken twice (channel m*C+g = input g, output 2g+m; two 16-channel
+        # depthwise convs instead stay in the slow path); the next 1x1 conv's input columns undo the order.
+        self.enc_dw, self.enc_pw = [], []
+        for dw, pw in ((enc.enc1[2].conv_layer, enc.enc1[4].conv_layer), (enc.enc1[6].conv_layer, enc.enc1[8].conv_layer)):
+            groups = dw.groups
+            perm = torch.tensor([2 * g + m for m in range(2) for g in range(groups)])
+            self.enc_dw.append((dw.weight.detach()[perm].clone(), dw.bias.detach()[perm].clone()))
+            self.enc_pw.append((pw.weight.detach()[:, perm].clone(), pw.bias.detach().clone()))
+        # The decoder's "2 in, 1 out" groups become a depthwise conv and a 1x1 conv summing channel pairs.
+        self.dec_dw, self.dec_sum, self.dec_pw = [], [], []
+        for dw, pw in ((dec.dec3[1].conv_layer, dec.dec3[3].conv_layer), (dec.dec3[6].conv_layer, dec.dec3[8].conv_layer)):
+            out_ch = dw.out_channels
+            self.dec_dw.append(dw.weight.detach().reshape(out_ch * 2, 1, 3, 3).clone())
+            pair_sum = torch.zeros(out_ch, out_ch * 2, 1, 1)
+            pair_sum[torch.arange(out_ch), 2 * torch.arange(out_ch)] = 1.0
+            pair_sum[torch.arange(out_ch), 2 * torch.arange(out_ch) + 1] = 1.0
+            self.dec_sum.append((pair_sum, dw.bias.detach().clone()))
+            self.dec_pw.append((pw.weight.detach().clone(), pw.bias.detach().clone()))
+        for i, tensors in enumerate((self.enc_dw, self.enc_pw, self.dec_sum, self.dec_pw)):
+            for j, (w, b) in enumerate(tensors):
+                self.register_buffer(f"t{i}_{j}_w", w)
+                self.register_buffer(f"t{i}_{j}_b", b)
+        for j, w in enumerate(self.dec_dw):
+            self.register_buffer(f"dec_dw{j}", w)
+        self.enc_res = nn.ModuleList([enc.enc1[10], enc.enc2[0]])
+        self.dec1, self.dec2 = dec.dec1, dec.dec2
+        last = dec.dec3[10].conv_layer
+        # RGB [0, 1] out → BGR [0, 255]: reverse the output channels and scale by 255.
+        w = last.weight.detach().flip(0) * 255.0
+        b = last.bias.detach().flip(0) * 255.0
+        if self.r > 1:
+            w = phase_kernel(w, self.r)
+            b = b.repeat_interleave(self.r * self.r)
+        self.last_weight = nn.Parameter(w, requires_grad=False)
+        self.last_bias = nn.Parameter(b, requires_grad=False)
+        self.requires_grad_(False)
+
+    def _residual(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(_reflect_conv(x, block.conv1.conv_layer, 1))
+        return x + _reflect_conv(h, block.conv2.conv_layer, 1)
+
+    def _modulated(self, block: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        h = F.relu(weight * _reflect_conv(x, block.conv1.conv_layer, 1) + bias * x)
+        return x + weight * _reflect_conv(h, block.conv2.conv_layer, 1) + bias * h
+
+    def forward(self, frame: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
+                filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        content = frame.to(torch.float32)                       # NHWC BGR, 0..255
+        x = F.pad(content.permute(0, 3, 1, 2), (4, 4, 4, 4), mode="reflect")
+        x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias))
+        for (dw_w, dw_b), (pw_w, pw_b) in zip(self.enc_dw, self.enc_pw):
+            x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            x = F.relu(F.conv2d(torch.cat([x, x], 1), dw_w, dw_b, stride=2, groups=dw_w.shape[0]))
+            x = F.relu(F.conv2d(x, pw_w, pw_b))
+        for block in self.enc_res:
+            x = self._residual(block, x)
+        deep = x
+        features = self.strength == "features"
+        m, s = channel_mean_std(deep)
+        x = (deep - m) / s * std[1] + mean[1]
+        if features:
+            x = alpha * x + (1 - alpha) * deep
+        h = self._modulated(self.dec1, x, filter_weight[1], filter_bias[1])
+        m, s = channel_mean_std(h)
+        x = (h - m) / s * std[0] + mean[0]
+        if features:
+            x = alpha * x + (1 - alpha) * h
+        x = self._modulated(self.dec2, x, filter_weight[0], filter_bias[0])
+        for dw_w, (sum_w, sum_b), (pw_w, pw_b) in zip(self.dec_dw, self.dec_sum, self.dec_pw):
+            x = F.pad(F.interpolate(x, scale_factor=2.0, mode="bilinear"), (1, 1, 1, 1), mode="reflect")
+            x = F.relu(F.conv2d(F.conv2d(x, dw_w, groups=dw_w.shape[0]), sum_w, sum_b))
+            x = F.relu(F.conv2d(x, pw_w, pw_b))
+        x = F.pad(x, (4, 4, 4, 4), mode="reflect")
+        n = x.shape[0]  # the decoder's sides are multiples of 4, so the phase conv tiles them exactly
+        r = self.r
+        if r > 1:  # the phase conv (stride r), then depth-to-space straight into NHWC
+            y = F.conv2d(x, self.last_weight, self.last_bias, stride=r)
+            hb, wb = y.shape[-2:]
+            y = y.reshape(n, 3, r, r, hb, wb).permute(0, 4, 2, 5, 3, 1).reshape(n, hb * r, wb * r, 3)
+        else:
+            y = F.conv2d(x, self.last_weight, self.last_bias).permute(0, 2, 3, 1)
+        # the decoder gives ceil(side/4)*4 px; a negative pad crops the extra bottom/right (no shape guard)
+        y = F.pad(y, (0, 0, 0, frame.shape[2] - y.shape[2], 0, frame.shape[1] - y.shape[1]))
+        if not features:
+            y = alpha * y + (1 - alpha) * content
+        return torch.round(y.clamp(0.0, 255.0)).to(torch.uint8)
