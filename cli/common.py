@@ -30,7 +30,8 @@ def add_model_args(parser: argparse.ArgumentParser, default: str = "microast") -
     parser.add_argument("--checkpoint", default=None, help="which checkpoint of the model (default: first found)")
     parser.add_argument("--weights", nargs="+", default=[], metavar="ROLE=PATH",
                         help="explicit checkpoint files, e.g. decoder=~/decoder.pth")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--device", default="auto",
+                        help="auto (a usable CUDA GPU, else cpu; says which and why), cpu, cuda or cuda:N")
 
 
 def weight_files(pairs: list[str]) -> dict[str, Path]:

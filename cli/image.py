@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
         from models.errors import ModelError  # checked here so no progress bar is left half drawn
         raise ModelError("gatys takes exactly one style and no mask")
-    model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=args.device,
+    from realtime.backends.factory import resolve_device
+
+    model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=resolve_device(args.device),
                          files=weight_files(args.weights))
     start = time.perf_counter()
     if args.model == "gatys":

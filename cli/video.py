@@ -12,7 +12,7 @@ ORDER = 20
 
 def add_backend_args(parser: argparse.ArgumentParser) -> None:
     """Backend, precision, processing size and stylizer parameters shared by ``video`` and ``webcam``."""
-    parser.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
                         help="inference backend (auto picks the fastest available and says which)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"), help="backend precision")
     parser.add_argument("--size", type=positive_int, default=0,
