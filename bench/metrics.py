@@ -197,18 +197,26 @@ class StyleLosses:
 
     def __call__(self, output: np.ndarray, content: np.ndarray) -> tuple[float, float]:
         """(content loss, style loss) of one stylised frame (uint8 BGR) of ``content``."""
+        return self.many(content, {"output": output})["output"]
+
+    def many(self, content: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+        """name → (content loss, style loss) for several stylisations of one frame (its features computed once)."""
         import torch
         import torch.nn.functional as F
 
         from models.adain import adain, feature_stats
         from models.training.adain_train import LAYER_SCALES
 
+        result = {}
         with torch.inference_mode():
-            out_feats = self.encoder.features(self._tensor(self._resize(output)))
-            target = adain(self.encoder(self._tensor(self._resize(content))), *self.style_stats[-1])
-            content_loss = F.mse_loss(out_feats[-1] / LAYER_SCALES[-1], target / LAYER_SCALES[-1])
-            style_loss = 0.0
-            for g, (s_mean, s_std), scale in zip(out_feats, self.style_stats, LAYER_SCALES):
-                g_mean, g_std = feature_stats(g)
-                style_loss += float(F.mse_loss(g_mean / scale, s_mean / scale) + F.mse_loss(g_std / scale, s_std / scale))
-        return float(content_loss), style_loss
+            target = adain(self.encoder(self._tensor(self._resize(content))), *self.style_stats[-1]) / LAYER_SCALES[-1]
+            for name, output in outputs.items():
+                feats = self.encoder.features(self._tensor(self._resize(output)))
+                content_loss = float(F.mse_loss(feats[-1] / LAYER_SCALES[-1], target))
+                style_loss = 0.0
+                for g, (s_mean, s_std), scale in zip(feats, self.style_stats, LAYER_SCALES):
+                    g_mean, g_std = feature_stats(g)
+                    style_loss += float(F.mse_loss(g_mean / scale, s_mean / scale)
+                                        + F.mse_loss(g_std / scale, s_std / scale))
+                result[name] = (content_loss, style_loss)
+        return result

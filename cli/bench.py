@@ -1,4 +1,5 @@
-"""``main.py bench``: benchmarks. ``models``: per model/backend/size latency; ``pipeline``: the threaded pipeline."""
+"""``main.py bench``: benchmarks. ``models``: per model/backend/size latency; ``pipeline``: the threaded pipeline;
+``temporal``: warping error, style loss and time per temporal mode; ``live``: a clip played as a camera."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline.add_argument("--only", default="abc", help="parts: a overhead, b end-to-end, c flicker")
     pipeline.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     pipeline.set_defaults(run=run_pipeline)
+    add_temporal_parsers(kind, BACKENDS)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -75,3 +77,51 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from bench import pipeline
 
     return int(pipeline.run(args) or 0)
+
+
+# -- temporal and live (issue 10): the optical-flow stage's measurements ------------------------
+def add_temporal_parsers(kind: argparse._SubParsersAction, backends: tuple[str, ...]) -> None:
+    """``bench temporal`` (warping error, VGG losses and time per mode) and ``bench live`` (a clip as a camera)."""
+    from cli.common import finite_float, unit_float
+
+    temporal = kind.add_parser("temporal", help="warping error, VGG content/style loss and time of off/hold/flow",
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    temporal.add_argument("--video", type=Path, nargs="+", default=None, metavar="PATH",
+                          help="clips to measure (default: a generated 1.7 px/frame pan, generated walkers, and "
+                               "shared/video/cutBunny.mp4 where found)")
+    temporal.add_argument("--frames", type=positive_int, default=90, help="frames per clip (and of generated clips)")
+    temporal.add_argument("--size", type=positive_int, default=360, help="processing short side")
+    temporal.add_argument("--modes", default="off,hold,flow", help="temporal modes compared (off is always run)")
+    temporal.add_argument("--stability", type=unit_float, default=None, help="strength 0..1 (default: the app's)")
+    temporal.add_argument("--style", default="starry_night", help="style image or name")
+    temporal.add_argument("--backend", default="onnxruntime", choices=backends, help="backend for MicroAST")
+    temporal.add_argument("--loss-every", type=positive_int, default=10, help="VGG losses on every Nth frame")
+    temporal.add_argument("--loss-size", type=positive_int, default=256, help="short side the VGG losses see")
+    temporal.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    temporal.set_defaults(run=run_temporal)
+
+    live = kind.add_parser("live", help="a 640x480 30 fps clip played as a camera: shown/keyframe fps, latency",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    live.add_argument("--video", type=Path, default=None, metavar="PATH", help="clip to play (default: generated)")
+    live.add_argument("--clip", default="pan", choices=("pan", "walkers"), help="which clip to generate")
+    live.add_argument("--seconds", type=finite_float, default=10.0, help="length of the generated clip")
+    live.add_argument("--size", type=positive_int, default=480, help="processing short side (480: the webcam default)")
+    live.add_argument("--modes", default="flow,off", help="temporal modes compared")
+    live.add_argument("--stability", type=unit_float, default=None, help="strength 0..1 (default: the app's)")
+    live.add_argument("--style", default="starry_night", help="style image or name")
+    live.add_argument("--backend", default="onnxruntime", choices=backends, help="backend for MicroAST")
+    live.add_argument("--net-runs", type=positive_int, default=15, help="timed runs of the network alone")
+    live.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    live.set_defaults(run=run_live)
+
+
+def run_temporal(args: argparse.Namespace) -> int:
+    from bench import temporal
+
+    return int(temporal.run(args) or 0)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from bench import live
+
+    return int(live.run(args) or 0)

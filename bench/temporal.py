@@ -1,0 +1,244 @@
+"""``main.py bench temporal``: how well each temporal mode holds textures to the scene, what it costs in style.
+
+For each clip (default: a generated slow pan at 1.7 px/frame, a generated static camera with
+walking figures, and ``shared/video/cutBunny.mp4`` when found) every frame goes through one
+stylizer per mode (``off``, ``hold``, ``flow``: whichever exist), interleaved frame by frame so
+load drift on the shared machine hits each alike. Printed per mode: the warping error (Lai et al.
+2018, ``bench.metrics``) and its ratio to the input's own figure and to ``off``, the long-term
+figure (t, t+10), the VGG content and style loss of sampled frames (the AdaIN training losses)
+with their ratio to ``off``, the stylizer's wall time per frame with its ratio to ``off``, and the
+share of frames that ran the network. Then the issue's figures, met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: the issue's figures: (what, limit)
+PAN_WARP_VS_OFF, PAN_STYLE_VS_OFF = 1 / 8, 1.25
+WALKERS_WARP_VS_INPUT, WALKERS_STYLE_VS_OFF = 1.3, 1.25
+TIME_VS_OFF = 1.25
+
+
+@dataclass
+class Clip:
+    """A clip to measure and what kind of motion it shows ("pan", "walkers" or "video")."""
+
+    path: Path
+    kind: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path.stem
+
+
+@dataclass
+class ModeResult:
+    """The numbers of one mode on one clip."""
+
+    mode: str
+    warp: float = float("nan")
+    warp_long: float = float("nan")
+    content: float = float("nan")
+    style: float = float("nan")
+    ms_median: float = float("nan")
+    ms_mean: float = float("nan")
+    keyframes: int = 0
+    frames: int = 0
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def shared_video(name: str) -> Path | None:
+    """``video/<name>`` beside a folder of the search path (where ``shared/video`` lives), if there is one."""
+    from models.registry import default_store
+
+    for root in (Path(s) for s in default_store().search_path):
+        for candidate in (root.parent / "video" / name, root / "video" / name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def available_modes(wanted: str) -> tuple[list[str], list[str]]:
+    """(modes to run, modes asked for that this build lacks); an unknown name is an InputError."""
+    from models.errors import InputError
+    from realtime.temporal import TEMPORAL_MODES
+
+    names = [m.strip() for m in wanted.split(",") if m.strip()]
+    known = ("off", "hold", "flow")
+    bad = [m for m in names if m not in known]
+    if bad or not names:
+        raise InputError(f"unknown temporal mode {', '.join(bad) or '(none)'}; choose from: {', '.join(known)}")
+    if "off" not in names:
+        names.insert(0, "off")  # every ratio is against off
+    return [m for m in names if m in TEMPORAL_MODES], [m for m in names if m not in TEMPORAL_MODES]
+
+
+def read_frames(path: Path, limit: int) -> tuple[list[np.ndarray], float]:
+    """The first ``limit`` frames of a video (uint8 BGR) and its frame rate."""
+    from realtime.sources import VideoFileSource
+
+    source = VideoFileSource(path)
+    frames = []
+    try:
+        while len(frames) < limit and (frame := source.read()) is not None:
+            frames.append(frame.image)
+    finally:
+        source.close()
+    return frames, source.fps
+
+
+def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: int) -> dict[str, ModeResult]:
+    """Run every frame through every stylizer (interleaved, rotating the order); metrics per mode."""
+    from bench.metrics import WarpingErrors
+
+    modes = list(stylizers)
+    warps = WarpingErrors(long_term=len(frames) > 10)
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    sampled: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    before = {m: _keyframes(st) for m, st in stylizers.items()}
+    for i, frame in enumerate(frames):
+        outputs = {}
+        for k in range(len(modes)):
+            mode = modes[(i + k) % len(modes)]  # rotate: no mode always runs right after the flow estimation
+            start = time.perf_counter()
+            outputs[mode] = stylizers[mode].process(frame)
+            times[mode].append((time.perf_counter() - start) * 1000.0)
+        warps.add(frame, outputs)
+        if i % loss_every == 0 or i == len(frames) - 1:
+            for mode, pair in losses.many(frame, outputs).items():
+                sampled[mode].append(pair)
+    summary = warps.summary()
+    results = {"input": ModeResult("input", summary["input"]["short"], summary["input"]["long"], frames=len(frames))}
+    for mode in modes:
+        content, style = np.mean(sampled[mode], axis=0)
+        results[mode] = ModeResult(mode, summary[mode]["short"], summary[mode]["long"], float(content), float(style),
+                                   statistics.median(times[mode]), float(np.mean(times[mode])),
+                                   _keyframes(stylizers[mode]) - before[mode], len(frames))
+    off = results["off"]
+    for r in results.values():
+        r.ratios = {"warp_vs_input": r.warp / results["input"].warp,
+                    "warp_long_vs_input": r.warp_long / results["input"].warp_long,
+                    "warp_vs_off": r.warp / off.warp, "warp_long_vs_off": r.warp_long / off.warp_long}
+        if r.mode != "input":
+            r.ratios.update({"content_vs_off": r.content / off.content, "style_vs_off": r.style / off.style,
+                             "time_vs_off": r.ms_median / off.ms_median})
+    return results
+
+
+def _keyframes(stylizer) -> int:
+    stats = getattr(stylizer, "keyframe_stats", None)
+    return stats.frames if stats is not None else stylizer.state.frames  # before keyframe counting: one per frame
+
+
+def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResult], header: str) -> list[str]:
+    """A table: one row per mode (and the input), then the issue's figures for this kind of clip."""
+    rows = [f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
+            f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
+            f"{'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} {'network':>8s}"]
+    for r in results.values():
+        q = r.ratios
+        line = (f"  {r.mode:6s} {r.warp:9.2e} {q['warp_vs_input']:7.1f} {q['warp_vs_off']:6.3f} {r.warp_long:9.2e} "
+                f"{q['warp_long_vs_input']:7.1f}")
+        if r.mode != "input":
+            line += (f" {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} {q['style_vs_off']:5.2f} "
+                     f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}")
+        rows.append(line)
+    rows.extend("  " + c for c in figure_checks(clip.kind, results))
+    return rows
+
+
+def figure_checks(kind: str, results: dict[str, ModeResult]) -> list[str]:
+    """The issue's figures that apply to this kind of clip, each with the measured value and met/not met."""
+    flow = results.get("flow")
+    if flow is None:
+        return ["(no flow mode in this build: figures not checked)"]
+    q = flow.ratios
+    checks = []
+    if kind == "pan":
+        checks += [("warping error flow/off", q["warp_vs_off"], PAN_WARP_VS_OFF),
+                   ("style loss flow/off", q["style_vs_off"], PAN_STYLE_VS_OFF)]
+    if kind == "walkers":
+        checks += [("warping error flow/input", q["warp_vs_input"], WALKERS_WARP_VS_INPUT),
+                   ("style loss flow/off", q["style_vs_off"], WALKERS_STYLE_VS_OFF)]
+    checks.append(("time per frame flow/off", q["time_vs_off"], TIME_VS_OFF))
+    return [f"figure: {what} {value:.3f} (target ≤ {limit:.3f}): {'met' if value <= limit else 'NOT met'}"
+            for what, value, limit in checks]
+
+
+def default_clips(tmp: Path, frames: int, fps: int) -> list[Clip]:
+    """The generated pan and walkers clips (written to ``tmp``) and cutBunny.mp4 where it is found."""
+    from bench.clips import make_pan_clip, make_walkers_clip
+
+    clips = [Clip(make_pan_clip(tmp / "pan.mp4", frames, fps=fps), "pan", "pan1.7px"),
+             Clip(make_walkers_clip(tmp / "walkers.mp4", frames, fps=fps), "walkers", "walkers")]
+    bunny = shared_video("cutBunny.mp4")
+    if bunny is not None:
+        clips.append(Clip(bunny, "video"))
+    return clips
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point from ``cli/bench.py`` (options defined there)."""
+    from bench.metrics import StyleLosses
+    from models.errors import InputError
+    from models.registry import create_model, default_store
+    from models.styles import StyleImage, find_style
+    from realtime.backends.factory import create_backend
+    from realtime.stylizer import FrameStylizer, StylizerParams
+
+    if args.frames < 2:
+        raise InputError("--frames must be at least 2")
+    for path in args.video or []:
+        if not Path(path).is_file():
+            raise InputError(f"video {path} does not exist; check the path")
+    if args.json is not None and not args.json.expanduser().parent.is_dir():
+        raise InputError(f"folder {args.json.parent} for --json does not exist; create it first")
+    modes, missing = available_modes(args.modes)
+    store = default_store()
+    model = create_model("microast", store=store).eval()
+    style = StyleImage.load(find_style(args.style, store))
+    losses = StyleLosses(style.bgr, size=args.loss_size)
+    extra = {} if args.stability is None else {"stability": args.stability}
+    rows: list[str] = []
+    if missing:
+        rows.append(f"(not in this build: {', '.join(missing)})")
+    report: dict = {"frames": args.frames, "size": args.size, "style": style.name, "clips": []}
+    # one stylizer per mode for every clip (reset between clips): one backend session each, built once
+    stylizers = {m: FrameStylizer(create_backend(args.backend, model), [style],
+                                  StylizerParams(size=args.size, temporal=m, **extra)) for m in modes}
+    backend = next(iter(stylizers.values())).state.backend
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            clips = ([Clip(Path(p), "video") for p in args.video] if args.video
+                     else default_clips(Path(tmp_name), args.frames, fps=30))
+            for clip in clips:
+                frames, fps = read_frames(clip.path, args.frames)
+                if len(frames) < 2:
+                    raise InputError(f"{clip.path} has fewer than 2 frames; give a longer clip")
+                for st in stylizers.values():
+                    st.process(frames[0])  # warm-up at this frame size (first-run allocations), then forget it
+                    st.reset_temporal()
+                results = measure_clip(frames, stylizers, losses, args.loss_every)
+                rows += format_clip(clip, frames[0].shape, results, f"size {args.size}, {backend}, style {style.name}")
+                report["clips"].append({"clip": clip.name, "path": str(clip.path), "kind": clip.kind, "fps": fps,
+                                        "shape": list(frames[0].shape[:2]), "backend": backend,
+                                        "checks": figure_checks(clip.kind, results),
+                                        "results": {k: r.__dict__ for k, r in results.items()}})
+                print("\n".join(rows), flush=True)
+                rows = []
+    finally:
+        for st in stylizers.values():
+            st.close()
+    if args.json is not None:
+        args.json.expanduser().write_text(json.dumps(report, indent=2, default=float))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,73 @@
+"""``bench temporal`` / ``bench live`` plumbing: the measurement loop on a tiny clip, figures, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import pytest
+
+from bench.clips import pan_frames
+from bench.metrics import StyleLosses
+from bench.temporal import ModeResult, available_modes, figure_checks, measure_clip
+from main import main
+
+
+@pytest.fixture(scope="module")
+def model():
+    from models.registry import create_model
+
+    return create_model("microast").eval()
+
+
+def test_measure_clip_with_identity_backend(model, content_path, style_path):
+    from bench.pipeline import IdentityBackend
+    from models.styles import StyleImage
+    from realtime.stylizer import FrameStylizer, StylizerParams
+
+    style = StyleImage.load(style_path)
+    frames = list(pan_frames(cv2.imread(str(content_path)), 14, 160, 120, speed=1.7))
+    stylizers = {m: FrameStylizer(IdentityBackend(model), [style], StylizerParams(temporal=m)) for m in ("off", "hold")}
+    results = measure_clip(frames, stylizers, StyleLosses(style.bgr, size=64, style_size=128), loss_every=5)
+    off, inp = results["off"], results["input"]
+    assert off.warp == pytest.approx(inp.warp) and off.ratios["warp_vs_input"] == pytest.approx(1.0)
+    assert math.isfinite(off.warp_long) and off.warp_long == pytest.approx(inp.warp_long)
+    assert off.keyframes == 14 and off.frames == 14  # every frame ran the (identity) network
+    assert results["hold"].ratios["style_vs_off"] > 0 and off.ms_median > 0
+    assert figure_checks("pan", results) == ["(no flow mode in this build: figures not checked)"]
+
+
+def test_figure_checks_say_met_and_not_met():
+    def result(mode, warp, style, ms):
+        r = ModeResult(mode, warp=warp, style=style, ms_median=ms)
+        return r
+
+    results = {"input": result("input", 1e-4, 0, 0), "off": result("off", 1e-2, 1.0, 10),
+               "flow": result("flow", 1e-3, 1.1, 15)}
+    for r in results.values():
+        r.ratios = {"warp_vs_off": r.warp / 1e-2, "warp_vs_input": r.warp / 1e-4, "style_vs_off": r.style / 1.0,
+                    "time_vs_off": r.ms_median / 10}
+    pan = figure_checks("pan", results)
+    assert pan[0].endswith(": met") and pan[1].endswith(": met") and pan[2].endswith("NOT met")
+    walkers = figure_checks("walkers", results)
+    assert "flow/input 10.000" in walkers[0] and walkers[0].endswith("NOT met")
+
+
+def test_unknown_mode_is_an_input_error():
+    from models.errors import InputError
+
+    with pytest.raises(InputError, match="unknown temporal mode"):
+        available_modes("off,wobble")
+    assert available_modes("hold")[0][0] == "off"  # off is always measured: every ratio is against it
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "temporal", "--video", "no/such.mp4"], "does not exist"),
+    (["bench", "temporal", "--modes", "wobble"], "unknown temporal mode"),
+    (["bench", "live", "--seconds", "0"], "--seconds must be positive"),
+    (["bench", "live", "--video", "no/such.mp4"], "does not exist"),
+])
+def test_bad_input_is_one_error_line(argv, message, capsys):
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
