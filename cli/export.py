@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
                             opset=args.opset, style_size=args.style_size,
                             profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)))
     fmt = check_request(request)  # every argument checked before a model is built
+    if request.out_dir.is_dir():
+        from cli.common import check_output
+        check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
     config = model_config(args.model)
     if not config.feed_forward:
         from models.errors import ModelError

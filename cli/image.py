@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from cli.common import add_model_args, check_output, positive_int, unit_float, weight_files
+from cli.common import add_model_args, check_output, finite_float, positive_int, unit_float, weight_files
 
 ORDER = 10
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("image", help="stylise a still image", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("content", type=Path, help="content image")
     p.add_argument("--style", nargs="+", required=True, help="style image paths or names (e.g. starry_night)")
-    p.add_argument("--style-weights", nargs="+", type=float, default=None, help="blend weights, one per style")
+    p.add_argument("--style-weights", nargs="+", type=finite_float, default=None, help="blend weights, one per style")
     p.add_argument("--mask", type=Path, default=None, help="grey mask: white takes the first style, black the second")
     add_model_args(p)
     p.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
@@ -37,15 +37,23 @@ def run(args: argparse.Namespace) -> int:
     from models.still import StillOptions, gatys_still, stylize_still
     from models.styles import find_style
 
+    from cli.common import check_input_file
+    from models.checks import check_work_size
+
+    check_input_file(args.content, "image")
+    if args.mask is not None:
+        check_input_file(args.mask, "mask")
     output = check_output(args.output, (args.content,))
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
         from models.errors import InputError
         raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
-    read_image(args.content)  # validate before loading any model
+    content = read_image(args.content)  # validate before loading any model
+    check_work_size((content.shape[1], content.shape[0]), args.size, "long", "--size")
     store = default_store()
     styles = [find_style(s, store) for s in args.style]
     for s in styles:
-        read_image(s)
+        style = read_image(s)
+        check_work_size((style.shape[1], style.shape[0]), args.style_size, "long", "--style-size")
     options = StillOptions(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
                            style_size=args.style_size, style_weights=args.style_weights, mask=args.mask,
                            gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init})
@@ -58,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
                          files=weight_files(args.weights))
     start = time.perf_counter()
     if args.model == "gatys":
-        from tqdm import tqdm
-        with tqdm(total=args.iters, desc="gatys", unit="it") as bar:
+        from cli.common import logging_through, progress_bar
+
+        with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
             def progress(step: int, losses: dict) -> None:
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -101,13 +99,10 @@ def _keep_statistics_fp32(trt, network) -> int:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Temporary file beside ``path``, the user's umask, renamed when complete (``models.atomic``)."""
+    from models.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir: Path,

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import torch
 
+from models.atomic import atomic_write, disk_of, is_disk_full
 from models.errors import InputError
 
 MIN_SIDE = 16
@@ -21,6 +22,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 def read_image(path: str | Path) -> np.ndarray:
     """Any common image file as uint8 BGR (H, W, 3): grey, alpha and 16-bit are converted."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"image {path} is a folder; give an image file")
     if not path.is_file():
         raise InputError(f"image {path} does not exist; check the path")
     data = np.fromfile(path, dtype=np.uint8)
@@ -105,8 +108,10 @@ def save_image(image: torch.Tensor | np.ndarray, path: str | Path) -> Path:
     ok, encoded = cv2.imencode(suffix, bgr)
     if not ok:
         raise InputError(f"cannot encode {path} as {suffix}")
-    try:
-        encoded.tofile(path)
+    try:  # beside the target, renamed when whole: an existing image is never left half-overwritten
+        atomic_write(path, encoded.tofile)
     except OSError as exc:
+        if is_disk_full(exc):
+            raise InputError(f"cannot write {path}: no space left on {disk_of(path)}") from exc
         raise InputError(f"cannot write {path}: {exc.strerror}") from exc
     return path

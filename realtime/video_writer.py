@@ -3,9 +3,17 @@
 Video frames keep the source's presentation times (so frame rate, count and duration match the
 input, variable rate included). The input's first audio stream is remuxed packet by packet,
 interleaved with the video as it is written; it is re-encoded (AAC, or Opus for WebM) only when
-the output container cannot hold its codec. ``close()`` always flushes the encoder and writes
-the trailer, so an interrupted job leaves a playable file of the frames done so far, with the
-audio cut at the same point.
+the output container cannot hold its codec.
+
+Crash safety: the file grows as ``<name>.part`` beside the output (``models.atomic.PartFile``),
+created at construction so an unwritable folder fails before any model is loaded, and written in
+a form that is playable however the process ends: MP4/MOV as fragmented MP4 (the ``moov`` with
+the first fragment, then one ``moof``+``mdat`` fragment per second of video) and Matroska/WebM in one-second clusters,
+each flushed to the file as it is made. A SIGKILL loses at most the last second (plus the
+encoder's look-ahead). Measured cost (2026-12-01, 2 cores, 240 frames 320x240 x264): +0.12 % file
+size, no measurable time; the header holds no frame count (ffprobe's ``nb_frames`` is empty, as
+for Matroska) and a few old players seek more slowly. AVI cannot be written that way and is a
+plain file. ``close()`` flushes the encoder, writes the trailer and applies the PartFile rule.
 """
 
 from __future__ import annotations
@@ -17,10 +25,40 @@ from pathlib import Path
 
 import numpy as np
 
+from models.atomic import PartFile, disk_of, is_disk_full
 from models.errors import SinkError
 
 log = logging.getLogger(__name__)
 
+FRAGMENT_US = 1_000_000  # one fragment/cluster per second: what a SIGKILL can lose at most
+# delay_moov: the moov (with an edit list) is written with the first fragment, once the encoder's B-frame
+# delay is known, so the video starts at 0 and in sync with the audio, as in a plain MP4 (empty_moov alone
+# shifted both tracks by two frames).
+_FRAGMENTED_MP4 = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": str(FRAGMENT_US),
+                   "flush_packets": "1"}
+_CLUSTERED_MKV = {"cluster_time_limit": str(FRAGMENT_US // 1000), "flush_packets": "1"}
+# suffix → (muxer, muxer options). GIF is not here: PyAV's gif encoder needs a palette per frame
+# (palettegen) to look right, and without it stylised frames dither badly; convert an .mp4 instead.
+CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
+    ".mp4": ("mp4", _FRAGMENTED_MP4), ".m4v": ("mp4", _FRAGMENTED_MP4), ".mov": ("mov", _FRAGMENTED_MP4),
+    ".mkv": ("matroska", _CLUSTERED_MKV), ".webm": ("webm", _CLUSTERED_MKV), ".avi": ("avi", {}),
+}
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
+def check_video_suffix(path: str | Path) -> str:
+    """The muxer for ``path``'s suffix; a SinkError naming the formats that work otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        hint = "; for a GIF, write .mp4 and convert it (ffmpeg with palettegen)" if suffix == ".gif" else ""
+        raise SinkError(f"cannot write video as {suffix or 'a file without a suffix'} ({Path(path).name}); "
+                        f"use {', '.join(CONTAINERS)}{hint}")
+    return CONTAINERS[suffix][0]
+
+
+def disk_full_message(path: Path, exc: BaseException) -> str:
+    return f"no space left on {disk_of(path)} while writing {path}: free some space or write elsewhere"
 
 
 @dataclass(frozen=True)
@@ -40,19 +78,24 @@ class VideoFileWriter:
 
     def __init__(self, path: str | Path, rate: Fraction | float, options: VideoOptions | None = None,
                  audio_from: str | Path | None = None, time_base: Fraction | None = None,
-                 audio_start: float = 0.0) -> None:
+                 audio_start: float = 0.0, trim_audio: bool = False) -> None:
         import av
 
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.options = options or VideoOptions()
         self.rate = Fraction(rate).limit_denominator(1001) if not isinstance(rate, Fraction) else rate
-        # Frame times are given in seconds and stored in this base; 1/90000 is exact for 24/25/30/60 fps.
-        self.time_base = time_base or Fraction(1, 90000)
+        muxer = check_video_suffix(self.path)
+        self._options_out = CONTAINERS[self.path.suffix.lower()][1]
+        # AVI stores one tick per frame (its header rate is 1/time base): a fine base there reads as 600 fps.
+        # Elsewhere frame times are kept exactly; 1/90000 is exact for 24/25/30/60 fps.
+        self.time_base = time_base or (1 / self.rate if muxer == "avi" else Fraction(1, 90000))
+        self.output = PartFile(self.path)
+        self.output.create()  # the file exists from now on: an unwritable folder fails here, before any work
         try:
-            self._out = av.open(str(self.path), mode="w")
+            self._out = av.open(str(self.output.part), mode="w", format=muxer, options=dict(self._options_out))
         except (av.FFmpegError, OSError, ValueError) as exc:
+            self.output.discard()
             raise SinkError(f"cannot create {self.path}: {exc}") from exc
-        self.codec = self._pick_codec(self.options.codec)
         self._video = None
         self._audio_in = None
         self._audio_out = None
@@ -60,12 +103,26 @@ class VideoFileWriter:
         self._audio_encoder = False
         self._next_audio = None
         self._audio_start = max(0.0, float(audio_start))  # seconds into audio_from where this file's t=0 is
+        self._trim_audio = trim_audio  # a recording: audio ends with its video even when complete
         self._last_pts = -1
+        self._broken = False  # a write failed (disk full...): close keeps what is on disk and stays quiet
         self.frames = 0
         self.last_time = 0.0
         self.closed = False
-        if audio_from is not None and self.options.audio:
-            self._open_audio(audio_from)
+        try:
+            self.codec = self._pick_codec(self.options.codec)
+            self._check_encoder()
+            if audio_from is not None and self.options.audio:
+                self._open_audio(audio_from)
+        except BaseException:
+            self._out.close()
+            self.output.discard()
+            raise
+
+    @property
+    def kept(self) -> Path | None:
+        """Where the frames are once closed: the output, its ``.part`` file, or None (nothing written)."""
+        return self.output.kept
 
     def _pick_codec(self, codec: str | None) -> str:
         import av
@@ -74,12 +131,42 @@ class VideoFileWriter:
         if codec is None:
             return "libx264" if "libx264" in supported else self._out.default_video_codec
         if codec not in supported:
-            self._out.close()
             if codec not in av.codecs_available:
                 raise SinkError(f"unknown video codec {codec!r}; try --codec {self._out.default_video_codec}")
             raise SinkError(f"{self.path.suffix or 'this'} files cannot hold video codec {codec!r}; "
                             f"use .mp4/.mkv or --codec {self._out.default_video_codec}")
         return codec
+
+    def _encoder_options(self, encoder: str) -> dict[str, str]:
+        opts = self.options
+        if encoder in ("libx264", "libx265"):
+            return {"crf": str(opts.crf), "preset": opts.preset}
+        if encoder.startswith("libvpx"):
+            return {"crf": str(opts.crf), "b": "0"}
+        return {}
+
+    def _check_encoder(self) -> None:
+        """Open the encoder once on a tiny frame, so a bad --preset or --crf fails before any model loads."""
+        import av
+
+        try:
+            ctx = av.CodecContext.create(self.codec, "w")
+        except (av.FFmpegError, ValueError) as exc:
+            raise SinkError(f"video codec {self.codec!r} is not available: {exc}; try --codec libx264") from exc
+        encoder = ctx.codec.name
+        if encoder in ("libx264", "libx265") and self.options.preset not in X264_PRESETS:
+            raise SinkError(f"--preset {self.options.preset!r} is not a {encoder} preset; use one of "
+                            f"{', '.join(X264_PRESETS)}")
+        ctx.width, ctx.height, ctx.time_base = 64, 64, Fraction(1, 25)
+        ctx.pix_fmt = self.options.pix_fmt if self.codec != "libx264rgb" else "bgr24"
+        ctx.options = self._encoder_options(encoder)
+        try:
+            ctx.open()
+        except (av.FFmpegError, ValueError) as exc:
+            raise SinkError(f"the {encoder} encoder refuses these settings (--crf {self.options.crf}, "
+                            f"--preset {self.options.preset}, pixel format {ctx.pix_fmt}): {exc}") from exc
+        finally:
+            del ctx
 
     # ----- audio -----
 
@@ -172,12 +259,13 @@ class VideoFileWriter:
             log.info("%s: %dx%d cropped to %dx%d (%s needs even sides)", self.path.name, width, height,
                      stream.width, stream.height, stream.pix_fmt)
         stream.codec_context.time_base = self.time_base
-        encoder = stream.codec_context.codec.name  # "vp9" and "h264" name libvpx-vp9 and libx264
-        if encoder in ("libx264", "libx265"):
-            stream.options = {"crf": str(opts.crf), "preset": opts.preset}
-        elif encoder.startswith("libvpx"):
-            stream.options = {"crf": str(opts.crf), "b": "0"}
+        stream.options = self._encoder_options(stream.codec_context.codec.name)  # "h264" names libx264
         self._video = stream
+
+    def _error(self, exc: BaseException, what: str) -> SinkError:
+        if is_disk_full(exc):
+            return SinkError(disk_full_message(self.output.part, exc))
+        return SinkError(f"cannot {what} {self.path}: {exc}")
 
     def write(self, image: np.ndarray, timestamp: float) -> None:
         """Encode one uint8 BGR frame shown at ``timestamp`` seconds."""
@@ -202,23 +290,46 @@ class VideoFileWriter:
             self._pump_audio(timestamp)
             self._out.mux(self._video.encode(frame))
         except (av.FFmpegError, OSError) as exc:
-            raise SinkError(f"cannot write frame {self.frames} to {self.path}: {exc}") from exc
+            self._broken = True
+            raise self._error(exc, f"write frame {self.frames} to") from exc
         self.frames += 1
         self.last_time = timestamp
 
-    def close(self, complete: bool = True) -> None:
-        """Flush the encoders and write the trailer; audio ends with the video unless ``complete``."""
+    def close(self, complete: bool = True) -> Path | None:
+        """Flush, write the trailer, then put the file in place (see ``PartFile``); returns where it is.
+
+        ``complete`` False (interrupted, failed) ends the audio with the video and keeps the partial
+        file under the output's name only if no file has that name.
+        """
+        import av
+
         if self.closed:
-            return
+            return self.kept
         self.closed = True
         try:
-            if self._video is not None:
-                self._out.mux(self._video.encode(None))
-                end = None if complete else self.last_time + float(1 / self.rate)
-                self._pump_audio(end)
-                if self._audio_encoder and self._audio_out is not None:
-                    self._out.mux(self._audio_out.encode(None))
-        finally:
-            self._out.close()
-            if self._audio_in is not None:
-                self._audio_in.close()
+            try:
+                if self._video is not None:
+                    self._out.mux(self._video.encode(None))
+                    end = None if complete and not self._trim_audio else self.last_time + float(1 / self.rate)
+                    self._pump_audio(end)
+                    if self._audio_encoder and self._audio_out is not None:
+                        self._out.mux(self._audio_out.encode(None))
+            finally:
+                try:
+                    self._out.close()
+                finally:
+                    if self._audio_in is not None:
+                        self._audio_in.close()
+        except (av.FFmpegError, OSError) as exc:
+            # The fragments written so far still play: keep them by the partial rule, then report,
+            # unless a write already failed (the same full disk): that error was the one to report.
+            self.output.finish(False, self.frames > 0)
+            if self._broken:
+                log.debug("finishing %s after a failed write: %s", self.path, exc)
+                return self.kept
+            raise self._error(exc, "finish") from exc
+        except BaseException:  # e.g. a second Ctrl-C while flushing: what is on disk still plays
+            self.output.finish(False, self.frames > 0)
+            raise
+        self.output.finish(complete, self.frames > 0)
+        return self.kept

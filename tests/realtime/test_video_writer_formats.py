@@ -80,8 +80,12 @@ def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys, make
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: unknown video codec 'nosuch'")
     assert main(["video", str(clip), "-o", str(tmp_path / "b.mp4"), "--preset", "nosuch", "--style-size", "64"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: cannot write frame 0 to") and "nosuch" in err
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert err == ["error: --preset 'nosuch' is not a libx264 preset; use one of ultrafast, superfast, veryfast, "
+                   "faster, fast, medium, slow, slower, veryslow, placebo"]
+    assert "microast" not in captured.out  # refused before the model was loaded, not at frame 0
+    assert list(tmp_path.iterdir()) == [clip]  # neither b.mp4 nor b.mp4.part
 
 
 def test_video_named_like_a_pattern_opens_as_video(tmp_path, make_clip):
