@@ -59,22 +59,26 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from tqdm import tqdm
-
-    from models.errors import InputError
+    from cli.common import check_input_file, check_video_output, logging_through, note_replacing, progress_bar
+    from models.checks import check_work_size
+    from models.errors import InputError, StylizerError
     from realtime.pipeline import Pipeline, PipelineConfig
     from realtime.sinks import VideoFileSink
     from realtime.sources import VideoFileSource
     from realtime.stylizer import StylizerParams, build_stylizer
     from realtime.video_writer import VideoOptions
 
-    output = check_output(args.output, (args.input,))
+    check_input_file(args.input, "video")
+    output = check_video_output(args.output, (args.input,))
     if len(args.style) > 2:
         raise InputError(f"video takes one style or two to blend, got {len(args.style)}")
     options = VideoOptions(codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size),
                            audio=not args.no_audio)
     source = VideoFileSource(args.input)  # opens and decodes one frame: a bad input fails here, before any work
     try:
+        check_work_size(source.size, args.size, "short", "--size")
+        note_replacing(output)
+        # The output's .part file is created here (codec and preset checked), before the model loads.
         sink = VideoFileSink(output, source.rate, options, audio_from=args.input)
     except BaseException:
         source.close()
@@ -86,13 +90,12 @@ def run(args: argparse.Namespace) -> int:
         stylizer = build_stylizer(args.model, args.style, args.backend, args.device, args.precision, params,
                                   args.checkpoint, weight_files(args.weights), args.style_size)
     except BaseException:
-        sink.close(complete=False)
+        sink.close(complete=False)  # no frame written: the .part file goes, an existing output stays
         source.close()
-        output.unlink(missing_ok=True)  # nothing was written yet
         raise
     print(f"{source.describe()} → {output} | {stylizer.state.model} on {stylizer.state.backend} | "
           f"{stylizer.state.describe()}")
-    bar = tqdm(total=source.frame_count_hint or None, unit="frame", desc="stylising", dynamic_ncols=True)
+    bar = progress_bar(source.frame_count_hint or None, "stylising", "frame")
     start = time.perf_counter()
 
     def progress(frame, image) -> None:
@@ -103,20 +106,47 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(source, stylizer, [sink], config=PipelineConfig(live=False), on_frame=progress,
                         stop=threading.Event())
     try:
-        result = pipeline.run()
-    except BaseException:
-        print(f"stopped: {pipeline.frames_out} frames kept in {output}", file=sys.stderr)
-        raise
+        with logging_through(bar):
+            result = pipeline.run()
+    except StylizerError as exc:  # one line: what failed, and where the frames before it are
+        raise type(exc)(f"{exc}; {kept_line(sink)}") from exc
     finally:
-        if bar.total != bar.n:  # the header overcounted (ntu.mp4 claims 422 frames, holds 362)
+        if pipeline.reason == "end of input" and bar.total != bar.n:  # the header overcounted (ntu.mp4: 422, 362)
             bar.total = bar.n
-            bar.refresh()
         bar.close()
         stylizer.close()
     elapsed = time.perf_counter() - start
     if not result.complete:
-        print(f"{result.reason}: {result.frames_out} frames kept in {output}", file=sys.stderr)
+        print(f"{result.reason}: {kept_line(sink)}", file=sys.stderr)
         return 130 if result.reason == "interrupted" else 1
+    note_early_end(source, result.frames_out)  # after the run: the source has closed its container
     print(f"wrote {output}: {result.frames_out} frames in {elapsed:.1f} s "
           f"({result.frames_out / max(elapsed, 1e-9):.1f} fps)")
     return 0
+
+
+def kept_line(sink) -> str:
+    """'12 frames kept in out.mp4' / '… in out.mp4.part (out.mp4 existed …)' / 'no frame was written'."""
+    frames = sink.writer.frames
+    if sink.output.kept is None:
+        return f"no frame was written; {sink.output.target} was not changed" if frames == 0 else \
+            f"{frames} frames were written to {sink.output.part}"
+    return f"{frames} frames kept in {sink.output.describe_kept()}"
+
+
+def note_early_end(source, frames: int) -> None:
+    """A file that ends well before its header says (cut short, truncated download): say where it stopped."""
+    import sys
+
+    import av
+
+    try:
+        with av.open(str(source.path)) as container:
+            duration = (container.duration or 0) / av.time_base
+    except (av.FFmpegError, OSError):
+        return
+    fps = getattr(source, "fps", 0.0) or 0.0
+    if duration and fps and frames / fps < duration - 1.0:
+        print(f"note: {source.name} ended at frame {frames} ({frames / fps:.1f} s) although its header says "
+              f"{duration:.1f} s; it may be truncated: the {frames} frames read are all written", file=sys.stderr)
+
