@@ -28,7 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="stylise a video file (all frames, same timing, audio copied)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, help="input video file")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov, .webm)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output video (.mp4, .m4v, .mov, .mkv, .webm, .avi). It is written as OUTPUT.part (playable "
+                        "at any moment) and renamed when complete: an existing OUTPUT is replaced only then. "
+                        "Interrupted (Ctrl-C, SIGTERM), the frames done are kept as OUTPUT, or as OUTPUT.part "
+                        "when OUTPUT exists")
     p.add_argument("--style", nargs="+", default=["starry_night"], help="style image path or name; two blend")
     p.add_argument("--mix", type=unit_float, default=0.5, help="with two styles: weight of the second")
     add_model_args(p)
