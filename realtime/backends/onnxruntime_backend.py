@@ -6,8 +6,10 @@ the graph is exported once into the user cache and reused: on the CPU the tuned 
 (export/microast_graph.py for MicroAST), for ORT's TensorRT provider the network as written.
 
 CPU session settings were chosen by measurement (640×480 MicroAST, 2 cores, 2026-12-01): all cores
-of the affinity mask, spinning on (without it 20 % slower), memory arena and memory pattern on
-(without them 35 % / 25 % slower); one thread was 1.7× slower.
+of the affinity mask, spinning on (the graph alone was 20 % slower without it; end to end, ``video``
+on a 640×480 clip with decoding and encoding beside it, 10.3 fps either way), memory arena and memory
+pattern on (without them 35 % / 25 % slower); one thread was 1.7× slower. Inputs are passed as numpy
+views (ORT reads them in place); outputs are fresh arrays, since callers keep earlier frames.
 """
 
 from __future__ import annotations

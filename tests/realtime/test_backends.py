@@ -57,6 +57,34 @@ def test_auto_picks_onnxruntime_on_cpu_and_says_why(microast, onnx_cache, caplog
     assert any("picked onnxruntime" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only choice")
+def test_auto_runs_the_tuned_graph_and_device_auto_says_cpu(microast, onnx_cache, caplog):
+    from export.microast_graph import TUNED_VERSION
+    from realtime.backends.factory import resolve_device
+
+    backend = create_backend("auto", microast, "auto", cache_dir=onnx_cache)
+    assert backend.graph == TUNED_VERSION and f"{TUNED_VERSION} graph" in str(backend.info)
+    with caplog.at_level(logging.INFO, logger="realtime.backends.factory"):
+        assert resolve_device("auto") == "cpu"
+    assert any("device auto: picked cpu" in r.getMessage() for r in caplog.records)
+    assert resolve_device("cpu") == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a GPU PyTorch cannot use")
+def test_gpu_present_but_unusable_is_named(microast, onnx_cache, monkeypatch, caplog):
+    from realtime.backends import factory
+
+    # the device-node probe answers as on a machine whose GPU this (CPU-only) torch cannot drive
+    monkeypatch.setattr(factory, "nvidia_gpu_present", lambda: "/dev/nvidia0")
+    with caplog.at_level(logging.INFO, logger="realtime.backends.factory"):
+        backend = create_backend("auto", microast, cache_dir=onnx_cache)
+    assert backend.info.name == "onnxruntime"
+    assert "torch CUDA: an NVIDIA GPU is present (/dev/nvidia0) but" in backend.selection
+    assert any(r.levelno == logging.WARNING and "GPU is present" in r.getMessage() for r in caplog.records)
+    with pytest.raises(BackendError, match="GPU is present"):
+        create_backend("torch", microast, "cuda")
+
+
 def test_torch_and_onnxruntime_give_the_same_frames(microast, code, video_frame, onnx_cache):
     torch_backend = create_backend("torch", microast, "cpu", "fp32")
     ort_backend = create_backend("onnxruntime", microast, "cpu", "fp32", cache_dir=onnx_cache)
