@@ -97,6 +97,10 @@ def add_temporal_parsers(kind: argparse._SubParsersAction, backends: tuple[str, 
     temporal.add_argument("--backend", default="onnxruntime", choices=backends, help="backend for MicroAST")
     temporal.add_argument("--loss-every", type=positive_int, default=10, help="VGG losses on every Nth frame")
     temporal.add_argument("--loss-size", type=positive_int, default=256, help="short side the VGG losses see")
+    temporal.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                          help="skip timing the whole video pipeline (off vs flow) on the first clip")
+    temporal.add_argument("--dump", type=Path, default=None, metavar="DIR",
+                          help="write each clip's middle frame and every mode's output there (PNG)")
     temporal.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     temporal.set_defaults(run=run_temporal)
 

@@ -71,3 +71,18 @@ def test_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_end_to_end_times_the_file_pipeline(model, style_path, tmp_path):
+    from bench.clips import make_pan_clip
+    from bench.pipeline import IdentityBackend
+    from bench.temporal import end_to_end
+    from models.styles import StyleImage
+    from realtime.stylizer import FrameStylizer, StylizerParams
+
+    clip = make_pan_clip(tmp_path / "pan.mp4", frames=8, width=160, height=120)
+    style = StyleImage.load(style_path)
+    stylizers = {m: FrameStylizer(IdentityBackend(model), [style], StylizerParams(temporal=m)) for m in ("off", "hold")}
+    times = end_to_end(clip, stylizers, tmp_path, frames=6, rounds=2)
+    assert set(times) == {"off", "hold"} and all(0 < t < 5 for t in times.values())
+    assert stylizers["off"].keyframe_stats.frames == 12  # the first 6 frames, every one of them, twice
