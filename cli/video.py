@@ -12,16 +12,41 @@ ORDER = 20
 
 def add_backend_args(parser: argparse.ArgumentParser) -> None:
     """Backend, precision, processing size and stylizer parameters shared by ``video`` and ``webcam``."""
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+    from realtime.backends.factory import BACKENDS, PRECISIONS
+    from realtime.stylizer import PROCESSING_SIZES
+    from realtime.temporal import TEMPORAL_MODES
+
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="inference backend (auto picks the fastest available and says which)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"), help="backend precision")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="backend precision")
+    sizes = "/".join(str(s) for s in PROCESSING_SIZES if s)
     parser.add_argument("--size", type=positive_int, default=0,
-                        help="processing short side in px, e.g. 360/480/720 (0 = frame size); output keeps the frame size")
+                        help=f"processing short side in px, e.g. {sizes} (0 = frame size); output keeps the frame size")
     parser.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style image in px")
     parser.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
     parser.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
-    parser.add_argument("--stability", type=unit_float, default=0.0,
-                        help="temporal stability strength, 0 (off) to 1: less flicker in still regions")
+    parser.add_argument("--temporal", default="flow", choices=TEMPORAL_MODES,
+                        help="temporal stage: off (every frame on its own); hold (still regions keep their look: "
+                             "less flicker, but a moving camera blurs); flow (textures follow the scene along the "
+                             "optical flow; live, every camera frame is shown stylised by carrying the last "
+                             "keyframe while the network works on the next)")
+    parser.add_argument("--stability", type=unit_float, default=None,
+                        help="strength of the temporal stage, 0 to 1. hold: how much of the previous output still "
+                             "regions keep (default 0.6). flow: the carried texture's weight where the flow is "
+                             "reliable and how long a keyframe lives; live, how slowly a new keyframe fades in "
+                             "(default 0.85)")
+
+
+def stylizer_params(args: argparse.Namespace, **changes):
+    """The StylizerParams that ``add_backend_args`` options ask for (``changes`` override)."""
+    from realtime.stylizer import StylizerParams
+
+    from realtime.temporal import DEFAULT_STRENGTH
+
+    temporal = args.temporal
+    stability = DEFAULT_STRENGTH[temporal] if args.stability is None else args.stability
+    return StylizerParams(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size, temporal=temporal,
+                          stability=stability, **changes)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="veryfast", help="x264/x265 speed preset")
     p.add_argument("--out-size", default=None, metavar="WxH", help="scale the output to WxH (default: input size)")
     p.add_argument("--no-audio", action="store_true", help="do not copy the input's audio")
+    add_cluster_args(p)
     p.set_defaults(run=run)
 
 
@@ -69,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.pipeline import Pipeline, PipelineConfig
     from realtime.sinks import VideoFileSink
     from realtime.sources import VideoFileSource
-    from realtime.stylizer import StylizerParams, build_stylizer
+    from realtime.stylizer import build_stylizer
     from realtime.video_writer import VideoOptions
 
     check_input_file(args.input, "video")
@@ -78,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"video takes one style or two to blend, got {len(args.style)}")
     options = VideoOptions(codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size),
                            audio=not args.no_audio)
+    if args.workers or args.cluster:
+        return run_cluster(args, output, options)
     source = VideoFileSource(args.input)  # opens and decodes one frame: a bad input fails here, before any work
     try:
         check_work_size(source.size, args.size, "short", "--size")
@@ -88,9 +116,8 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     try:
-        params = StylizerParams(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
-                                stability=args.stability, blend_index=1 if len(args.style) == 2 else None,
-                                mix=args.mix if len(args.style) == 2 else 0.0)
+        params = stylizer_params(args, blend_index=1 if len(args.style) == 2 else None,
+                                 mix=args.mix if len(args.style) == 2 else 0.0)
         stylizer = build_stylizer(args.model, args.style, args.backend, args.device, args.precision, params,
                                   args.checkpoint, weight_files(args.weights), args.style_size)
     except BaseException:
@@ -154,3 +181,51 @@ def note_early_end(source, frames: int) -> None:
         print(f"note: {source.name} ended at frame {frames} ({frames / fps:.1f} s) although its header says "
               f"{duration:.1f} s; it may be truncated: the {frames} frames read are all written", file=sys.stderr)
 
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """``--workers``/``--cluster``: the job split into chunks over Ray workers (``cluster/``)."""
+    group = parser.add_argument_group("cluster (needs Ray: pip install -e '.[cluster]')")
+    group.add_argument("--workers", type=positive_int, default=0,
+                       help="split the job over N Ray workers (one GPU each with --device cuda); 0: this process")
+    group.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="with --workers: auto (default) starts a local Ray sized to this machine; an address "
+                            "(HOST:6379, from `ray start --head`) joins that cluster")
+    group.add_argument("--warmup", type=positive_int, default=None,
+                       help="with --workers: frames each chunk starts early so the temporal stage settles "
+                            "(default: 0 for --temporal off, else from --stability)")
+    group.add_argument("--retries", type=positive_int, default=2, help="with --workers: tries again per chunk")
+
+
+def run_cluster(args: argparse.Namespace, output: Path, options) -> int:
+    """``video --workers N``: plan, stylise chunks on Ray workers, join; the work folder makes it resumable."""
+    from cli.common import logging_through, progress_bar
+    from cluster.job import ClusterConfig, require_ray, run_job
+    from cluster.worker import StylizerSpec
+    from models.errors import InputError
+
+    if not args.workers:
+        raise InputError("--cluster needs --workers N (how many workers to start)")
+    require_ray()  # before any work: the install hint
+    two = len(args.style) == 2
+    params = stylizer_params(args, blend_index=1 if two else None, mix=args.mix if two else 0.0)
+    spec = StylizerSpec.prepare(args.model, args.style, args.backend, args.device, args.precision, params,
+                                args.checkpoint, weight_files(args.weights), args.style_size)
+    config = ClusterConfig(workers=args.workers, address=args.cluster or "auto", retries=args.retries,
+                           warmup=args.warmup)
+    bar = progress_bar(None, "stylising", "frame")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        with logging_through(bar):
+            report = run_job(args.input, output, spec, options, config, progress, say=bar.write)
+    finally:
+        bar.close()
+    print(f"wrote {output}: {report.frames} frames in {report.seconds:.1f} s "
+          f"({report.frames / max(report.seconds, 1e-9):.1f} fps; {report.chunks} chunks, {report.resumed} resumed, "
+          f"{report.retried} retried; join {report.join_seconds:.1f} s; audio {report.audio})")
+    for line in report.describe_workers():
+        print(f"  {line}")
+    return 0

@@ -7,13 +7,16 @@ from realtime.stylizer import StylizerState
 
 
 def overlay_lines(state: StylizerState, stats: dict[str, StageSnapshot], extra: str = "") -> list[str]:
-    """The overlay's text, one entry per line."""
-    out, sty, lat = stats["output"], stats["stylize"], stats["latency"]
+    """The overlay's text, one entry per line: shown and keyframe rates side by side."""
+    out, lat = stats["output"], stats["latency"]
     drops = stats["read"].drops + out.drops
+    keys = stats.get("keyframe")
+    rates = f"shown {out.fps:4.1f} fps"
+    if keys is not None:
+        rates += f" | keyframes {keys.fps:4.1f} fps ({keys.mean_ms:.0f} ms)"
     lines = [f"{state.model} | {state.backend}",
              state.describe(),
-             f"{out.fps:5.1f} fps | stylize {sty.mean_ms:.0f} ms | latency {lat.mean_ms:.0f} ms "
-             f"(p95 {lat.p95_ms:.0f}) | drops {drops}"]
+             f"{rates} | latency {lat.mean_ms:.0f} ms (p95 {lat.p95_ms:.0f}) | drops {drops}"]
     if extra:
         lines.append(extra)
     if state.last_error:

@@ -162,6 +162,7 @@ class Pipeline:
         self.sinks = list(sinks or [])
         self.config = config or PipelineConfig()
         self.live = source.live if self.config.live is None else self.config.live
+        stylizer.set_live(self.live)
         self.on_frame = on_frame      # every output frame, in the output thread, after the sinks
         self.on_warning = on_warning  # a skipped frame or a failed optional sink (live sessions go on)
         self.stats = PipelineStats()
@@ -174,6 +175,7 @@ class Pipeline:
         self._error: BaseException | None = None
         self._reason = ""
         self._lock = threading.Lock()
+        self.stats.stages["keyframe"] = stylizer.keyframe_stats  # network runs, beside the frames shown
         self._threads: list[threading.Thread] = []
         self._finished: PipelineResult | None = None
         self._warnings: list[str] = []

@@ -82,11 +82,14 @@ class PipelineStats:
         return time.perf_counter() - self.started
 
     def summary(self) -> str:
-        """One line for the end of a run."""
+        """One line for the end of a run: frames shown, network runs (keyframes), latency, drops."""
         s = self.snapshot()
-        done = s["output"].frames
-        avg = done / self.elapsed() if self.elapsed() > 0 else 0.0
-        return (f"{done} frames in {self.elapsed():.1f} s ({avg:.1f} fps); stylize {s['stylize'].mean_ms:.0f} ms "
-                f"mean / {s['stylize'].p95_ms:.0f} ms p95; latency {s['latency'].mean_ms:.0f} ms mean / "
-                f"{s['latency'].p95_ms:.0f} ms p95; dropped {s['read'].drops + s['output'].drops}; "
+        keyframes = s.get("keyframe")
+        done, elapsed = s["output"].frames, max(self.elapsed(), 1e-9)
+        line = f"shown {done} frames in {elapsed:.1f} s ({done / elapsed:.1f} fps)"
+        if keyframes is not None:
+            line += (f"; stylised {keyframes.frames} keyframes ({keyframes.frames / elapsed:.1f} fps, "
+                     f"{keyframes.mean_ms:.0f} ms each)")
+        return (line + f"; latency {s['latency'].mean_ms:.0f} ms mean / {s['latency'].p95_ms:.0f} ms p95; "
+                f"per frame {s['stylize'].mean_ms:.0f} ms; dropped {s['read'].drops + s['output'].drops}; "
                 f"errors {s['stylize'].errors}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,7 @@ from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
 from models.weights import WeightStore
 from realtime.backends.base import Backend
+from realtime.stats import StageStats
 from realtime.temporal import TEMPORAL_MODES, check_mode, create_stage
 from realtime.temporal.base import TemporalStage
 
@@ -77,7 +79,7 @@ class StylizerParams:
     mix: float = 0.0                # weight of the second style, 0..1
     size: int = 0                   # processing short side in px, 0 = frame size
     temporal: str = "off"           # temporal stage: one of realtime.temporal.TEMPORAL_MODES
-    stability: float = 0.6          # the temporal stage's strength, 0..1 (what it means depends on the mode)
+    stability: float = 0.85         # the temporal stage's strength, 0..1 (what it means depends on the mode)
 
     def identity(self) -> tuple:
         """What the output looks like; when it changes, temporal state must be forgotten."""
@@ -110,7 +112,8 @@ class StylizerState:
         flags = [f for f, on in (("colour", p.preserve_color), ("bypass", p.bypass)) if on]
         if p.temporal != "off":
             flags.append(f"{p.temporal} {p.stability:.2f}")
-        return f"{style}  alpha {p.alpha:.2f}" + (f"  [{', '.join(flags)}]" if flags else "")
+        size = f"  {p.size} px" if p.size else ""
+        return f"{style}  alpha {p.alpha:.2f}{size}" + (f"  [{', '.join(flags)}]" if flags else "")
 
 
 class FrameStylizer:
@@ -128,6 +131,8 @@ class FrameStylizer:
         self._params = params or StylizerParams()
         self._check(self._params)
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.live = False  # a live session: the flow stage then runs the network asynchronously
+        self.keyframe_stats = StageStats("keyframe")  # every network run (all of them, unless flow skips some)
         self._stage: TemporalStage = create_stage(self._params.temporal, self._params.stability)
         self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
         self._frames = 0
@@ -188,6 +193,18 @@ class FrameStylizer:
         if strength is not None:
             changes["stability"] = unit(strength, "stability strength")
         self._submit(lambda: self._update(**changes))
+
+    def set_live(self, live: bool) -> None:
+        """Live semantics for the temporal stage (the pipeline says so when it starts)."""
+        live = bool(live)
+
+        def apply() -> None:
+            if live != self.live:
+                self.live = live
+                self._stage.close()
+                self._stage = create_stage(self._params.temporal, self._params.stability, live)
+
+        self._submit(apply)
 
     def reset_temporal(self) -> None:
         """Forget held frames before the next one (the source was reopened or jumped)."""
@@ -250,8 +267,7 @@ class FrameStylizer:
                 out = frame
             else:
                 small = _resize_short(frame, p.size)
-                backend, code, alpha = self.backend, self._current_code(), p.alpha  # fixed for this frame
-                out = self._stage.step(small, lambda image: backend.run(image, code, alpha))
+                out = self._stage.step(small, self._inference(self.backend, self._current_code(), p.alpha))
                 if out.shape[:2] != frame.shape[:2]:
                     out = cv2.resize(out, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
                 if p.preserve_color:
@@ -292,12 +308,24 @@ class FrameStylizer:
             self._code = None
         if new.temporal != old.temporal:
             self._stage.close()
-            self._stage = create_stage(new.temporal, new.stability)
+            self._stage = create_stage(new.temporal, new.stability, self.live)
         elif new.stability != old.stability:
             self._stage.strength = new.stability
         if new.identity() != old.identity():
             self._stage.reset()  # what it holds belongs to the old look
         self._params = new
+
+    def _inference(self, backend: Backend, code: StyleCode, alpha: float) -> Callable[[np.ndarray], np.ndarray]:
+        """The network with this frame's backend, code and alpha fixed (a live stage may run it later)."""
+        stats = self.keyframe_stats
+
+        def infer(image: np.ndarray) -> np.ndarray:
+            start = time.perf_counter()
+            out = backend.run(image, code, alpha)
+            stats.record(time.perf_counter() - start)
+            return out
+
+        return infer
 
     def _check(self, p: StylizerParams) -> None:
         unit(p.alpha, "alpha")

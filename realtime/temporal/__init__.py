@@ -1,7 +1,8 @@
 """Temporal stages: what happens between inference and upscaling so video neither flickers nor swims.
 
 ``off`` stylises every frame on its own; ``hold`` keeps the previous output where the input stood
-still (``hold.py``). ``create_stage`` is the one way to build one by name.
+still (``hold.py``); ``flow`` carries stylised textures along the input's optical flow, and live
+shows every frame by propagating keyframes (``flow.py``). ``create_stage`` builds one by name.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from models.errors import InputError
 from realtime.temporal.base import OffStage, TemporalStage
 
-TEMPORAL_MODES = ("off", "hold")
+TEMPORAL_MODES = ("off", "hold", "flow")
+DEFAULT_STRENGTH = {"off": 0.0, "hold": 0.6, "flow": 0.85}  # --stability when it is not given
 
 
 def check_mode(mode: str) -> str:
@@ -18,11 +20,15 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def create_stage(mode: str, strength: float = 0.6) -> TemporalStage:
-    """The temporal stage called ``mode`` with ``strength`` (0..1)."""
-    from realtime.temporal.hold import HoldStage
-
+def create_stage(mode: str, strength: float = 0.6, live: bool = False) -> TemporalStage:
+    """The temporal stage called ``mode`` with ``strength`` (0..1), for a live session or a file."""
     check_mode(mode)
     if mode == "hold":
+        from realtime.temporal.hold import HoldStage
+
         return HoldStage(strength)
+    if mode == "flow":
+        from realtime.temporal.flow import FlowStage, LiveFlowStage
+
+        return LiveFlowStage(strength) if live else FlowStage(strength)
     return OffStage()

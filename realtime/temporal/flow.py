@@ -1,0 +1,271 @@
+"""``flow``: stylised textures that follow the scene, carried along the optical flow of the input.
+
+A *keyframe* is a stylised frame together with a coordinate map from the current frame into it.
+Each new frame extends the map along the flow (frame t → t−1) and samples the keyframe once, so
+its texture moves with the content and is never resampled twice. Pixels whose history cannot be
+trusted (the forward–backward check fails, the content under them changed, or they came into
+view) are *invalid*; validity travels with the map.
+
+- Files (``FlowStage``): every frame is stylised. The output is the current keyframe carried to
+  the frame where it is valid; elsewhere (newly visible, occluded) the previous output carried one
+  frame on, or where even that fails the fresh stylisation, with feathered seams. Every
+  ``interval`` frames the fresh stylisation becomes the next keyframe and fades in over a few
+  frames, blended so the style keeps its contrast (a plain average would wash it out); so every
+  pixel of a keyframe is sampled once, never resampled again and again. ``strength``
+  (``--stability``) sets the interval (every frame at 0, about 2.5 s at 1) and how much of the
+  carried output fills in over the fresh one. Scene cuts reset.
+- Live (``LiveFlowStage``): the network runs in a thread of its own on the newest frame whenever
+  it is free; every frame is shown at once as the latest keyframe carried to it (flow at half
+  size). A finished keyframe, computed for a frame a few frames back, is brought to the current
+  frame by the map accumulated meanwhile and faded in over a few frames. ``strength`` sets how
+  much of the old keyframe is kept per frame of the fade (1: a long fade, 0: cut over at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from realtime.temporal.base import Infer, TemporalStage
+from realtime.temporal.optical_flow import (FlowEstimator, compose, consistent, contrast_blend, feather,
+                                            identity_map, inside, sample, to_grey, to_uint8)
+
+log = logging.getLogger(__name__)
+
+CUT_THRESHOLD = 40.0     # mean grey-level change between frames that marks a scene cut
+CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
+SEAM_RADIUS = 3          # px: invalid regions are widened and their edges faded over ~2x this
+
+
+class Keyframe:
+    """A stylised frame, its input (grey) and the map from the current frame into it, with validity."""
+
+    def __init__(self, styled: np.ndarray, grey: np.ndarray) -> None:
+        h, w = grey.shape
+        self.styled = styled
+        self.grey = grey
+        self.map = identity_map(h, w)
+        self.valid = np.ones((h, w), np.float32)
+        self.age = 0
+
+    def advance(self, positions: np.ndarray, reliable: np.ndarray | None) -> None:
+        """Carry the map and validity one frame on: ``positions`` = x + flow(t → t−1)."""
+        h, w = self.grey.shape
+        self.map = compose(self.map, positions)
+        valid = cv2.remap(self.valid, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0.0)
+        if reliable is not None:
+            valid *= reliable
+        self.valid = valid * inside(positions, h, w) * inside(self.map, h, w)
+        self.age += 1
+
+    def check_content(self, grey: np.ndarray) -> None:
+        """Invalidate pixels whose input no longer looks like the keyframe's input there."""
+        carried = sample(self.grey, self.map)
+        diff = cv2.absdiff(cv2.blur(carried, (5, 5)), cv2.blur(grey, (5, 5)))
+        self.valid *= diff < CHANGE_THRESHOLD
+
+    def render(self) -> np.ndarray:
+        """The keyframe's stylisation carried to the current frame (uint8)."""
+        return sample(self.styled, self.map)
+
+
+def _is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
+    return float(cv2.absdiff(grey, previous).mean()) > CUT_THRESHOLD
+
+
+class FlowStage(TemporalStage):
+    """Files: carried keyframes (fresh network results, faded in), fills carried from the last output."""
+
+    name = "flow"
+
+    def __init__(self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 1.0,
+                 fade_frames: int = 6) -> None:
+        self.strength = strength
+        self.fade_frames = fade_frames
+        self._flow = FlowEstimator(preset, flow_scale)
+        self._key: Keyframe | None = None
+        self._incoming: Keyframe | None = None  # the next keyframe while it fades in
+        self._fade = 0
+        self._output: np.ndarray | None = None  # the previous output (float), for pixels no keyframe covers
+        self._previous: np.ndarray | None = None  # grey of the previous frame
+        self._grid: np.ndarray | None = None
+        self.cuts = 0
+        self.keyframes = 0
+
+    def reset(self) -> None:
+        self._key = self._incoming = None
+        self._output = self._previous = None
+
+    @property
+    def interval(self) -> int:
+        """Frames between keyframes: 1 at strength 0, about 2.5 s of 24 fps video at 1."""
+        return max(1, int(1 + 60 * self.strength ** 2))
+
+    def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
+        grey = to_grey(frame)
+        fresh = infer(frame)
+        previous, self._previous = self._previous, grey
+        if self._key is None or previous is None or previous.shape != grey.shape or self.strength <= 0:
+            return self._restart(fresh, grey)
+        if _is_cut(grey, previous):
+            self.cuts += 1
+            return self._restart(fresh, grey)
+        backward, forward = self._flow(grey, previous), self._flow(previous, grey)
+        positions = self._grid_for(grey) + backward
+        reliable = consistent(backward, forward, positions)
+        h, w = grey.shape
+        fresh_f = fresh.astype(np.float32)
+        # Pixels no keyframe covers: the previous output carried one frame (thin strips, briefly), else fresh.
+        carried_output = cv2.remap(self._output, positions, None, cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        fallback = contrast_blend(carried_output, fresh_f,
+                                  feather(reliable & inside(positions, h, w), SEAM_RADIUS) * self.strength)
+        out = self._render(self._key, positions, reliable, grey, fallback)
+        if self._incoming is not None:
+            self._fade += 1
+            ramp = min(1.0, self._fade / self.fade_frames)
+            new = self._render(self._incoming, positions, reliable, grey, fallback)
+            out = contrast_blend(new, out, np.full((h, w), ramp, np.float32))
+            if ramp >= 1.0:
+                self._key, self._incoming = self._incoming, None
+        elif self._key.age >= self.interval:
+            self._incoming, self._fade = Keyframe(fresh, grey), 0  # carried from the next frame on
+            self.keyframes += 1
+        self._output = out
+        return to_uint8(out)
+
+    def _render(self, key: Keyframe, positions: np.ndarray, reliable: np.ndarray, grey: np.ndarray,
+                fallback: np.ndarray) -> np.ndarray:
+        key.advance(positions, reliable)
+        key.check_content(grey)
+        weight = feather(key.valid, SEAM_RADIUS)
+        return contrast_blend(key.render().astype(np.float32), fallback, weight)
+
+    def _restart(self, fresh: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        self._key, self._incoming = Keyframe(fresh, grey), None
+        self._output = fresh.astype(np.float32)
+        self.keyframes += 1
+        return fresh
+
+    def _grid_for(self, grey: np.ndarray) -> np.ndarray:
+        h, w = grey.shape
+        if self._grid is None or self._grid.shape[:2] != (h, w):
+            self._grid = identity_map(h, w)
+        return self._grid
+
+
+class LiveFlowStage(TemporalStage):
+    """Live: the network runs asynchronously; every frame is the latest keyframe carried along the flow."""
+
+    name = "flow"
+
+    def __init__(self, strength: float = 0.9, fade_frames: int = 4, flow_scale: float = 0.5) -> None:
+        self.strength = strength
+        self.fade_frames = fade_frames
+        self._flow = FlowEstimator("ultrafast", flow_scale)
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyframe")
+        self._generation = 0
+        self._key: Keyframe | None = None
+        self._incoming: Keyframe | None = None  # a finished keyframe being faded in
+        self._fade = 0
+        self._job: Future | None = None
+        self._job_key: Keyframe | None = None  # the map of the frame being stylised, carried meanwhile
+        self._previous: np.ndarray | None = None
+        self._grid: np.ndarray | None = None
+        self.keyframes = 0
+        self.cuts = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._generation += 1  # a keyframe still being computed belongs to the old look: drop it
+            self._key = self._incoming = self._job_key = None
+            self._job = None
+            self._previous = None
+
+    def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
+        grey = to_grey(frame)
+        previous, self._previous = self._previous, grey
+        if self._key is None or previous is None or previous.shape != grey.shape:
+            return self._restart(frame, grey, infer)
+        if _is_cut(grey, previous):
+            self.cuts += 1
+            return self._restart(frame, grey, infer)
+        positions = self._grid_for(grey) + self._flow(grey, previous)
+        for key in (self._key, self._incoming, self._job_key):
+            if key is not None:
+                key.advance(positions, None)
+        self._collect()
+        out = self._key.render()
+        if self._incoming is not None:
+            out = self._fade_in(out)
+        if self._job is None:
+            self._launch(frame, grey, infer)
+        return out
+
+    def _restart(self, frame: np.ndarray, grey: np.ndarray, infer: Infer) -> np.ndarray:
+        """No keyframe to carry (start, reset, scene cut): stylise this frame now."""
+        styled = infer(frame)
+        with self._lock:
+            self._generation += 1
+            self._key, self._incoming, self._job, self._job_key = Keyframe(styled, grey), None, None, None
+        self.keyframes += 1
+        return styled
+
+    def _launch(self, frame: np.ndarray, grey: np.ndarray, infer: Infer) -> None:
+        generation = self._generation
+        placeholder = Keyframe(np.empty(0, np.uint8), grey)  # its map follows the frames shown meanwhile
+
+        def run() -> np.ndarray:
+            return infer(frame)
+
+        with self._lock:
+            self._job_key = placeholder
+            self._job = self._pool.submit(run)
+            self._job.generation = generation
+
+    def _collect(self) -> None:
+        job = self._job
+        if job is None or not job.done():
+            return
+        key, self._job, self._job_key = self._job_key, None, None
+        if getattr(job, "generation", -1) != self._generation or key is None:
+            return
+        try:
+            key.styled = job.result()
+        except Exception as exc:  # a failed keyframe: keep carrying the last one, try again next frame
+            log.warning("keyframe failed: %s", exc)
+            return
+        self.keyframes += 1
+        if self._incoming is not None:  # a fade still running: the newer keyframe takes its place
+            self._key = self._incoming
+        self._incoming, self._fade = key, 0
+
+    def _fade_in(self, old: np.ndarray) -> np.ndarray:
+        new_key = self._incoming
+        self._fade += 1
+        steps = max(1, round(self.fade_frames * self.strength))
+        ramp = min(1.0, self._fade / steps)
+        h, w = new_key.grey.shape
+        ok_new = inside(new_key.map, h, w).astype(np.float32)
+        ok_old = inside(self._key.map, h, w).astype(np.float32)
+        weight = np.maximum(ramp * ok_new, ok_new * (1.0 - ok_old))  # new content wins where the old has none
+        out = to_uint8(contrast_blend(new_key.render().astype(np.float32), old.astype(np.float32), weight))
+        if ramp >= 1.0:
+            self._key, self._incoming = new_key, None
+        return out
+
+    def _grid_for(self, grey: np.ndarray) -> np.ndarray:
+        h, w = grey.shape
+        if self._grid is None or self._grid.shape[:2] != (h, w):
+            self._grid = identity_map(h, w)
+        return self._grid
+
+    def close(self) -> None:
+        self.reset()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,114 @@
+"""Optical-flow primitives for the temporal stages: DIS flow, coordinate maps, warps, reliability.
+
+Conventions (OpenCV's): ``flow = calc(a, b)`` gives a(x) ≈ b(x + flow(x)). To bring frame t−1's
+result onto frame t, compute the flow from t to t−1 and sample at x + flow. A *map* is an HxWx2
+float32 array of absolute sample positions (``cv2.remap``'s map1), so maps compose: the map of
+frame t into a keyframe is the previous map sampled at x + flow, and the keyframe is sampled once
+per frame from it (repeated resampling of already-warped images would blur them).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+           "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def to_grey(bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
+class FlowEstimator:
+    """DIS optical flow at a reduced scale (flow returned at full size, in full-size pixels)."""
+
+    def __init__(self, preset: str = "fast", scale: float = 1.0) -> None:
+        self.scale = scale
+        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow with a(x) ≈ b(x + flow(x)) for two uint8 grey images of one size; HxWx2 float32."""
+        h, w = a.shape[:2]
+        if self.scale != 1.0:
+            size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
+            small = self._dis.calc(cv2.resize(a, size, interpolation=cv2.INTER_AREA),
+                                   cv2.resize(b, size, interpolation=cv2.INTER_AREA), None)
+            flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= w / size[0]
+            flow[..., 1] *= h / size[1]
+            return flow
+        return self._dis.calc(a, b, None)
+
+
+def identity_map(h: int, w: int) -> np.ndarray:
+    """The map that samples every pixel at itself."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.dstack([xs, ys])
+
+
+def sample(image: np.ndarray, positions: np.ndarray, border: int = cv2.BORDER_REPLICATE,
+           value: float = 0.0) -> np.ndarray:
+    """``image`` read at ``positions`` (HxWx2, absolute), bilinear."""
+    return cv2.remap(image, positions, None, cv2.INTER_LINEAR, borderMode=border, borderValue=value)
+
+
+def follow(grid: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Absolute positions x + flow(x)."""
+    return grid + flow
+
+
+def compose(mapping: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``mapping`` read at ``positions``: chains frame t → t−1 (positions) with t−1 → keyframe (mapping).
+
+    Positions beyond the edge read the edge's value (no sentinel is mixed into the bilinear reads);
+    callers mark those pixels invalid with ``inside(positions, ...)``.
+    """
+    return cv2.remap(mapping, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def inside(mapping: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Where a map points into an h×w image (bool)."""
+    x, y = mapping[..., 0], mapping[..., 1]
+    return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+
+
+def consistent(backward: np.ndarray, forward: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Forward–backward check: |F_b + F_f(x + F_b)|² ≤ 0.01(|F_b|² + |F_f(x + F_b)|²) + 0.5 (bool).
+
+    ``backward`` is the flow t → t−1, ``forward`` t−1 → t, ``positions`` = x + backward.
+    Pixels that fail are occluded or badly matched: their history cannot be trusted.
+    """
+    fwd = cv2.remap(forward, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = np.square(backward + fwd).sum(-1)
+    return err <= 0.01 * (np.square(backward).sum(-1) + np.square(fwd).sum(-1)) + 0.5
+
+
+def feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    """A soft version of a 0..1 mask: eroded by ``radius`` then blurred, so seams fade over ~2·radius px."""
+    m = mask.astype(np.float32)
+    if radius <= 0:
+        return m
+    k = 2 * radius + 1
+    # The frame's edge is no seam: count what lies beyond it as valid, or the border would always swim.
+    m = cv2.erode(m, np.ones((k, k), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1.0)
+    return cv2.blur(m, (k, k), borderType=cv2.BORDER_REPLICATE)
+
+
+def contrast_blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray, radius: int = 7) -> np.ndarray:
+    """Blend float images ``a`` (weight ``weight``) and ``b`` keeping their texture contrast.
+
+    A plain average of two different textures halves their local variance (a washed-out look).
+    Here local means are blended linearly and the detail around them is rescaled by
+    1/sqrt(w² + (1−w)²), so the result has the contrast of each input (variance-preserving
+    blending, as in Heitz & Neyret's by-example noise). At w = 0 or 1 it returns b or a exactly.
+    """
+    w = weight[..., None] if weight.ndim == a.ndim - 1 else weight
+    k = (2 * radius + 1, 2 * radius + 1)
+    mean_a, mean_b = cv2.blur(a, k), cv2.blur(b, k)
+    norm = np.sqrt(w * w + (1.0 - w) ** 2)
+    return w * mean_a + (1.0 - w) * mean_b + (w * (a - mean_a) + (1.0 - w) * (b - mean_b)) / norm
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
