@@ -27,6 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto: a usable GPU, else cpu)")
     p.add_argument("--size", type=positive_int, default=None,
                    help="processing short side in px, 0 = frame size (default: last used, else 360)")
+    from realtime.temporal import TEMPORAL_MODES
+
+    p.add_argument("--temporal", default=None, choices=TEMPORAL_MODES,
+                   help="temporal stage (default: flow: every frame shown, keyframes carried along the flow)")
     p.add_argument("--output-dir", type=Path, default=Path("."), help="where recordings and snapshots go (default: the current folder)")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of a --video file instead of looping")
     p.add_argument("--settings", type=Path, default=None, help="settings file (default: the user's Qt settings)")
@@ -46,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"output folder {args.output_dir} does not exist; create it first")
     source = str(args.video) if args.video is not None else args.camera
     cli = {"source": source, "styles": args.styles, "model": args.model, "backend": args.backend,
-           "device": args.device, "size": args.size, "output_dir": args.output_dir, "loop": not args.no_loop}
+           "device": args.device, "size": args.size, "output_dir": args.output_dir, "loop": not args.no_loop,
+           "temporal": args.temporal}
     return run_app(cli, args.settings)

@@ -56,7 +56,8 @@ def merge_options(cli: dict, saved: GuiSettings):
         backend=cli.get("backend") or saved.backend or "auto", device=cli.get("device") or "cpu",
         size=cli.get("size") if cli.get("size") is not None else (saved.size if saved.size is not None
                                                                   else DEFAULT_SIZE),
-        output_dir=Path(cli.get("output_dir") or "."), loop=cli.get("loop", True))
+        output_dir=Path(cli.get("output_dir") or "."), loop=cli.get("loop", True),
+        temporal=cli.get("temporal") or "flow")
 
 
 def run_app(cli: dict, settings_path: Path | None = None) -> int:

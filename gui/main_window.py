@@ -43,6 +43,7 @@ class GuiOptions:
     backend: str = "auto"
     device: str = "cpu"
     size: int = 360
+    temporal: str = "flow"  # live: every frame shown, keyframes carried along the flow
     output_dir: Path = Path(".")
     style_size: int = 512
     loop: bool = True
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         c = self.controls
         c.select(c.model, self.options.model)
         c.select(c.backend, self.options.backend)
+        c.select(c.temporal, self.options.temporal)
         if c.size.findData(self.options.size) < 0:
             c.size.addItem(f"{self.options.size} px", self.options.size)
         c.select(c.size, self.options.size, by_data=True)

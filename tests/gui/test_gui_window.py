@@ -26,14 +26,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def make_window(qapp, shared: Path, tmp: Path, source: str | Path, styles=STYLES):
+def make_window(qapp, shared: Path, tmp: Path, source: str | Path, styles=STYLES, temporal: str = "off"):
+    """A running window; temporal off by default so a shown frame can be compared with a fresh stylisation."""
     from gui.main_window import GuiOptions, MainWindow
     from gui.settings import SettingsStore
     from models.registry import feed_forward_models
 
     options = GuiOptions(source=str(source), styles=[shared / "images" / "styles" / s for s in styles],
                          model="microast", backend="torch", size=SIZE, output_dir=tmp, style_size=128,
-                         keyframe_iterations=5, keyframe_size=48, allow_download=False)
+                         keyframe_iterations=5, keyframe_size=48, allow_download=False, temporal=temporal)
     window = MainWindow(options, SettingsStore(tmp / "settings.ini"), feed_forward_models())
     window.show()
     window.start()
@@ -328,5 +329,24 @@ def test_still_image_source_keeps_restyling(qtbot, qapp, shared, content_path, t
         qtbot.waitUntil(lambda: win.worker.latest().state.params.style_index == 1, timeout=WAIT_MS)
         assert win.worker.latest().output.shape == read_image(content_path).shape
         assert not win.banner.isVisible()
+    finally:
+        assert win.shutdown()
+
+
+def test_flow_is_the_apps_default_and_shows_every_frame(qtbot, qapp, shared, video_path, tmp_path):
+    from gui.app import merge_options
+    from gui.settings import GuiSettings
+
+    assert merge_options({"source": str(video_path)}, GuiSettings()).temporal == "flow"
+    win = make_window(qapp, shared, tmp_path, video_path, styles=STYLES[:1], temporal="flow")
+    try:
+        assert win.controls.temporal.currentText() == "flow"
+        qtbot.waitUntil(lambda: win.live.frames_shown >= 12, timeout=WAIT_MS)
+        live = win.worker.latest()
+        assert live.state.params.temporal == "flow"
+        assert np.abs(live.output.astype(int) - live.source.astype(int)).mean() > 20  # carried, stylised
+        assert "keyframes" in "\n".join(win._overlay(live))
+        win.controls.temporal.setCurrentText("hold")
+        qtbot.waitUntil(lambda: win.stylizer.state.params.temporal == "hold", timeout=WAIT_MS)
     finally:
         assert win.shutdown()
