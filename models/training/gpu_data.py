@@ -76,6 +76,29 @@ class DeviceCorpus:
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # OpenCV releases the GIL while decoding
             decoded = list(pool.map(load, files))
+        return cls._from_decoded(decoded, [p.name for p in files], device, what, start)
+
+    @classmethod
+    def from_pack(cls, path: Path, device: torch.device | str, what: str = "training",
+                  short_side: int = SHORT_SIDE, max_long: int = MAX_LONG, threads: int = 16) -> "DeviceCorpus":
+        """Decode a pack written by :func:`write_pack` (one file of JPEG streams) and move it to ``device``."""
+        start = time.perf_counter()
+        with np.load(path, allow_pickle=False) as pack:
+            data, offsets, names = pack["jpeg"], pack["offsets"], [str(n) for n in pack["names"]]
+
+        def load(i: int) -> np.ndarray:
+            image = cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"{path}: image {names[i]} does not decode; prepare the pack again")
+            return fit_image(image, short_side, max_long)
+
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            decoded = list(pool.map(load, range(len(names))))
+        return cls._from_decoded(decoded, names, device, what, start)
+
+    @classmethod
+    def _from_decoded(cls, decoded: list[np.ndarray], names: list[str], device: torch.device | str, what: str,
+                      start: float) -> "DeviceCorpus":
         height = max(im.shape[0] for im in decoded)
         width = max(im.shape[1] for im in decoded)
         canvas = np.empty((len(decoded), height, width, 3), np.uint8)
@@ -84,9 +107,9 @@ class DeviceCorpus:
             canvas[i] = cv2.copyMakeBorder(im, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
         sizes = torch.tensor([im.shape[:2] for im in decoded], dtype=torch.float32)
         images = torch.from_numpy(canvas[..., ::-1].copy()).permute(0, 3, 1, 2).contiguous().to(device)
-        log.info("%s corpus: %d images decoded in %.1f s, %.0f MB on %s", what, len(files),
+        log.info("%s corpus: %d images decoded in %.1f s, %.0f MB on %s", what, len(names),
                  time.perf_counter() - start, images.numel() / 1e6, device)
-        return cls(images, sizes, [p.name for p in files])
+        return cls(images, sizes, names)
 
     def boxes(self, index: torch.Tensor, generator: torch.Generator,
               scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True) -> torch.Tensor:
@@ -121,6 +144,19 @@ class DeviceCorpus:
         return color_jitter(out, jitter, generator) if jitter else out
 
 
+def write_pack(path: Path, streams: list[bytes], names: list[str]) -> Path:
+    """One ``.npz`` of encoded images (``jpeg``: the streams back to back, ``offsets``, ``names``), for :meth:`DeviceCorpus.from_pack`.
+
+    One file instead of thousands: what travels to a GPU machine is counted in bytes and files.
+    """
+    offsets = np.zeros(len(streams) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(s) for s in streams])
+    data = np.frombuffer(b"".join(streams), np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, jpeg=data, offsets=offsets, names=np.array(names))
+    return Path(path)
+
+
 def color_jitter(rgb: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
     """Per-image brightness, contrast and saturation × U(1 ± strength) of a (n, 3, H, W) batch in [0, 1]."""
     n = rgb.shape[0]
@@ -137,4 +173,4 @@ def device_generator(device: torch.device | str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
-__all__ = ["DeviceCorpus", "color_jitter", "device_generator", "fit_image", "STYLE_JITTER"]
+__all__ = ["DeviceCorpus", "color_jitter", "device_generator", "fit_image", "write_pack", "STYLE_JITTER"]

@@ -117,7 +117,7 @@ def test_exports_load_in_the_app_and_checkpoints_warm_start(job, inputs: Path, c
         image = model.stylize(content, code)
         assert image.shape == content.shape and bool(torch.isfinite(image).all())
         state = torch.load(out / f"{name}_last.pt", weights_only=True)
-        config = TrainConfig(content_dir=inputs / "corpus" / "content", style_dir=inputs / "corpus" / "style",
+        config = TrainConfig(content_dir=inputs / "corpus", style_dir=inputs / "corpus",
                              out=out, batch=2, size=32, vgg_weights=inputs / "vgg19_caffe_relu4_1_q.safetensors",
                              eval_content=(content_path,), eval_style=(content_path,))
         task, config = create_task(name, config)

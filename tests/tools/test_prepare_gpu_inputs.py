@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 
+from models.training.gpu_data import DeviceCorpus
 from tools.prepare_gpu_inputs import ROOT, hamming, main, measure_carried, pack_corpus, phash, verify_inputs
 
 
@@ -46,8 +48,13 @@ def test_look_alikes_of_eval_images_are_left_out(shared: Path, tmp_path: Path) -
     assert "starry_night" in stats["dropped_near_eval"][0]["why"]
     with open(tmp_path / "out" / "index.csv", newline="") as f:
         assert [r["license"] for r in csv.DictReader(f)] == ["CC0", "CC0"]
+    style = DeviceCorpus.from_pack(tmp_path / "out" / "style.npz", "cpu", threads=1)
+    assert style.names == [Path(sorted((shared / "datasets" / "style").glob("*.jpg"))[0]).name]
     free = pack_corpus(datasets, [], tmp_path / "free", quality=0, free_only=True)
     assert (free["content"], free["style"]) == (1, 1)  # the 'rights unclear' row is not free
+    with np.load(tmp_path / "free" / "content.npz") as pack:  # quality 0: the original bytes
+        original = next((datasets / "content").glob("*.jpg")).read_bytes()
+        assert pack["jpeg"].tobytes() == original and pack["offsets"].tolist() == [0, len(original)]
 
 
 def test_carried_size_is_the_tree_plus_the_carried_folder(tmp_path: Path) -> None:
