@@ -43,6 +43,7 @@ class LiveResult:
     raw: int                # shown frames identical to their input: passed through, not stylised
     out_of_order: int       # shown index not after the previous one
     reason: str
+    network_fps: float = float("nan")  # the network alone, timed just before and after this run (mean)
 
 
 def resize_short(frame: np.ndarray, short: int) -> np.ndarray:
@@ -57,7 +58,8 @@ def resize_short(frame: np.ndarray, short: int) -> np.ndarray:
 def network_fps(backend, code, frames: list[np.ndarray], size: int, runs: int) -> float:
     """Frames per second of ``backend.run`` alone at processing size ``size`` (after one warm-up run)."""
     small = [resize_short(f, size) for f in frames]
-    backend.run(small[0], code, 1.0)
+    for image in small[:3]:  # warm-up: the first runs after a pause allocate
+        backend.run(image, code, 1.0)
     times = []
     for i in range(runs):
         start = time.perf_counter()
@@ -99,10 +101,11 @@ def live_run(path: Path, stylizer, fps: float) -> LiveResult:
         reason=result.reason)
 
 
-def format_results(results: list[LiveResult], net_fps: float, fps: float) -> list[str]:
+def format_results(results: list[LiveResult], fps: float) -> list[str]:
     """One line per mode, then the issue's figures for ``flow``."""
     rows = []
     for r in results:
+        net_fps = r.network_fps
         rows.append(f"  {r.mode:5s} shown {r.shown}/{r.source_frames} ({r.shown / max(1, r.source_frames):.0%}) "
                     f"at {r.shown_fps:5.1f} fps | keyframes {r.keyframes} at {r.keyframe_fps:5.2f} fps "
                     f"({r.keyframe_fps / net_fps:.0%} of the network alone) | latency p50 {r.latency_p50_ms:5.0f} ms "
@@ -112,7 +115,7 @@ def format_results(results: list[LiveResult], net_fps: float, fps: float) -> lis
     if flow is None:
         return rows + ["  (no flow mode in this build: figures not checked)"]
     interval = 1000.0 / fps
-    reachable = min(net_fps, fps)  # a keyframe needs a new frame: never more than the camera's rate
+    reachable = min(flow.network_fps, fps)  # a keyframe needs a new frame: never more than the camera's rate
     checks = [("frames shown", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
               ("shown unstylised", flow.raw, 0, False),
               (f"keyframes / reachable rate ({reachable:.1f} fps: the network alone, at most the camera)",
@@ -160,27 +163,30 @@ def run(args: argparse.Namespace) -> int:
         try:
             stylizer = FrameStylizer(backend, [style], StylizerParams(size=args.size, temporal=modes[0], **extra))
             code = stylizer.cache.get(backend.model, style, stylizer.style_size)  # the code the stylizer runs with
-            nets = [network_fps(backend, code, frames, args.size, args.net_runs)]
+            nets = []  # the network alone, timed before, between and after the live runs
             results = []
             for mode in modes:
+                nets.append(network_fps(backend, code, frames, args.size, args.net_runs))
                 stylizer.set_temporal(mode)
                 stylizer.apply_pending()
                 results.append(live_run(path, stylizer, fps))
             nets.append(network_fps(backend, code, frames, args.size, args.net_runs))
         finally:
             backend.close()
-    net = float(np.mean(nets))
+    for i, r in enumerate(results):  # each run against the network timed right around it: load drifts here
+        r.network_fps = float(np.mean(nets[i:i + 2]))
     h, w = frames[0].shape[:2]
     rows = [f"live: {path.name if args.video else args.clip} {w}x{h} @ {fps:.0f} fps as a camera, "
             f"{results[0].source_frames} frames; size {args.size}, {backend_name}, style {style.name}",
-            f"  network alone at size {args.size}: {net:.2f} fps (before {nets[0]:.2f}, after {nets[1]:.2f})"]
+            f"  network alone at size {args.size}: {', '.join(f'{n:.2f}' for n in nets)} fps (timed before, between "
+            "and after the runs; each run is compared with the mean of the two around it)"]
     if missing:
         rows.append(f"  (not in this build: {', '.join(missing)})")
-    rows += format_results(results, net, fps)
+    rows += format_results(results, fps)
     print("\n".join(rows))
     if args.json is not None:
         data = {"clip": str(path) if args.video else args.clip, "fps": fps, "size": args.size,
-                "backend": backend_name, "network_fps": net, "network_fps_runs": nets,
+                "backend": backend_name, "network_fps_runs": nets,
                 "results": [asdict(r) for r in results]}
         args.json.expanduser().write_text(json.dumps(data, indent=2))
         print(f"wrote {args.json}")

@@ -86,3 +86,21 @@ def test_end_to_end_times_the_file_pipeline(model, style_path, tmp_path):
     times = end_to_end(clip, stylizers, tmp_path, frames=6, rounds=2)
     assert set(times) == {"off", "hold"} and all(0 < t < 5 for t in times.values())
     assert stylizers["off"].keyframe_stats.frames == 12  # the first 6 frames, every one of them, twice
+
+
+def test_live_run_counts_what_was_shown(model, style_path, tmp_path):
+    from bench.clips import make_walkers_clip
+    from bench.live import format_results, live_run
+    from bench.pipeline import IdentityBackend
+    from models.styles import StyleImage
+    from realtime.stylizer import FrameStylizer, StylizerParams
+
+    clip = make_walkers_clip(tmp_path / "walkers.mp4", frames=20, width=160, height=120, fps=30)
+    stylizer = FrameStylizer(IdentityBackend(model), [StyleImage.load(style_path)], StylizerParams(temporal="off"))
+    r = live_run(clip, stylizer, 30.0)
+    assert r.source_frames == 20 and r.shown + r.dropped == 20 and r.shown >= 15
+    assert r.raw == r.shown  # the identity network returns its input: every frame counts as passed through raw
+    assert r.out_of_order == 0 and r.reason == "end of input"
+    assert 0 < r.latency_p50_ms <= r.latency_p95_ms < 1000
+    r.network_fps = 100.0
+    assert any(line.startswith("  off ") for line in format_results([r], 30.0))
