@@ -1,0 +1,202 @@
+"""Join encoded chunks into one file by stream copy (no re-encoding) and mux the input's audio back in.
+
+Every chunk was encoded with the same settings, so their streams share one codec configuration
+and the packets can follow each other in one container. Each chunk's packets are placed at the
+times the one-machine run gives its frames (the chunk's first frame at its source time), so the
+joined file has the same timestamps, variable frame rate included. The audio is copied packet by
+packet from the input as the one-machine writer does (re-encoded to AAC, or Opus for WebM, only
+when the container cannot hold its codec), interleaved with the video. The file is written as
+``<output>.part`` and renamed when complete, so a half-joined file never has the output's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from models.atomic import PartFile
+from models.errors import SinkError
+from realtime.video_writer import check_video_suffix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkFile:
+    """A finished chunk on disk and the source time of its first frame."""
+
+    path: Path
+    first_time: float
+    frames: int
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    output: Path
+    frames: int
+    audio: str  # "copied", "re-encoded to aac", "none"
+
+
+def muxer_for(path: Path) -> str:
+    """The muxer for ``path``'s suffix (the one-machine writer's), or a SinkError naming the ones that work."""
+    return check_video_suffix(path)
+
+
+def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None = None) -> JoinResult:
+    """Stream-copy ``chunks`` (in order) into ``output`` with the audio of ``audio_from``; atomic rename."""
+    import av
+
+    if not chunks:
+        raise SinkError("nothing to join: the job has no finished chunks")
+    output = Path(output)
+    target = PartFile(output)  # the same rule as the one-machine writer: <output>.part, renamed when whole
+    part = target.create()
+    try:
+        out = av.open(str(part), mode="w", format=muxer_for(output))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        target.discard()
+        raise SinkError(f"cannot create {part}: {exc}") from exc
+    audio = _AudioCopy(out, audio_from, output.suffix.lower())
+    frames = 0
+    try:
+        first = av.open(str(chunks[0].path))
+        try:
+            template = first.streams.video[0]
+            video = out.add_stream_from_template(template)
+            video.time_base = template.time_base
+            extradata = template.codec_context.extradata
+        finally:
+            first.close()
+        last_dts: int | None = None
+        for chunk in chunks:
+            with av.open(str(chunk.path)) as container:
+                stream = container.streams.video[0]
+                if stream.codec_context.extradata != extradata:
+                    raise SinkError(f"{chunk.path.name} was encoded with other settings than the first chunk; "
+                                    "remove the work folder and run the job again")
+                packets = [p for p in container.demux(stream) if p.size]
+                if not packets:
+                    raise SinkError(f"{chunk.path.name} holds no video; remove it and run the job again")
+                tb = stream.time_base
+                # Where the one-machine writer puts this frame: round(t / (1/90000)) ticks, rescaled.
+                want = int(round(int(round(chunk.first_time / Fraction(1, 90000))) * Fraction(1, 90000) / tb))
+                shift = want - min(p.pts for p in packets)
+                strict = all(p.dts is not None for p in packets)
+                if not strict:
+                    _decode_times(packets)  # Matroska stores presentation times only (and allows equal dts)
+                for packet in packets:
+                    packet.pts += shift
+                    packet.dts += shift
+                    # Two chunks' B-frame delays may overlap: decode times must still not go back.
+                    if last_dts is not None and (packet.dts < last_dts or (strict and packet.dts == last_dts)):
+                        packet.dts = last_dts + int(strict)
+                        if packet.dts > packet.pts:
+                            raise SinkError(f"cannot join {chunk.path.name}: its decode times overlap the "
+                                            "previous chunk's; use --codec with fewer B-frames")
+                    last_dts = packet.dts
+                    audio.pump(float(packet.dts * tb))
+                    packet.stream = video
+                    out.mux(packet)
+                frames += len(packets)
+        audio.pump(None)
+        audio.flush()
+    except BaseException:
+        out.close()
+        audio.close()
+        target.discard()  # an existing output stays as it was
+        raise
+    out.close()
+    audio.close()
+    target.commit()
+    return JoinResult(output, frames, audio.describe())
+
+
+def _decode_times(packets: list) -> None:
+    """Decode times for packets in decode order that lack them: the smallest pts from there on.
+
+    Never after its own pts, never decreasing: what a muxer needs; Matroska readers ignore it anyway.
+    """
+    low = None
+    for packet in reversed(packets):
+        low = packet.pts if low is None else min(low, packet.pts)
+        packet.dts = low
+
+
+class _AudioCopy:
+    """The input's first audio stream, muxed packet by packet up to a given time (as the one-machine writer)."""
+
+    def __init__(self, out, source: Path | None, suffix: str) -> None:
+        import av
+
+        self.out = out
+        self.input = None
+        self.stream = None
+        self.encoder = False
+        self.packets = None
+        self.pending = None
+        if source is None:
+            return
+        try:
+            self.input = av.open(str(source))
+        except (av.FFmpegError, OSError):
+            return
+        if not self.input.streams.audio:
+            self.close()
+            return
+        stream = self.input.streams.audio[0]
+        codec = stream.codec_context.name
+        if codec in out.supported_codecs:
+            try:
+                self.stream = out.add_stream_from_template(stream)
+            except (av.FFmpegError, ValueError) as exc:
+                log.info("audio %s cannot be copied into %s (%s); re-encoding", codec, suffix, exc)
+        if self.stream is None:
+            target = "libopus" if suffix == ".webm" else "aac"
+            rate, rates = stream.codec_context.sample_rate or 48000, av.Codec(target, "w").audio_rates
+            self.stream = out.add_stream(target, rate=rate if not rates or rate in rates else 48000)
+            self.encoder = True
+        self.codec = self.stream.codec_context.name
+        self.packets = self.input.demux(stream)
+
+    def pump(self, until: float | None) -> None:
+        """Mux input audio up to ``until`` seconds (None: all of it)."""
+        while self.packets is not None:
+            packet = self.pending
+            if packet is None:
+                try:
+                    packet = next(self.packets)
+                except StopIteration:
+                    self.packets = None
+                    return
+                if packet.pts is None and packet.size == 0:  # the demuxer's flush packet
+                    continue
+            t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            if until is not None and t > until:
+                self.pending = packet
+                return
+            self.pending = None
+            if t < 0:  # before the video's start (an AAC priming packet): the one-machine writer drops it too
+                continue
+            if self.encoder:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder numbers samples itself
+                    self.out.mux(self.stream.encode(frame))
+            else:
+                packet.stream = self.stream
+                self.out.mux(packet)
+
+    def flush(self) -> None:
+        if self.encoder and self.stream is not None:
+            self.out.mux(self.stream.encode(None))
+
+    def describe(self) -> str:
+        if self.stream is None:
+            return "none"
+        return f"re-encoded to {self.codec}" if self.encoder else "copied"
+
+    def close(self) -> None:
+        if self.input is not None:
+            self.input.close()
+            self.input = None
