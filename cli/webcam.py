@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_backend_args(p)
     p.set_defaults(size=480)
+    p.add_argument("--target-fps", type=float, default=None, metavar="F",
+                   help="adapt the processing size (160-720 px short side, with hysteresis) so the network "
+                        "delivers about F keyframes/s; the overlay shows the size in use (default: fixed --size)")
     p.add_argument("--record", type=Path, default=None, metavar="FILE",
                    help="record the stylised stream to FILE from the start. As for video -o, an existing FILE is "
                         "replaced when the recording ends (q, Ctrl-C, --max-seconds); one cut short by a failure "
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     count = len(stylizer.state.styles)
     keys = "keys 1-9 pick the first nine, n/p step through all" if count > 9 else f"keys 1-{count} pick"
+    stylizer.set_target_fps(args.target_fps)
     print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | {count} styles loaded "
           f"({keys}): {', '.join(stylizer.state.styles)}")
     config = PipelineConfig(live=True, max_seconds=args.max_seconds)

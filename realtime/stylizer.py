@@ -25,10 +25,11 @@ import cv2
 import numpy as np
 
 from models.base import StyleCode, StyleModel
-from models.checks import unit
+from models.checks import finite, unit
 from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
 from models.weights import WeightStore
+from realtime.adaptive import SizeGovernor
 from realtime.backends.base import Backend
 from realtime.stats import StageStats
 from realtime.temporal import TEMPORAL_MODES, check_mode, create_stage
@@ -133,6 +134,7 @@ class FrameStylizer:
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.live = False  # a live session: the flow stage then runs the network asynchronously
         self.keyframe_stats = StageStats("keyframe")  # every network run (all of them, unless flow skips some)
+        self.governor: SizeGovernor | None = None  # live: adapts the processing size to a keyframe rate
         self._stage: TemporalStage = create_stage(self._params.temporal, self._params.stability)
         self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
         self._frames = 0
@@ -193,6 +195,13 @@ class FrameStylizer:
         if strength is not None:
             changes["stability"] = unit(strength, "stability strength")
         self._submit(lambda: self._update(**changes))
+
+    def set_target_fps(self, fps: float | None) -> None:
+        """Live sessions: adjust the processing size so keyframes come at about ``fps`` (None: fixed size)."""
+        if fps is not None and not (finite(fps, "target fps") > 0):
+            raise InputError(f"--target-fps must be above 0, got {fps}")
+        governor = SizeGovernor(fps) if fps else None
+        self._submit(lambda: setattr(self, "governor", governor))
 
     def set_live(self, live: bool) -> None:
         """Live semantics for the temporal stage (the pipeline says so when it starts)."""
@@ -278,6 +287,12 @@ class FrameStylizer:
             self._publish()
             raise
         self._frames += 1
+        if self.governor is not None and self.live and not p.bypass:
+            size = self.governor.observe(time.perf_counter(), self.keyframe_stats.frames, p.size,
+                                         min(frame.shape[:2]))
+            if size is not None:
+                self._update(size=size)
+                self._publish()
         if self._frames % 16 == 0:  # the counters in the snapshot need not be exact per frame
             self._publish()
         return out

@@ -170,3 +170,16 @@ def test_temporal_mode_switch_and_unknown_mode(frames, stylizer_parts):
     np.testing.assert_array_equal(st.process(frames[3]), off)
     with pytest.raises(InputError, match="unknown temporal mode 'blur'"):
         st.set_temporal("blur")
+
+
+def test_size_governor_steps_down_when_slow_and_up_when_fast_with_hysteresis():
+    from realtime.adaptive import SizeGovernor
+
+    gov = SizeGovernor(target_fps=4.0, settle_s=2.0)
+    assert gov.observe(0.0, 0, 480, 480) is None          # starts measuring
+    assert gov.observe(1.0, 1, 480, 480) is None          # too early to judge
+    assert gov.observe(2.0, 4, 480, 480) == 360           # 2 fps for a target of 4: smaller
+    assert gov.observe(3.0, 8, 360, 480) is None          # settling
+    assert gov.observe(4.0, 15, 360, 480) is None         # 3.75 fps: within the band, stays
+    assert gov.observe(6.0, 35, 360, 480) == 480          # 10 fps: 480 would still give ~5.6 ≥ 1.2 × 4
+    assert gov.observe(8.0, 45, 480, 480) is None         # no size above the frame's own
