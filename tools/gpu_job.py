@@ -217,10 +217,14 @@ def run(args: argparse.Namespace) -> int:
 
         # -- benchmark -----------------------------------------------------------------------------
         models = gpu_bench.load_models(args.inputs, out, device)
-        rows = gpu_bench.run_bench(models, eval_dir / "content" / f"{BENCH_CONTENT}.jpg",
-                                   eval_dir / "styles" / f"{BENCH_STYLE}.jpg", args.bench_sizes, device,
-                                   deadline=job.start + args.job_seconds, compile_ok=not args.no_compile)
-        job.report["bench"] = rows
+
+        def save_rows(rows: list[dict]) -> None:
+            job.report["bench"] = rows
+            job.save()
+
+        gpu_bench.run_bench(models, eval_dir / "content" / f"{BENCH_CONTENT}.jpg",
+                            eval_dir / "styles" / f"{BENCH_STYLE}.jpg", args.bench_sizes, device,
+                            deadline=job.start + args.job_seconds, compile_ok=not args.no_compile, on_row=save_rows)
         job.stage("benchmark done")
     except StylizerError as exc:  # bad inputs or weights: one line says what to do
         job.report["errors"].append(f"{type(exc).__name__}: {exc}")
