@@ -56,6 +56,7 @@ class ModeResult:
     keyframes: int = 0
     frames: int = 0
     ratios: dict[str, float] = field(default_factory=dict)
+    series: dict[str, list[float]] = field(default_factory=dict)  # per pair: "short" (t−1, t), "long" (t−10, t)
 
 
 def shared_video(name: str) -> Path | None:
@@ -133,6 +134,8 @@ def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: 
         results[mode] = ModeResult(mode, summary[mode]["short"], summary[mode]["long"], float(content), float(style),
                                    statistics.median(times[mode]), float(np.mean(times[mode])),
                                    _keyframes(stylizers[mode]) - before[mode], len(frames))
+    for name, r in results.items():  # per-pair errors for the JSON: where keyframes renew, errors jump
+        r.series = {"short": warps.short.get(name, []), "long": warps.long.get(name, [])}
     off = results["off"]
     for r in results.values():
         r.ratios = {"warp_vs_input": r.warp / results["input"].warp,
