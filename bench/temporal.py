@@ -231,13 +231,23 @@ def end_to_end(path: Path, stylizers: dict, tmp: Path, frames: int, rounds: int 
     return {m: float(np.mean(t)) for m, t in times.items()}
 
 
-def default_clips(tmp: Path, frames: int, fps: int) -> list[Clip]:
+DEFAULT_CLIPS = ("pan", "walkers", "bunny")
+
+
+def default_clips(tmp: Path, frames: int, fps: int, which: tuple[str, ...] = DEFAULT_CLIPS) -> list[Clip]:
     """The generated pan and walkers clips (written to ``tmp``) and cutBunny.mp4 where it is found."""
     from bench.clips import make_pan_clip, make_walkers_clip
+    from models.errors import InputError
 
-    clips = [Clip(make_pan_clip(tmp / "pan.mp4", frames, fps=fps), "pan", "pan1.7px"),
-             Clip(make_walkers_clip(tmp / "walkers.mp4", frames, fps=fps), "walkers", "walkers")]
-    bunny = shared_video("cutBunny.mp4")
+    bad = [c for c in which if c not in DEFAULT_CLIPS]
+    if bad or not which:
+        raise InputError(f"unknown clip {', '.join(bad) or '(none)'}; choose from: {', '.join(DEFAULT_CLIPS)}")
+    clips = []
+    if "pan" in which:
+        clips.append(Clip(make_pan_clip(tmp / "pan.mp4", frames, fps=fps), "pan", "pan1.7px"))
+    if "walkers" in which:
+        clips.append(Clip(make_walkers_clip(tmp / "walkers.mp4", frames, fps=fps), "walkers", "walkers"))
+    bunny = shared_video("cutBunny.mp4") if "bunny" in which else None
     if bunny is not None:
         clips.append(Clip(bunny, "video"))
     return clips
@@ -278,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             clips = ([Clip(Path(p), "video") for p in args.video] if args.video
-                     else default_clips(Path(tmp_name), args.frames, fps=30))
+                     else default_clips(Path(tmp_name), args.frames, 30, tuple(args.clips.split(","))))
             for clip in clips:
                 frames, fps = read_frames(clip.path, args.frames)
                 if len(frames) < 2:

@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     pipeline.set_defaults(run=run_pipeline)
     add_temporal_parsers(kind, BACKENDS)
+    add_cluster_parser(kind)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -89,6 +90,8 @@ def add_temporal_parsers(kind: argparse._SubParsersAction, backends: tuple[str, 
     temporal.add_argument("--video", type=Path, nargs="+", default=None, metavar="PATH",
                           help="clips to measure (default: a generated 1.7 px/frame pan, generated walkers, and "
                                "shared/video/cutBunny.mp4 where found)")
+    temporal.add_argument("--clips", default="pan,walkers,bunny",
+                          help="default clips to measure when no --video is given: pan, walkers, bunny (cutBunny.mp4)")
     temporal.add_argument("--frames", type=positive_int, default=90, help="frames per clip (and of generated clips)")
     temporal.add_argument("--size", type=positive_int, default=360, help="processing short side")
     temporal.add_argument("--modes", default="off,hold,flow", help="temporal modes compared (off is always run)")
@@ -129,3 +132,29 @@ def run_live(args: argparse.Namespace) -> int:
     from bench import live
 
     return int(live.run(args) or 0)
+
+
+# -- cluster (issue 13): scaling of a chunked Ray job ------------------------------------------
+def add_cluster_parser(kind: argparse._SubParsersAction) -> None:
+    """``bench cluster``: wall time and speed-up for 1, 2, 4, … workers with a simulated GPU-bound backend."""
+    from cli.common import finite_float
+
+    cluster = kind.add_parser("cluster", help="cluster job scaling over 1, 2, 4, ... Ray workers (simulated GPU time)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cluster.add_argument("--workers", type=positive_int, default=8, help="the most workers; also 1, 2, 4, ... below")
+    cluster.add_argument("--minutes", type=finite_float, default=10.0, help="length of the generated input")
+    cluster.add_argument("--fps", type=positive_int, default=30, help="frame rate of the generated input")
+    cluster.add_argument("--delay-ms", type=finite_float, default=10.0,
+                         help="simulated GPU time per frame (sleep, no CPU), e.g. a 720p frame on one GPU")
+    cluster.add_argument("--chunks-per-worker", type=positive_int, default=4, help="chunks planned per worker")
+    cluster.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    cluster.set_defaults(run=run_cluster)
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from bench import cluster
+    from models.errors import InputError
+
+    if args.workers < 1 or args.minutes <= 0 or args.delay_ms < 0 or args.fps < 1:
+        raise InputError("bench cluster needs --workers >= 1, --minutes > 0, --fps >= 1 and --delay-ms >= 0")
+    return int(cluster.run(args) or 0)

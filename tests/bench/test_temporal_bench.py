@@ -104,3 +104,11 @@ def test_live_run_counts_what_was_shown(model, style_path, tmp_path):
     assert 0 < r.latency_p50_ms <= r.latency_p95_ms < 1000
     r.network_fps = 100.0
     assert any(line.startswith("  off ") for line in format_results([r], 30.0))
+
+
+def test_unknown_default_clip_is_an_input_error(tmp_path):
+    from bench.temporal import default_clips
+    from models.errors import InputError
+
+    with pytest.raises(InputError, match="unknown clip"):
+        default_clips(tmp_path, 4, 30, ("pan", "moon"))
