@@ -151,11 +151,17 @@ def warm_up(backend, frame: np.ndarray, code, warmup: int) -> tuple[float | None
     return peak_rss - base_rss, "RSS delta (sampled)"
 
 
+#: untimed pause before each timed frame: torch's OpenMP and ORT's thread pools spin a while after a run,
+#: and a pool still spinning would steal cores from the next backend's frame.
+SETTLE_S = 0.03
+
+
 def time_interleaved(backends: list, frame: np.ndarray, code, iters: int) -> list[list[float]]:
     """Per-frame ms for each backend, one frame each in turn (returns host arrays, so GPU work is done)."""
     times: list[list[float]] = [[] for _ in backends]
     for _ in range(iters):
         for i, backend in enumerate(backends):
+            time.sleep(SETTLE_S)
             start = time.perf_counter()
             backend.run(frame, code, 1.0)
             times[i].append((time.perf_counter() - start) * 1000.0)
@@ -220,15 +226,15 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
 
 def format_table(results: list[BenchResult]) -> str:
     """A fixed-width table, one row per result, with ORT's speed-up over torch where both ran."""
-    header = f"{'model':9s} {'weights':11s} {'backend':44s} {'size':>9s} {'median ms':>10s} {'p95 ms':>9s} " \
+    header = f"{'model':9s} {'weights':11s} {'backend':62s} {'size':>9s} {'median ms':>10s} {'p95 ms':>9s} " \
              f"{'fps':>7s} {'peak MB':>8s}"
     rows = [header, "-" * len(header)]
     for r in results:
         if r.error:
-            rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:44]:44s} {r.size:>9s}  unavailable: {r.error[:80]}")
+            rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:62]:62s} {r.size:>9s}  unavailable: {r.error[:80]}")
             continue
         mem = "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}"
-        rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:44]:44s} {r.size:>9s} {r.median_ms:10.1f} "
+        rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:62]:62s} {r.size:>9s} {r.median_ms:10.1f} "
                     f"{r.p95_ms:9.1f} {r.fps:7.2f} {mem:>8s}")
     rows.extend(speedups(results))
     return "\n".join(rows)
