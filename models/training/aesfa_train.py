@@ -67,10 +67,16 @@ def efdm_per_sample(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def hardest_negatives(output_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
     """For each stylised sample, the index of the *other* style whose VGG EFDM to it is smallest."""
     with torch.no_grad():
-        b = output_feats[0].shape[0]
-        dist = torch.zeros(b, b, device=output_feats[0].device)
-        for g, s in zip(output_feats, style_feats):
-            sg, ss = sorted_channels(g).flatten(1), sorted_channels(s).flatten(1)
+        return hardest_negatives_sorted([sorted_channels(g) for g in output_feats], [sorted_channels(s) for s in style_feats])
+
+
+def hardest_negatives_sorted(output_sorted: list[torch.Tensor], style_sorted: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`hardest_negatives` on features already sorted by :func:`sorted_channels` (each sort done once)."""
+    with torch.no_grad():
+        b = output_sorted[0].shape[0]
+        dist = torch.zeros(b, b, device=output_sorted[0].device)
+        for sg, ss in zip(output_sorted, style_sorted):
+            sg, ss = sg.detach().flatten(1), ss.flatten(1)
             dist += torch.cdist(sg, ss).pow(2) / sg.shape[1]
         dist.fill_diagonal_(float("inf"))
         return dist.argmin(dim=1)
@@ -121,17 +127,23 @@ class AesFATask:
             target_s = self._vgg(style)
         feats = self._vgg(out)
         content_loss = F.mse_loss(feats[CONTENT_TAP], target_c)
-        style_loss = sum(efdm(feats[k], target_s[k]) for k in VGG_TAPS)
+        # Each tensor is sorted once (sorting dominates this loss on a GPU): the style loss, the
+        # hardest negatives and both contrastive terms reuse the sorts; sort(s)[n] == sort(s[n]).
+        out_sorted = {k: sorted_channels(feats[k]) for k in VGG_TAPS}
+        with torch.no_grad():
+            style_sorted = {k: sorted_channels(target_s[k]) for k in VGG_TAPS}
+        style_loss = sum(F.mse_loss(out_sorted[k], style_sorted[k]) for k in VGG_TAPS)
         losses = {"content": content_loss, "style": style_loss}
         total = self.content_weight * content_loss + self.style_weight * style_loss
         if content.shape[0] > 1:  # the contrastive term needs a negative from the same batch
-            neg = hardest_negatives([feats[k] for k in VGG_TAPS], [target_s[k] for k in VGG_TAPS])
+            neg = hardest_negatives_sorted([out_sorted[k] for k in VGG_TAPS], [style_sorted[k] for k in VGG_TAPS])
             out_e = m.netE.features(out_n)
             out_s = m.netS.features(out_n)
             out_s = out_s + [m.netS.pool(out_s[-1])]
-            pairs = band_pairs(style_s[:2], out_e) + band_pairs(style_s, out_s)
-            pos = sum(efdm_per_sample(g, s) for s, g in pairs)
-            negative = sum(efdm_per_sample(g, s[neg]) for s, g in pairs)
+            pairs = [(sorted_channels(s), sorted_channels(g))
+                     for s, g in band_pairs(style_s[:2], out_e) + band_pairs(style_s, out_s)]
+            pos = sum((g - s).pow(2).mean(dim=(1, 2)) for s, g in pairs)
+            negative = sum((g - s[neg]).pow(2).mean(dim=(1, 2)) for s, g in pairs)
             contrast = (pos / negative.clamp_min(1e-8)).sum()
             losses["contrast"] = contrast
             total = total + CONTRAST_WEIGHT * contrast

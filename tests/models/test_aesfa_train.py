@@ -91,3 +91,37 @@ def test_train_exports_weights_aesfa_loads(config: TrainConfig, content_path: Pa
         trained = task.model.eval().stylize(content, task.model.encode_style(style))
     assert out.shape == content.shape and torch.isfinite(out).all()
     assert (out - trained).abs().max() < 0.05  # the fp16 export runs like the trained fp32 model
+
+
+def test_losses_sort_once_and_equal_the_plain_formulas(config: TrainConfig) -> None:
+    """The loss reuses each sort; it must equal the per-term formulas (efdm, efdm_per_sample, s[neg]), gradients too."""
+    from models.aesfa import denormalize
+    from models.training.aesfa_train import CONTENT_TAP, CONTRAST_WEIGHT, VGG_TAPS, band_pairs
+    from models.training.data import make_loader
+
+    config.batch = 3
+    task, config = create_task("aesfa", config)
+    content, style = next(iter(make_loader(config)))
+    got = task.losses(content, style)
+    grad_got = torch.autograd.grad(got["total"], task.model.netG.parameters(), allow_unused=True)
+
+    m = task.model
+    out_n, style_s = task._stylize(content, style)
+    feats = task._vgg(denormalize(out_n))
+    with torch.no_grad():
+        target_c, target_s = task._vgg(content)[CONTENT_TAP], task._vgg(style)
+    content_loss = torch.nn.functional.mse_loss(feats[CONTENT_TAP], target_c)
+    style_loss = sum(efdm(feats[k], target_s[k]) for k in VGG_TAPS)
+    neg = hardest_negatives([feats[k] for k in VGG_TAPS], [target_s[k] for k in VGG_TAPS])
+    out_s = m.netS.features(out_n)
+    pairs = band_pairs(style_s[:2], m.netE.features(out_n)) + band_pairs(style_s, out_s + [m.netS.pool(out_s[-1])])
+    pos = sum(efdm_per_sample(g, s) for s, g in pairs)
+    negative = sum(efdm_per_sample(g, s[neg]) for s, g in pairs)
+    contrast = (pos / negative.clamp_min(1e-8)).sum()
+    total = content_loss + 10.0 * style_loss + CONTRAST_WEIGHT * contrast
+    for name, value in (("content", content_loss), ("style", style_loss), ("contrast", contrast), ("total", total)):
+        torch.testing.assert_close(got[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    grad_ref = torch.autograd.grad(total, task.model.netG.parameters(), allow_unused=True)
+    for a, b in zip(grad_got, grad_ref):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
