@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import StyleCode, StyleModel, check_image_batch
+from models.checkpoints import load_checked, read_safetensors, read_torch
 from models.errors import InputError, WeightsError
 from models.vgg import VGG19Features
 
@@ -127,18 +128,7 @@ def _build(layout: tuple) -> nn.Sequential:
 
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, allow_extra: set[str] = frozenset()) -> None:
-    """load_state_dict that names missing, unexpected and mis-shaped keys in one WeightsError."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own) - set(allow_extra))
-    shapes = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        details = "; ".join(x for x in (
-            f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else "",
-            f"wrong shapes {shapes}" if shapes else "") if x)
-        raise WeightsError(f"{what} does not fit the AdaIN network ({details}); use the official file or one our trainer wrote")
-    module.load_state_dict({k: state[k].float() for k in own})
+    load_checked(module, state, what, "use the official file or one our trainer wrote", frozenset(allow_extra))
 
 
 class NormalisedVGGEncoder(nn.Module):
@@ -273,13 +263,7 @@ class AdaIN(StyleModel):
 
 
 def _torch_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # legacy pickles, zip errors, truncation: all mean "not the file"
-        raise WeightsError(f"{path} is not a readable PyTorch state dict ({exc.__class__.__name__}); download it again") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path} is not a state dict of tensors; use the official release file")
-    return state
+    return read_torch(path, "checkpoint", "use the official release file")
 
 
 def save_our_decoder(decoder: nn.Module, path: Path, feature_scale: float = OUR_FEATURE_SCALE,
@@ -296,14 +280,7 @@ def save_our_decoder(decoder: nn.Module, path: Path, feature_scale: float = OUR_
 
 def load_our_decoder(path: Path) -> tuple[nn.Module, float]:
     """A decoder and its feature scale from our safetensors file."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({exc}); export it again with 'main.py train'") from exc
+    state, metadata = read_safetensors(path, "decoder", "export it again with 'main.py train'")
     if metadata.get("model") != "adain" or metadata.get("encoder") != OUR_ENCODER_ID:
         raise WeightsError(f"{path} is not an AdaIN decoder for our VGG-19 (metadata {json.dumps(metadata)}); "
                            "use a file written by 'main.py train adain'")

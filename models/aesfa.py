@@ -27,7 +27,6 @@ weights yet: the official decoder was trained at alpha = 1 only).
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import StyleCode, StyleModel, check_image_batch
+from models.checkpoints import problems as key_problems
+from models.checkpoints import read_safetensors, read_torch
 from models.errors import ModelError, WeightsError
 from models.octave import AdaOctConv, Octave, OctConv, OctConvAfterUp, octave_leaky_relu, octave_upsample
 
@@ -250,7 +251,7 @@ class AesFA(StyleModel):
             if net not in nets:
                 problems.append(f"no {net}")
                 continue
-            problems.extend(state_dict_problems(getattr(self, net).state_dict(), nets[net], net))
+            problems.extend(key_problems(getattr(self, net).state_dict(), nets[net], f"{net}."))
         if problems:
             shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
             raise WeightsError(f"AesFA checkpoint does not fit the network ({shown}); "
@@ -273,29 +274,13 @@ class AesFA(StyleModel):
         return path
 
 
-def state_dict_problems(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], net: str) -> list[str]:
-    """Missing keys, unexpected keys and shape mismatches, each as a short phrase."""
-    problems = [f"missing {net}.{k}" for k in expected if k not in got]
-    problems += [f"unexpected {net}.{k}" for k in got if k not in expected]
-    for k, v in expected.items():
-        if k in got and tuple(got[k].shape) != tuple(v.shape):
-            problems.append(f"{net}.{k} has shape {tuple(got[k].shape)}, expected {tuple(v.shape)}")
-    return problems
-
-
 def read_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     """``{netE, netS, netG}`` state dicts from ``main.pth`` (extra entries such as optimiser states
     are ignored) or from a ``.safetensors`` file with ``net.``-prefixed keys."""
     if not path.is_file():
         raise WeightsError(f"AesFA checkpoint {path} does not exist; check the path")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            flat = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{path} is not a readable safetensors file ({exc}); write it again") from exc
+        flat, _ = read_safetensors(path, "AesFA checkpoint", "write it again with 'main.py train aesfa'")
         nets: dict[str, dict[str, torch.Tensor]] = {}
         for key, value in flat.items():
             net, _, rest = key.partition(".")
@@ -304,10 +289,7 @@ def read_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
         if unknown:
             raise WeightsError(f"{path} has weights for unknown networks {unknown}; it is not an AesFA file")
         return nets
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); download main.pth again") from exc
+    raw = read_torch(path, "AesFA checkpoint", "download main.pth again", tensors_only=False)
     if not isinstance(raw, dict) or not all(isinstance(raw.get(n), dict) for n in NETS):
         raise WeightsError(f"{path} is not an AesFA main.pth: it needs the entries {', '.join(NETS)}")
     return {n: raw[n] for n in NETS}

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.base import StyleCode, StyleModel, check_image_batch
+from models.checkpoints import load_checked, read_torch
 from models.errors import InputError, ModelError, WeightsError
 
 #: eps added to the variance, as in the paper's AdaIN (and upstream ``calc_mean_std``).
@@ -256,30 +257,6 @@ class MicroAST(StyleModel):
 
 
 def load_strict(module: nn.Module, path: Path, role: str) -> None:
-    """Load a state dict into ``module``, reporting missing, unexpected and mis-shaped keys."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise WeightsError(f"cannot read MicroAST {role} checkpoint {path}: {type(exc).__name__}; "
-                           "download the official file again") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"MicroAST {role} checkpoint {path} is not a state dict of tensors; "
-                           "give the official *_iter_160000.pth.tar file")
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"MicroAST {role} checkpoint {path} does not fit: missing keys {_few(missing)}, "
-                           f"unexpected keys {_few(unexpected)}; is it the {role} file?")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise WeightsError(f"MicroAST {role} checkpoint {path} has wrong shapes: {_few(wrong)}; "
-                           "it belongs to a different network variant")
-    module.load_state_dict(state, strict=True)
-
-
-def _few(items: list[str], limit: int = 4) -> str:
-    if not items:
-        return "none"
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+    """Load the official ``role`` checkpoint into ``module``, reporting missing, unexpected and mis-shaped keys."""
+    state = read_torch(path, f"MicroAST {role} checkpoint", "download the official file again")
+    load_checked(module, state, f"MicroAST {role} checkpoint {path}", f"is it the official {role} file?")

@@ -183,12 +183,12 @@ def test_official_checkpoint_with_wrong_keys_is_refused(official_files):
     dec = torch.load(official_files["decoder"], weights_only=True)
     dec["28.weight"] = torch.zeros(3, 32, 3, 3)
     torch.save(dec, official_files["decoder"])
-    with pytest.raises(WeightsError, match=r"wrong shapes \['28.weight"):
+    with pytest.raises(WeightsError, match=r"28\.weight has shape"):
         AdaIN.from_files(official_files)
     vgg = torch.load(official_files["vgg"], weights_only=True)
     del vgg["29.weight"]
     torch.save(vgg, official_files["vgg"])
-    with pytest.raises(WeightsError, match=r"missing \['29.weight'\]"):
+    with pytest.raises(WeightsError, match=r"missing 29\.weight"):
         AdaIN.from_files(official_files)
     with pytest.raises(WeightsError, match="roles vgg\\+decoder"):
         AdaIN.from_files({"vgg": official_files["vgg"]})

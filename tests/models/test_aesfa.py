@@ -95,7 +95,7 @@ def test_main_pth_mismatch_is_a_weights_error(model: AesFA, tmp_path: Path, dama
 def test_unreadable_or_missing_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "main.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="cannot read AesFA checkpoint .*not a readable PyTorch checkpoint"):
         AesFA.from_files({"main": bad})
     with pytest.raises(WeightsError, match="does not exist"):
         AesFA.from_files({"main": tmp_path / "absent.pth"})

@@ -173,7 +173,7 @@ def test_loading_reports_missing_and_unexpected_keys(weight_files, tmp_path):
     state["weight1.0.conv.weight"] = state.pop("weight1.0.conv_layer.weight")
     renamed = tmp_path / "modulator.pth"
     torch.save(state, renamed)
-    with pytest.raises(WeightsError, match=r"missing keys weight1\.0\.conv_layer\.weight, unexpected keys weight1\.0\.conv\.weight"):
+    with pytest.raises(WeightsError, match=r"missing weight1\.0\.conv_layer\.weight.*unexpected weight1\.0\.conv\.weight"):
         MicroAST.from_files({**weight_files, "modulator": renamed})
 
 
@@ -188,7 +188,7 @@ def test_loading_refuses_a_swapped_or_unreadable_file(weight_files, tmp_path):
     state["bias2.0.conv_layer.bias"] = torch.zeros(32)
     reshaped = tmp_path / "modulator_32.pth"
     torch.save(state, reshaped)
-    with pytest.raises(WeightsError, match=r"wrong shapes: bias2\.0\.conv_layer\.bias \(32,\) != \(64,\)"):
+    with pytest.raises(WeightsError, match=r"bias2\.0\.conv_layer\.bias has shape \(32,\), expected \(64,\)"):
         MicroAST.from_files({**weight_files, "modulator": reshaped})
     with pytest.raises(WeightsError, match="needs checkpoint files for decoder"):
         MicroAST.from_files({k: v for k, v in weight_files.items() if k != "decoder"})
