@@ -137,7 +137,7 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
     say(f"{len(plan)} chunks of about {index.frames // len(plan)} frames, {warmup} warm-up frames each"
         + (f"; {len(done)} already done in {work.path}" if done else ""))
     if todo:
-        started_ray = _connect(ray, config)
+        started_ray = connect(ray, config)
         try:
             _dispatch(ray, todo, plan, index, input_path, spec, encode, config, work, report, progress,
                       sum(c.frames for c in plan if c.index in done))
@@ -172,11 +172,12 @@ def spec_temporal(spec: WorkerSpec) -> tuple[str, float]:
 
 # ----- Ray -----
 
-def _connect(ray, config: ClusterConfig) -> bool:
+def connect(ray, config: ClusterConfig) -> bool:
     """Join the configured cluster or start a local one; True when we started it (and must stop it)."""
     if ray.is_initialized():  # a caller (tests, a notebook) already connected
         return False
-    common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # Ray's own INFO/WARNING lines (auth token set-up, start-up) would break the progress bar; errors still show.
+    common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         if config.address == "auto":
             # Workers on this machine import this checkout, installed or not.

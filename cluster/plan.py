@@ -25,7 +25,7 @@ from models.errors import SourceError
 
 SNAP = 0.25  # a keyframe within this fraction of a chunk's length of the ideal cut becomes the cut
 MIN_CHUNK = 24  # frames: shorter chunks cost more in warm-up and start-up than they gain in balance
-MAX_WARMUP = 60  # frames: the most a temporal stage is given to settle before a chunk starts
+MAX_WARMUP = 90  # frames: the most a temporal stage is given to settle before a chunk starts
 RESIDUAL = 0.5 / 255  # warm-up until the missing history weighs less than half a grey level
 
 
@@ -114,17 +114,27 @@ def index_video(path: str | Path) -> VideoIndex:
 
 
 def warmup_frames(mode: str = "off", strength: float = 0.0) -> int:
-    """Frames a chunk starts early so a temporal stage carries the same state into it as in one long run.
+    """Frames a chunk starts early so its temporal stage is in the state it has inside one long run.
 
-    ``off`` keeps nothing between frames: none. A stage that blends the previous output with
-    weight at most ``strength`` forgets the history it missed as ``strength**n``; the warm-up is the
-    n at which that falls below half a grey level (13 frames at 0.6, 28 at 0.8), at most
-    ``MAX_WARMUP``. Optical flow carries the last result forward the same way, so the same bound holds.
+    ``off`` keeps nothing between frames: none. ``hold`` blends the previous output in with weight
+    at most ``strength``, so the history a chunk misses weighs ``strength**n`` after n frames: the
+    warm-up is the n at which that is below half a grey level (13 frames at 0.6, 28 at 0.8). ``flow``
+    also carries a keyframe for ``interval`` frames and fades the next one in over ``fade_frames``:
+    a chunk starts only after one whole keyframe cycle, so its first frame is not a restart (51 frames
+    at the default 0.85). At most ``MAX_WARMUP``.
     """
     if mode == "off" or strength <= 0.0:
         return 0
-    s = min(max(strength, 0.6), 0.999)  # a stage without a strength setting: take the default 0.6
-    return min(MAX_WARMUP, math.ceil(math.log(RESIDUAL) / math.log(s)))
+    from realtime.temporal import create_stage
+
+    stage = create_stage(mode, strength)
+    try:
+        cycle = int(getattr(stage, "interval", 0) or 0) + int(getattr(stage, "fade_frames", 0) or 0)
+    finally:
+        stage.close()
+    s = min(strength, 0.999)
+    memory = math.ceil(math.log(RESIDUAL) / math.log(s))
+    return min(MAX_WARMUP, max(memory, cycle + 1 if cycle else 0))
 
 
 def plan_chunks(index: VideoIndex, chunks: int, warmup: int = 0, min_frames: int = MIN_CHUNK) -> list[Chunk]:

@@ -139,6 +139,8 @@ class ChunkWorker:
     """A worker: one backend for its life, one chunk at a time (a Ray actor in ``cluster.job``)."""
 
     def __init__(self, spec: WorkerSpec, worker: int, threads: int = 1) -> None:
+        import av  # noqa: F401  (loaded while the worker starts, not inside its first chunk's time)
+
         self.spec = spec
         self.worker = worker
         self.backend = spec.build_backend(threads)

@@ -71,8 +71,12 @@ def test_warmup_follows_the_temporal_memory():
     assert warmup_frames("off", 0.6) == 0
     assert warmup_frames("hold", 0.0) == 0
     assert warmup_frames("hold", 0.6) == 13  # 0.6**13 < 0.5/255
-    assert warmup_frames("flow", 0.8) == 28
+    assert warmup_frames("hold", 0.8) == 28
     assert warmup_frames("hold", 1.0) == MAX_WARMUP
+    from realtime.temporal.flow import FlowStage
+
+    flow = FlowStage(0.85)  # one whole keyframe cycle: the chunk's first frame is not a restart
+    assert warmup_frames("flow", 0.85) == flow.interval + flow.fade_frames + 1
 
 
 def test_short_clip_is_one_chunk(tmp_path: Path, write_gop_clip):
