@@ -164,18 +164,20 @@ class LiveFlowStage(TemporalStage):
 
     name = "flow"
 
-    def __init__(self, strength: float = 0.9, fade_frames: int = 4, flow_scale: float = 0.5) -> None:
+    def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
         self._flow = FlowEstimator("ultrafast", flow_scale)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards what the keyframe thread hands over
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyframe")
         self._generation = 0
         self._key: Keyframe | None = None
         self._incoming: Keyframe | None = None  # a finished keyframe being faded in
         self._fade = 0
-        self._job: Future | None = None
-        self._job_key: Keyframe | None = None  # the map of the frame being stylised, carried meanwhile
+        self._busy = False
+        self._job_key: Keyframe | None = None  # the frame being stylised; its map follows the frames shown meanwhile
+        self._ready: Keyframe | None = None    # a finished keyframe, not yet picked up by step()
+        self._newest: tuple[np.ndarray, np.ndarray, Infer] | None = None  # frame, grey, infer of the last step
         self._previous: np.ndarray | None = None
         self._grid: np.ndarray | None = None
         self.keyframes = 0
@@ -184,8 +186,7 @@ class LiveFlowStage(TemporalStage):
     def reset(self) -> None:
         with self._lock:
             self._generation += 1  # a keyframe still being computed belongs to the old look: drop it
-            self._key = self._incoming = self._job_key = None
-            self._job = None
+            self._key = self._incoming = self._job_key = self._ready = self._newest = None
             self._previous = None
 
     def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
@@ -197,15 +198,21 @@ class LiveFlowStage(TemporalStage):
             self.cuts += 1
             return self._restart(frame, grey, infer)
         positions = self._grid_for(grey) + self._flow(grey, previous)
-        for key in (self._key, self._incoming, self._job_key):
-            if key is not None:
-                key.advance(positions, None)
-        self._collect()
+        with self._lock:
+            for key in (self._key, self._incoming, self._job_key, self._ready):
+                if key is not None:
+                    key.advance(positions, None)
+            ready, self._ready = self._ready, None
+            self._newest = (frame, grey, infer)
+            if not self._busy:
+                self._launch()
+        if ready is not None:
+            if self._incoming is not None:  # a fade still running: the newer keyframe takes its place
+                self._key = self._incoming
+            self._incoming, self._fade = ready, 0
         out = self._key.render()
         if self._incoming is not None:
             out = self._fade_in(out)
-        if self._job is None:
-            self._launch(frame, grey, infer)
         return out
 
     def _restart(self, frame: np.ndarray, grey: np.ndarray, infer: Infer) -> np.ndarray:
@@ -213,38 +220,44 @@ class LiveFlowStage(TemporalStage):
         styled = infer(frame)
         with self._lock:
             self._generation += 1
-            self._key, self._incoming, self._job, self._job_key = Keyframe(styled, grey), None, None, None
+            self._key, self._incoming, self._job_key, self._ready = Keyframe(styled, grey), None, None, None
+            self._newest = None
         self.keyframes += 1
         return styled
 
-    def _launch(self, frame: np.ndarray, grey: np.ndarray, infer: Infer) -> None:
+    def _launch(self) -> None:
+        """Stylise the newest frame in the keyframe thread (called with the lock held)."""
+        if self._newest is None:
+            self._busy = False
+            return
+        frame, grey, infer = self._newest
+        self._newest = None
+        self._busy = True
+        key = Keyframe(np.empty(0, np.uint8), grey)  # identity map at that frame; steps advance it
+        self._job_key = key
         generation = self._generation
-        placeholder = Keyframe(np.empty(0, np.uint8), grey)  # its map follows the frames shown meanwhile
+        future = self._pool.submit(infer, frame)
+        future.add_done_callback(lambda done: self._finished(done, key, generation))
 
-        def run() -> np.ndarray:
-            return infer(frame)
-
-        with self._lock:
-            self._job_key = placeholder
-            self._job = self._pool.submit(run)
-            self._job.generation = generation
-
-    def _collect(self) -> None:
-        job = self._job
-        if job is None or not job.done():
-            return
-        key, self._job, self._job_key = self._job_key, None, None
-        if getattr(job, "generation", -1) != self._generation or key is None:
-            return
+    def _finished(self, done: Future, key: Keyframe, generation: int) -> None:
+        """In the keyframe thread: hand the result over and start on the newest frame at once."""
         try:
-            key.styled = job.result()
-        except Exception as exc:  # a failed keyframe: keep carrying the last one, try again next frame
+            styled = done.result()
+        except Exception as exc:  # a failed keyframe: keep carrying the last one, try the next frame
             log.warning("keyframe failed: %s", exc)
-            return
-        self.keyframes += 1
-        if self._incoming is not None:  # a fade still running: the newer keyframe takes its place
-            self._key = self._incoming
-        self._incoming, self._fade = key, 0
+            styled = None
+        with self._lock:
+            if generation == self._generation and self._job_key is key:
+                self._job_key = None
+                if styled is not None:
+                    key.styled = styled
+                    self._ready = key
+                    self.keyframes += 1
+                self._launch()
+            elif generation == self._generation:
+                self._busy = False
+            else:  # from before a reset: nothing to hand over; the new generation starts its own job
+                self._busy = False
 
     def _fade_in(self, old: np.ndarray) -> np.ndarray:
         new_key = self._incoming
