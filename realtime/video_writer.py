@@ -106,6 +106,7 @@ class VideoFileWriter:
         self._trim_audio = trim_audio  # a recording: audio ends with its video even when complete
         self._last_pts = -1
         self._broken = False  # a write failed (disk full...): close keeps what is on disk and stays quiet
+        self._encoded_until = -1.0  # latest presentation time (s) of a video packet the encoder returned
         self.frames = 0
         self.last_time = 0.0
         self.closed = False
@@ -286,9 +287,14 @@ class VideoFileWriter:
         frame.pts = pts
         frame.time_base = self.time_base
         try:
-            # Never ahead of the video: a cut-off file stays in sync. The first mux opens every encoder.
-            self._pump_audio(timestamp)
-            self._out.mux(self._video.encode(frame))
+            packets = self._video.encode(frame)
+            for packet in packets:
+                if packet.pts is not None and packet.time_base is not None:
+                    self._encoded_until = max(self._encoded_until, float(packet.pts * packet.time_base))
+            # Audio follows the video the encoder has handed out (x264 holds frames back), never the frames
+            # given to it: wherever a SIGKILL cuts the file, the two tracks end within a frame of each other.
+            self._pump_audio(self._encoded_until)
+            self._out.mux(packets)
         except (av.FFmpegError, OSError) as exc:
             self._broken = True
             raise self._error(exc, f"write frame {self.frames} to") from exc
