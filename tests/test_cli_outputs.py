@@ -343,3 +343,25 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
     assert "Traceback" not in err and f"recorded {live}" in out
     with av.open(str(live)) as c:
         assert sum(1 for _ in c.decode(video=0)) >= 1
+
+
+# ----- 3. exported artifacts: a failed or interrupted export leaves a good file already there -----
+
+def test_a_failed_export_keeps_the_artifact_already_there(tmp_path, store, monkeypatch):
+    import export.verify
+    from export.exporter import export_onnx_verified
+    from models.errors import ArtifactError
+    from models.registry import create_model
+
+    target = tmp_path / "microast-fp32.onnx"
+    target.write_bytes(b"a verified artifact from yesterday")
+
+    def fails(path, *args, **kwargs):
+        assert Path(path) != target and Path(path).parent == tmp_path  # verified under a name beside it
+        raise ArtifactError("differs from PyTorch")
+
+    monkeypatch.setattr(export.verify, "verify_onnx", fails)
+    with pytest.raises(ArtifactError):
+        export_onnx_verified(create_model("microast", store=store), target, "fp32", store)
+    assert target.read_bytes() == b"a verified artifact from yesterday"
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["microast-fp32.onnx"]
