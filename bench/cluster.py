@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                                  say=lambda _line: None)
                 ideal = frames * delay / n
                 rows.append({"workers": n, "wall_s": report.seconds, "ideal_s": ideal, "chunks": report.chunks,
-                             "join_s": report.join_seconds, "frames": report.frames})
+                             "startup_s": report.startup_seconds, "join_s": report.join_seconds,
+                             "frames": report.frames})
                 out.unlink()
                 print(f"  {n} workers: {report.seconds:.1f} s", flush=True)
         finally:
@@ -123,13 +124,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base = rows[0]["wall_s"]
-    print(f"\n| workers | chunks | wall s | ideal s | speed-up | overhead | join s |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| workers | chunks | wall s | ideal s | speed-up | overhead | workers up after s | join s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         r["speedup"] = base / r["wall_s"]
         r["overhead"] = r["wall_s"] / r["ideal_s"] - 1.0
         print(f"| {r['workers']} | {r['chunks']} | {r['wall_s']:.1f} | {r['ideal_s']:.1f} | {r['speedup']:.2f}x | "
-              f"{100 * r['overhead']:.1f} % | {r['join_s']:.2f} |")
+              f"{100 * r['overhead']:.1f} % | {r['startup_s']:.1f} | {r['join_s']:.2f} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"frames": frames, "delay_ms": args.delay_ms, "rows": rows}, indent=1))
         print(f"wrote {args.json}")

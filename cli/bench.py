@@ -146,7 +146,8 @@ def add_cluster_parser(kind: argparse._SubParsersAction) -> None:
     cluster.add_argument("--fps", type=positive_int, default=30, help="frame rate of the generated input")
     cluster.add_argument("--delay-ms", type=finite_float, default=10.0,
                          help="simulated GPU time per frame (sleep, no CPU), e.g. a 720p frame on one GPU")
-    cluster.add_argument("--chunks-per-worker", type=positive_int, default=4, help="chunks planned per worker")
+    cluster.add_argument("--chunks-per-worker", type=positive_int, default=None,
+                         help="chunks planned per worker (default: as video --workers plans them)")
     cluster.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     cluster.set_defaults(run=run_cluster)
 

@@ -51,7 +51,7 @@ class ClusterConfig:
     workers: int
     address: str = "auto"          # "auto": start a local Ray sized to this machine; else join that cluster
     retries: int = 2               # per chunk (application errors) and per worker (process deaths)
-    chunks_per_worker: int = 4     # more chunks balance better and lose less on a fault; each costs a warm-up
+    chunks_per_worker: int | None = None  # None: balance the tail against warm-ups (chunk_count)
     warmup: int | None = None      # None: from the temporal mode (cluster.plan.warmup_frames)
     ship_input: bool | None = None  # send the input through Ray's object store; None: only to a remote cluster
     keep_work: bool = False        # keep the work folder after a successful join
@@ -87,6 +87,7 @@ class JobReport:
     retried: int
     workers: dict[int, WorkerCount] = field(default_factory=dict)
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # until every worker had loaded its stylizer (chunks start as each is ready)
     join_seconds: float = 0.0
     audio: str = "none"
 
@@ -129,7 +130,8 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
     fingerprint = _fingerprint(input_path, spec, encode, warmup)
     plan = work.load_plan(fingerprint, say)
     if plan is None:
-        plan = plan_chunks(index, config.workers * config.chunks_per_worker, warmup, config.min_chunk)
+        plan = plan_chunks(index, chunk_count(index.frames, config.workers, warmup, config.chunks_per_worker),
+                           warmup, config.min_chunk)
         work.save_plan(fingerprint, plan)
     done = {c.index for c in plan if work.has(c)}
     todo = [c for c in plan if c.index not in done]
@@ -162,6 +164,21 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
         work.remove()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def chunk_count(frames: int, workers: int, warmup: int, per_worker: int | None = None) -> int:
+    """How many chunks: ``per_worker`` each if given, else the count that minimises a worker's extra frames.
+
+    A worker waits at the end for the last chunks (about half a chunk, ``frames / (2 C)``) and pays a
+    warm-up per chunk (``C * warmup / workers``); the sum is least at ``C = sqrt(frames * workers /
+    (2 * warmup))``. Kept within 2-8 per worker: at least two to even out start-up, at most eight (each
+    chunk is a file and a round trip).
+    """
+    if per_worker:
+        return workers * per_worker
+    if not warmup:
+        return 8 * workers
+    return int(min(8 * workers, max(2 * workers, round(math.sqrt(frames * workers / (2 * warmup))))))
 
 
 def spec_temporal(spec: WorkerSpec) -> tuple[str, float]:
@@ -236,7 +253,9 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
     n, resources, threads = _resources(ray, config, spec)
     remote = ray.remote(ChunkWorker).options(max_restarts=config.retries, max_task_retries=config.retries,
                                              **resources)
+    t0 = time.perf_counter()
     actors = [remote.remote(spec, i, threads) for i in range(n)]
+    ready_pings = [a.pid.remote() for a in actors]  # answered once a worker's constructor has run
     board = _progress_board(ray)
     ship = config.ship_input if config.ship_input is not None else config.address != "auto"
     source: Any = ray.put(input_path.read_bytes()) if ship else str(input_path.resolve())
@@ -257,6 +276,10 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
                     failed[chunk.index] = "no worker left to run it (all died)"
                 break
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL)
+            if ready_pings:
+                ready_pings = ray.wait(ready_pings, num_returns=len(ready_pings), timeout=0)[1]
+                if not ready_pings:
+                    report.startup_seconds = time.perf_counter() - t0
             for ref in ready:
                 chunk, worker = inflight.pop(ref)
                 try:

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+import cv2
 import numpy as np
 
 from cluster.plan import Chunk
@@ -45,7 +46,7 @@ class StylizerSpec:
     """Everything a worker needs to build the one-machine run's ``FrameStylizer``, style codes included."""
 
     model: str
-    styles: tuple[Any, ...]         # StyleImage: pixels travel, paths need not exist on the worker
+    styles: tuple[Any, ...]         # StyleImage with a thumbnail: workers need its name and digest, not pixels
     codes: dict[tuple[str, int], Any]  # (style digest, style size) → StyleCode, encoded on the driver
     backend: str = "torch"
     device: str = "cpu"
@@ -68,10 +69,13 @@ class StylizerSpec:
             raise InputError(f"model {model} is not feed-forward and cannot run on video; use microast, adain or aesfa")
         store = default_store()
         images = tuple(StyleImage.load(find_style(s, store)) for s in styles)
-        net = create_model(model, checkpoint=checkpoint, store=store, files=files, device="cpu")
+        net = create_model(model, checkpoint=checkpoint, store=store, files=files, device="cpu").eval()  # as load_backend
         cache = StyleCodeCache()
         codes = {(im.digest, style_size): cache.get(net, im, style_size).to("cpu") for im in images}
-        return cls(model, images, codes, backend, device, precision, params, checkpoint, dict(files or {}),
+        # The codes are all a worker renders with; a 2 MB painting per actor would only slow its start
+        # (and Ray keeps arguments over 100 kB in its object store, which actor restarts then depend on).
+        thumbs = tuple(replace(im, bgr=cv2.resize(im.bgr, (32, 32), interpolation=cv2.INTER_AREA)) for im in images)
+        return cls(model, thumbs, codes, backend, device, precision, params, checkpoint, dict(files or {}),
                    style_size)
 
     def fingerprint(self) -> str:
@@ -101,6 +105,9 @@ def _shipped_cache(codes: dict[tuple[str, int], Any]):
     from models.styles import StyleCodeCache
 
     class ShippedCodes(StyleCodeCache):
+        def __bool__(self) -> bool:  # empty as an LRU, but FrameStylizer must not swap it for a new one
+            return True
+
         def get(self, model, style, style_size=512):
             code = codes.get((style.digest, style_size))
             if code is None:  # a style added later: encode it here

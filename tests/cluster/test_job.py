@@ -111,3 +111,18 @@ def test_workers_without_ray_say_how_to_install(tmp_path: Path, write_gop_clip, 
     assert main(["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--workers", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install" in err[0] and "[cluster]" in err[0]
+
+
+def test_a_chunk_failing_for_good_is_named(tmp_path: Path, ray_cluster, write_gop_clip):
+    """A stylizer that cannot run (style 6 of 1) fails every chunk: the error names them and why; chunks stay."""
+    from cluster.job import ClusterError
+
+    clip = write_gop_clip(tmp_path / "in.mp4", frames=48, gop=12, audio=False)
+    bad = StylizerSpec.prepare("microast", ["starry_night"], backend="torch",
+                               params=StylizerParams(temporal="off", style_index=5))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(ClusterError, match=r"chunk 0 \(frames 0-23, 0\.00-0\.9\d s\): InputError: style 6 does not "
+                                           r"exist.*tried 2 times"):
+        run_job(clip, out, bad, VideoOptions(), ClusterConfig(workers=2, retries=1, chunks_per_worker=1,
+                                                              min_chunk=8), say=_quiet)
+    assert not out.exists() and (tmp_path / "out.mp4.work" / "job.json").is_file()
