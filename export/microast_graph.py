@@ -4,14 +4,21 @@
 NHWC frame, style code tensors, alpha → uint8 BGR NHWC), rewritten where the profile of the plain
 export showed time going (docs/PERF_NOTES.md):
 
-- the final 9×9 conv (16 → 3) runs as space-to-depth ×r, an equivalent (16·r²) → (3·r²) conv with a
-  rearranged, zero-filled ⌈(9+r−1)/r⌉² kernel, and depth-to-space; ORT's blocked kernels need many
-  output channels to vectorise, and 3 gave them almost nothing to do;
+- the final 9×9 conv (16 → 3) runs as one stride-r conv whose 3·r² output channels are the r×r output
+  phases (:func:`phase_kernel`), then depth-to-space; ORT's blocked kernels need many output channels
+  to vectorise, and 3 gave them almost nothing to do (35 → 11 ms at 640×480). A separate
+  space-to-depth reshape in front was slower: its 6-D transpose cost what the conv saved;
+- the grouped convs with 2 channels per group (ORT runs them in a slow NCHW path) become depthwise and
+  1×1 convs, which run in ORT's blocked NCHWc layout;
 - depth-to-space and the NCHW → NHWC transpose of the output are one Reshape/Transpose/Reshape;
 - BGR → RGB and ÷255 are folded into the first conv's weights, RGB → BGR and ×255 into the last
   conv's, and the alpha mix with the content happens in uint8-frame units, on the NHWC frame itself.
 
-Weights are copied from the network, so the artifact's weight fingerprint is the network's.
+Reflection padding stays as written: with zero padding in the 3×3 convs instead the output moved to
+22 dB PSNR (the AdaIN statistics see the borders), so the graph keeps its Pads and their layout reorders
+(about a quarter of its time). Measured whole-graph: 0.77–0.79× the plain export's time at 320×240 to
+1280×720 (bench models, 2026-12-01). Weights are copied from the network; artifacts are fingerprinted
+with the model's own weights as for the plain graph.
 """
 
 from __future__ import annotations
