@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -100,11 +101,19 @@ class JobReport:
         return lines
 
 
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is 127.0.0.1
 Progress = Callable[[int, int], None]  # (frames done over all workers, total frames)
 
 
-def require_ray():
-    """The ``ray`` module, or a one-line error saying how to install it."""
+def require_ray(local_only: bool = True):
+    """The ``ray`` module, or a one-line error saying how to install it.
+
+    ``local_only`` (a Ray started here for this machine): every Ray process binds to loopback. Ray
+    reads the switch when it is imported, so it is set before the import; on Linux Ray would
+    otherwise listen on the machine's network address, which a single-machine job never needs.
+    """
+    if local_only and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     try:
         import ray
     except ImportError:
@@ -115,7 +124,7 @@ def require_ray():
 def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOptions, config: ClusterConfig,
             progress: Progress | None = None, say: Callable[[str], None] = print) -> JobReport:
     """Stylise ``input_path`` into ``output`` over ``config.workers`` Ray workers; resumes from the work folder."""
-    ray = require_ray()
+    ray = require_ray(local_only=config.address == "auto")
     if config.workers < 1:
         raise InputError(f"--workers must be at least 1, got {config.workers}")
     started = time.perf_counter()

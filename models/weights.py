@@ -9,6 +9,7 @@ its SHA-256 (or git blob id, where only that is published) matches.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import urllib.error
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.errors import WeightsError
+
+log = logging.getLogger(__name__)
 
 SEARCH_PATH_ENV = "STYLIZER_PATH"
 
@@ -120,6 +123,9 @@ class WeightStore:
         bad: list[Path] = []
         for path in self.find_local(spec.filename):
             if self._is_valid(spec, path):
+                if bad:  # a good copy later on the path shadows a broken one: use it, but say so
+                    log.warning("%s at %s is corrupted or a different version; using %s (delete the bad copy)",
+                                spec.filename, bad[0], path)
                 return path
             bad.append(path)
         if bad:

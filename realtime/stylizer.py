@@ -125,7 +125,7 @@ class FrameStylizer:
         if not styles:
             raise InputError("the stylizer needs at least one style image")
         self.backend = backend
-        self.cache = cache or StyleCodeCache()
+        self.cache = cache if cache is not None else StyleCodeCache()  # an empty cache passed in is still the one to fill
         self.style_size = style_size
         self._styles: list[StyleImage] = list(styles)
         self._codes: list[StyleCode] = [self._encode(s) for s in self._styles]

@@ -184,3 +184,17 @@ def test_a_file_verified_for_one_spec_is_not_valid_for_another(tmp_path, copy_on
     assert store.resolve(modulator_spec) == copy_on_path  # verified and remembered as the modulator
     with pytest.raises(WeightsError, match=rf"is not {re.escape(decoder_spec.filename)}"):
         store.resolve(decoder_spec, explicit=copy_on_path)
+
+
+def test_a_broken_copy_shadowed_by_a_good_one_is_used_past_with_a_warning(tmp_path, modulator_spec, shared, caplog):
+    from models.weights import WeightStore
+
+    broken = tmp_path / "first" / modulator_spec.filename
+    broken.parent.mkdir()
+    broken.write_bytes(b"truncated")
+    good = next((shared / "weights").rglob(modulator_spec.filename))
+    store = WeightStore(search_path=[tmp_path / "first", good.parent], cache_dir=tmp_path / "cache",
+                        allow_download=False)
+    with caplog.at_level("WARNING"):
+        assert store.locate(modulator_spec) == good
+    assert "corrupted" in caplog.text and str(broken) in caplog.text and str(good) in caplog.text
