@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CUT_THRESHOLD = 40.0     # mean grey-level change between frames that marks a scene cut
 CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
+MIN_COVER = 0.85         # the next keyframe starts early when the current one covers less of the frame
 SEAM_RADIUS = 3          # px: invalid regions are widened and their edges faded over ~2x this
 
 
@@ -70,8 +71,19 @@ class Keyframe:
         self.valid *= diff < CHANGE_THRESHOLD
 
     def render(self) -> np.ndarray:
-        """The keyframe's stylisation carried to the current frame (uint8)."""
-        return sample(self.styled, self.map)
+        """The keyframe's stylisation carried to the current frame (uint8).
+
+        Bicubic: a keyframe is sampled exactly once per frame from the network's own output, and a
+        bilinear read half-way between pixels is a low-pass filter that would wash the brush strokes out.
+        """
+        return cv2.remap(self.styled, self.map, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _without_specks(reliable: np.ndarray) -> np.ndarray:
+    """The consistency mask with isolated failures (flow noise in flat regions) removed: only blobs of
+    failures (occlusions) may end a pixel's history, which is a product over every frame since the keyframe."""
+    failed = cv2.morphologyEx((~reliable).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return failed == 0
 
 
 def _is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
@@ -83,7 +95,7 @@ class FlowStage(TemporalStage):
 
     name = "flow"
 
-    def __init__(self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 1.0,
+    def __init__(self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 0.5,
                  fade_frames: int = 6) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
@@ -117,7 +129,7 @@ class FlowStage(TemporalStage):
             return self._restart(fresh, grey)
         backward, forward = self._flow(grey, previous), self._flow(previous, grey)
         positions = self._grid_for(grey) + backward
-        reliable = consistent(backward, forward, positions)
+        reliable = _without_specks(consistent(backward, forward, positions))
         h, w = grey.shape
         fresh_f = fresh.astype(np.float32)
         # Pixels no keyframe covers: the previous output carried one frame (thin strips, briefly), else fresh.
@@ -133,7 +145,7 @@ class FlowStage(TemporalStage):
             out = contrast_blend(new, out, np.full((h, w), ramp, np.float32))
             if ramp >= 1.0:
                 self._key, self._incoming = self._incoming, None
-        elif self._key.age >= self.interval:
+        elif self._key.age >= self.interval or float(self._key.valid.mean()) < MIN_COVER:
             self._incoming, self._fade = Keyframe(fresh, grey), 0  # carried from the next frame on
             self.keyframes += 1
         self._output = out

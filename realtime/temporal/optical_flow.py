@@ -16,6 +16,10 @@ PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPT
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
+STILL_GREY = 1     # grey levels: a pixel that changed by at most this ...
+STILL_FLOW = 0.35  # ... and whose flow is under this many px, did not move
+
+
 def to_grey(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
@@ -28,7 +32,18 @@ class FlowEstimator:
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow with a(x) ≈ b(x + flow(x)) for two uint8 grey images of one size; HxWx2 float32."""
+        """Flow with a(x) ≈ b(x + flow(x)) for two uint8 grey images of one size; HxWx2 float32.
+
+        Where a pixel's grey level did not change (a still camera's background), the flow is 0:
+        DIS returns a few tenths of a pixel of noise there, which would make still textures shimmer.
+        """
+        flow = self._calc(a, b)
+        u, v = cv2.split(flow)
+        still = (cv2.absdiff(a, b) <= STILL_GREY) & (cv2.magnitude(u, v) < STILL_FLOW)
+        flow[still] = 0.0
+        return flow
+
+    def _calc(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         h, w = a.shape[:2]
         if self.scale != 1.0:
             size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
@@ -80,8 +95,11 @@ def consistent(backward: np.ndarray, forward: np.ndarray, positions: np.ndarray)
     Pixels that fail are occluded or badly matched: their history cannot be trusted.
     """
     fwd = cv2.remap(forward, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err = np.square(backward + fwd).sum(-1)
-    return err <= 0.01 * (np.square(backward).sum(-1) + np.square(fwd).sum(-1)) + 0.5
+    bu, bv = cv2.split(backward)
+    fu, fv = cv2.split(fwd)
+    err = cv2.magnitude(bu + fu, bv + fv)
+    bound = cv2.magnitude(bu, bv) ** 2 + cv2.magnitude(fu, fv) ** 2
+    return err * err <= 0.01 * bound + 0.5
 
 
 def feather(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -98,16 +116,26 @@ def feather(mask: np.ndarray, radius: int) -> np.ndarray:
 def contrast_blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray, radius: int = 7) -> np.ndarray:
     """Blend float images ``a`` (weight ``weight``) and ``b`` keeping their texture contrast.
 
-    A plain average of two different textures halves their local variance (a washed-out look).
+    A plain average of two different textures lowers their local variance (a washed-out look).
     Here local means are blended linearly and the detail around them is rescaled by
-    1/sqrt(w² + (1−w)²), so the result has the contrast of each input (variance-preserving
-    blending, as in Heitz & Neyret's by-example noise). At w = 0 or 1 it returns b or a exactly.
+    1/sqrt(w² + (1−w)² + 2w(1−w)ρ), ρ being the measured correlation of the two details: the
+    result keeps the inputs' contrast (variance-preserving blending, as in Heitz & Neyret's
+    by-example noise, corrected for correlated inputs: two stylisations of the same content are
+    far from independent, and assuming they were would sharpen, frame after frame). At w = 0 or
+    1 it returns b or a exactly.
     """
-    w = weight[..., None] if weight.ndim == a.ndim - 1 else weight
     k = (2 * radius + 1, 2 * radius + 1)
+    w = weight if weight.ndim == 2 else weight[..., 0]
     mean_a, mean_b = cv2.blur(a, k), cv2.blur(b, k)
-    norm = np.sqrt(w * w + (1.0 - w) ** 2)
-    return w * mean_a + (1.0 - w) * mean_b + (w * (a - mean_a) + (1.0 - w) * (b - mean_b)) / norm
+    da, db = cv2.subtract(a, mean_a), cv2.subtract(b, mean_b)
+    sa, sb = da[::4, ::4], db[::4, ::4]  # a global statistic: a sixteenth of the pixels is plenty
+    rho = float(np.clip(np.sum(sa * sb) / (np.sqrt(np.sum(sa * sa) * np.sum(sb * sb)) + 1e-6), 0.0, 1.0))
+    norm = cv2.sqrt(w * w + (1.0 - w) * (1.0 - w) + 2.0 * rho * w * (1.0 - w))
+    wa, wb = cv2.merge([w / norm] * 3), cv2.merge([(1.0 - w) / norm] * 3)  # detail weights
+    # mean_b + w·(mean_a − mean_b) + wa·da + wb·db, as few full passes as cv2 allows
+    out = cv2.add(cv2.multiply(wa, da), cv2.multiply(wb, db))
+    out = cv2.add(out, mean_b)
+    return cv2.add(out, cv2.multiply(cv2.merge([w] * 3), cv2.subtract(mean_a, mean_b)))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
