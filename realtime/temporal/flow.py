@@ -32,13 +32,14 @@ import numpy as np
 
 from realtime.temporal.base import Infer, TemporalStage
 from realtime.temporal.optical_flow import (FlowEstimator, compose, consistent, contrast_blend, feather,
-                                            identity_map, inside, sample, to_grey, to_uint8)
+                                            identity_map, inside, linear_blend, sample, to_grey, to_uint8)
 
 log = logging.getLogger(__name__)
 
 CUT_THRESHOLD = 40.0     # mean grey-level change between frames that marks a scene cut
 CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
 MIN_COVER = 0.85         # the next keyframe starts early when the current one covers less of the frame
+BLEND_MARGIN = 1         # px around a fill region that its (per-pixel) blend reaches
 SEAM_RADIUS = 3          # px: invalid regions are widened and their edges faded over ~2x this
 
 
@@ -59,9 +60,10 @@ class Keyframe:
         self.map = compose(self.map, positions)
         valid = cv2.remap(self.valid, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0.0)
+        keep = (valid > 0.5) & inside(positions, h, w) & inside(self.map, h, w)  # binary: no slow decay by rounding
         if reliable is not None:
-            valid *= reliable
-        self.valid = valid * inside(positions, h, w) * inside(self.map, h, w)
+            keep &= reliable
+        self.valid = keep.astype(np.float32)
         self.age += 1
 
     def check_content(self, grey: np.ndarray) -> None:
@@ -84,6 +86,16 @@ def _without_specks(reliable: np.ndarray) -> np.ndarray:
     failures (occlusions) may end a pixel's history, which is a product over every frame since the keyframe."""
     failed = cv2.morphologyEx((~reliable).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return failed == 0
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """The bounding box of ``mask`` grown by ``margin`` px, or None when the mask is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
 
 
 def _is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
@@ -132,16 +144,23 @@ class FlowStage(TemporalStage):
         reliable = _without_specks(consistent(backward, forward, positions))
         h, w = grey.shape
         fresh_f = fresh.astype(np.float32)
-        # Pixels no keyframe covers: the previous output carried one frame (thin strips, briefly), else fresh.
-        carried_output = cv2.remap(self._output, positions, None, cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
-        fallback = contrast_blend(carried_output, fresh_f,
-                                  feather(reliable & inside(positions, h, w), SEAM_RADIUS) * self.strength)
-        out = self._render(self._key, positions, reliable, grey, fallback)
+        fill_weight = feather(reliable & inside(positions, h, w), SEAM_RADIUS) * self.strength
+
+        def fallback(box: tuple[slice, slice]) -> np.ndarray:
+            """Where no keyframe reaches: the previous output carried one frame on (thin strips, briefly),
+            else the fresh stylisation. Only inside ``box``, the part of the frame that needs it."""
+            carried = cv2.remap(self._output, positions[box], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return linear_blend(carried, fresh_f[box], fill_weight[box])
+
+        for key in (self._key, self._incoming):
+            if key is not None:
+                key.advance(positions, reliable)
+                key.check_content(grey)
+        out = self._compose(self._key, fallback)
         if self._incoming is not None:
             self._fade += 1
             ramp = min(1.0, self._fade / self.fade_frames)
-            new = self._render(self._incoming, positions, reliable, grey, fallback)
+            new = self._compose(self._incoming, fallback)
             out = contrast_blend(new, out, np.full((h, w), ramp, np.float32))
             if ramp >= 1.0:
                 self._key, self._incoming = self._incoming, None
@@ -151,12 +170,15 @@ class FlowStage(TemporalStage):
         self._output = out
         return to_uint8(out)
 
-    def _render(self, key: Keyframe, positions: np.ndarray, reliable: np.ndarray, grey: np.ndarray,
-                fallback: np.ndarray) -> np.ndarray:
-        key.advance(positions, reliable)
-        key.check_content(grey)
+    @staticmethod
+    def _compose(key: Keyframe, fallback) -> np.ndarray:
+        """The keyframe carried to this frame, with the fallback filling (feathered) where it is not valid."""
+        out = key.render().astype(np.float32)
         weight = feather(key.valid, SEAM_RADIUS)
-        return contrast_blend(key.render().astype(np.float32), fallback, weight)
+        box = _box(weight < 1.0, BLEND_MARGIN)
+        if box is not None:
+            out[box] = linear_blend(out[box], fallback(box), weight[box])
+        return out
 
     def _restart(self, fresh: np.ndarray, grey: np.ndarray) -> np.ndarray:
         self._key, self._incoming = Keyframe(fresh, grey), None

@@ -84,8 +84,7 @@ def compose(mapping: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 def inside(mapping: np.ndarray, h: int, w: int) -> np.ndarray:
     """Where a map points into an h×w image (bool)."""
-    x, y = mapping[..., 0], mapping[..., 1]
-    return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    return cv2.inRange(mapping, (-0.5, -0.5), (w - 0.5, h - 0.5)) > 0
 
 
 def consistent(backward: np.ndarray, forward: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -136,6 +135,12 @@ def contrast_blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray, radius: int
     out = cv2.add(cv2.multiply(wa, da), cv2.multiply(wb, db))
     out = cv2.add(out, mean_b)
     return cv2.add(out, cv2.multiply(cv2.merge([w] * 3), cv2.subtract(mean_a, mean_b)))
+
+
+def linear_blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """b + w·(a − b) for float images: for seams and fills, where both sides carry one texture."""
+    w = weight if weight.ndim == 2 else weight[..., 0]
+    return cv2.add(b, cv2.multiply(cv2.merge([w] * 3), cv2.subtract(a, b)))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
