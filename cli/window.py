@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import SinkError
+from realtime.errors import SinkError
 from realtime.controls import Action, KeyBinding, apply_to_stylizer, binding_for_code, help_text
 from realtime.overlay import overlay_lines
 from realtime.pipeline import Pipeline, PipelineResult

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from models.atomic import PartFile
-from models.errors import SinkError
+from realtime.errors import SinkError
 from realtime.video_writer import check_video_suffix
 
 log = logging.getLogger(__name__)

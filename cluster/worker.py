@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from cluster.plan import Chunk
-from models.errors import SourceError
+from realtime.errors import SourceError
 from realtime.video_writer import VideoFileWriter, VideoOptions
 
 REPORT_EVERY = 0.5  # seconds between progress reports to the driver

@@ -112,7 +112,7 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
     the metadata, so a cache never serves an older or different graph.
     """
     from export.onnx import default_graph, read_metadata
-    from models.errors import ArtifactError
+    from export.errors import ArtifactError
 
     graph = default_graph(model) if graph in (None, "tuned") else graph
     key = weights_fingerprint(model)[:16]

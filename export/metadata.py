@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from models.errors import ArtifactError
+from export.errors import ArtifactError
 from models.weights import sha256_of
 
 PREFIX = "stylizer."

@@ -22,7 +22,7 @@ from torch import nn
 from export.metadata import ArtifactMetadata, weights_fingerprint
 from models.atomic import atomic_write
 from models.base import StyleCode, StyleModel
-from models.errors import ArtifactError
+from export.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from export.formats import ShapeProfile
 from export.metadata import ArtifactMetadata
 from export.onnx import FRAME_INPUT, read_metadata
-from models.errors import ArtifactError, BackendError
+from export.errors import ArtifactError, BackendError
 from models.weights import sha256_of
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
-from models.errors import SinkError
+from realtime.errors import SinkError
 from gui.qt_env import fix_qt_plugin_path
 from gui.settings import GuiSettings, SettingsStore
 from models.registry import feed_forward_models

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.errors import SinkError
+from realtime.errors import SinkError
 
 
 def virtual_camera_status() -> tuple[bool, str]:

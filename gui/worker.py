@@ -18,7 +18,7 @@ from PyQt6.QtGui import QImage
 
 from gui.live_view import bgr_to_qimage
 from gui.threads import ThreadWorker
-from models.errors import SourceError
+from realtime.errors import SourceError
 from realtime.pipeline import Pipeline, PipelineConfig, PipelineResult
 from realtime.sinks import RecorderSink, VirtualCameraSink
 from realtime.sources import VIDEO_SUFFIXES, Frame, open_source

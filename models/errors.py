@@ -1,7 +1,9 @@
 """The project's exception tree.
 
 Every error a user can cause derives from :class:`StylizerError`; ``main.py`` prints its message
-as one line and exits non-zero, so the message must say what is wrong and what to do.
+as one line and exits non-zero, so the message must say what is wrong and what to do. Each layer
+keeps its own: inputs, weights and models here; artifacts and runtimes in ``export/errors.py``;
+sources and sinks in ``realtime/errors.py``; clusters in ``cluster/``.
 """
 
 
@@ -19,19 +21,3 @@ class WeightsError(StylizerError):
 
 class ModelError(StylizerError):
     """An unknown model name, or a model asked for something it does not support."""
-
-
-class ArtifactError(StylizerError):
-    """An exported artifact (ONNX file, TensorRT engine) is missing, corrupt or mismatched."""
-
-
-class BackendError(StylizerError):
-    """An inference backend is not available on this machine or failed to load."""
-
-
-class SourceError(StylizerError):
-    """A camera, stream or video file could not be opened or read."""
-
-
-class SinkError(StylizerError):
-    """An output (window, file, virtual camera) could not be opened or written."""

@@ -18,7 +18,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.errors import SinkError
+from realtime.errors import SinkError
 from realtime.sources import Frame
 from realtime.video_writer import VideoFileWriter, VideoOptions
 

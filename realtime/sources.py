@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import InputError, SourceError
+from models.errors import InputError
+from realtime.errors import SourceError
 from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.atomic import PartFile, disk_of, is_disk_full
-from models.errors import SinkError
+from realtime.errors import SinkError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.base import StyleModel
-from models.errors import BackendError, InputError, StylizerError
+from models.errors import InputError, StylizerError
+from export.errors import BackendError
 from realtime.backends.base import Backend
 
 log = logging.getLogger(__name__)

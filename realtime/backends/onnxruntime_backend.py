@@ -22,7 +22,7 @@ import numpy as np
 
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, load_checked
 from models.base import StyleCode, StyleModel
-from models.errors import ArtifactError, BackendError
+from export.errors import ArtifactError, BackendError
 from realtime.backends.base import Backend, BackendInfo
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from export.metadata import weights_fingerprint
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, OUTPUT
 from export.tensorrt import check_engine, gpu_identity, read_engine_metadata, require_tensorrt
 from models.base import StyleCode, StyleModel
-from models.errors import ArtifactError, BackendError
+from export.errors import ArtifactError, BackendError
 from realtime.backends.base import Backend, BackendInfo
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from models.base import StyleCode, StyleModel
-from models.errors import BackendError
+from export.errors import BackendError
 from realtime.backends.base import Backend, BackendInfo
 
 

@@ -11,7 +11,8 @@ import torch
 from export.exporter import ExportRequest, check_request
 from export.formats import DEFAULT_PROFILE, FORMATS, FrameSize, ShapeProfile, parse_size, parse_sizes
 from export.tensorrt import engine_cache_key, engine_paths
-from models.errors import BackendError, InputError
+from models.errors import InputError
+from export.errors import BackendError
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 

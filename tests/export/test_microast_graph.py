@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph, phase_kernel
 from export.onnx import FrameGraph, export_onnx, frame_graph, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, run_onnx_cpu
-from models.errors import ArtifactError
+from export.errors import ArtifactError
 from models.images import read_image, resize_longest, to_tensor
 
 #: odd sides, neither a multiple of the network's stride of 4 nor of the phase conv's factor

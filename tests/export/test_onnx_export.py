@@ -13,7 +13,7 @@ from export.metadata import app_version, weights_fingerprint
 from export.microast_graph import TUNED_VERSION
 from export.onnx import export_onnx, load_checked, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, sample_frames, verify_onnx
-from models.errors import ArtifactError
+from export.errors import ArtifactError
 from models.images import read_image, resize_longest, to_tensor
 from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 

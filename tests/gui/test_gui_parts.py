@@ -87,7 +87,7 @@ def test_gui_command_line_errors_are_one_line(capsys, tmp_path):
 def test_no_display_is_a_clear_error(monkeypatch):
     import sys
 
-    from models.errors import SinkError
+    from realtime.errors import SinkError
     from gui.app import check_display
 
     if not sys.platform.startswith("linux"):

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from export.verify import psnr
-from models.errors import BackendError, InputError
+from models.errors import InputError
+from export.errors import BackendError
 from models.images import read_image, resize_longest, to_tensor
 from realtime.backends.factory import create_backend
 

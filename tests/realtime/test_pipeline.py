@@ -155,7 +155,7 @@ def test_output_equal_to_input_is_refused(clip, capsys):
 
 
 def test_open_source_kinds(clip, tmp_path, style_folder):
-    from models.errors import SourceError
+    from realtime.errors import SourceError
 
     assert not open_source(clip).live
     paced = open_source(clip, as_camera=True)
