@@ -131,3 +131,22 @@ def style_folder(tmp_path: Path, shared: Path) -> Path:
     for name in ("candy.jpg", "the_scream.jpg", "starry_night.jpg"):
         (folder / name).write_bytes((shared / "images" / "styles" / name).read_bytes())
     return folder
+
+
+@pytest.fixture(scope="module")
+def microast(shared):
+    """The official MicroAST (one per test module: backends may convert the model they are given)."""
+    import torch
+
+    from models.registry import create_model
+
+    torch.set_num_threads(2)
+    return create_model("microast").eval()
+
+
+@pytest.fixture(scope="module")
+def code(microast, style_path):
+    """Starry Night encoded by MicroAST at 128 px."""
+    from models.images import read_image, resize_longest, to_tensor
+
+    return microast.encode_style(to_tensor(resize_longest(read_image(style_path), 128)))

@@ -14,23 +14,10 @@ from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph, phase_kerne
 from export.onnx import FrameGraph, export_onnx, frame_graph, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, run_onnx_cpu
 from export.errors import ArtifactError
-from models.images import read_image, resize_longest, to_tensor
+from models.images import read_image
 
 #: odd sides, neither a multiple of the network's stride of 4 nor of the phase conv's factor
 ODD_SIZES = ((97, 64), (181, 243), (360, 640))  # (height, width)
-
-
-@pytest.fixture(scope="module")
-def microast(shared):
-    from models.registry import create_model
-
-    torch.set_num_threads(2)
-    return create_model("microast").eval()
-
-
-@pytest.fixture(scope="module")
-def code(microast, style_path):
-    return microast.encode_style(to_tensor(resize_longest(read_image(style_path), 128)))
 
 
 @pytest.fixture(scope="module")

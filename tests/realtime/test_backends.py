@@ -13,21 +13,7 @@ import torch
 from export.verify import psnr
 from models.errors import InputError
 from export.errors import BackendError
-from models.images import read_image, resize_longest, to_tensor
 from realtime.backends.factory import create_backend
-
-
-@pytest.fixture(scope="module")
-def microast(shared):
-    from models.registry import create_model
-
-    torch.set_num_threads(2)
-    return create_model("microast").eval()
-
-
-@pytest.fixture(scope="module")
-def code(microast, style_path):
-    return microast.encode_style(to_tensor(resize_longest(read_image(style_path), 128)))
 
 
 @pytest.fixture(scope="module")
