@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             maker = make_pan_clip if args.clip == "pan" else make_walkers_clip
             path = maker(Path(tmp_name) / f"{args.clip}.mp4", frames=round(args.seconds * 30), fps=30)
         frames, fps = read_frames(path, 8)
-        backend = create_backend(args.backend, model)
+        backend = create_backend(args.backend, model, live=True)  # as webcam and the app build it
         backend_name = str(backend.info)  # while it is open
         try:
             stylizer = FrameStylizer(backend, [style], StylizerParams(size=args.size, temporal=modes[0], **extra))

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     sinks, window = [], None
     try:
         stylizer = build_stylizer(args.model, styles, args.backend, args.device, args.precision,
-                                  stylizer_params(args), args.checkpoint, weight_files(args.weights), args.style_size)
+                                  stylizer_params(args), args.checkpoint, weight_files(args.weights), args.style_size,
+                                  live=True)
         recorder = RecorderSink(record or Path("stylizer-recording.mp4"), source.fps, start=record is not None)
         sinks.append(recorder)
         if args.virtual_cam:

@@ -512,4 +512,4 @@ def _build_backend(model_name: str, backend: str, device: str, allow_download: b
 
     store = default_store()
     store.allow_download = allow_download
-    return load_backend(model_name, backend, device, store=store)
+    return load_backend(model_name, backend, device, store=store, live=True)

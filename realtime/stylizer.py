@@ -43,7 +43,7 @@ _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in
 
 def load_backend(model: str, backend: str = "auto", device: str = "cpu", precision: str = "auto",
                  checkpoint: str | None = None, files: dict[str, Path] | None = None,
-                 store: WeightStore | None = None) -> Backend:
+                 store: WeightStore | None = None, live: bool = False) -> Backend:
     """A feed-forward model with its checkpoint, on a backend (``auto`` logs what it picked and why)."""
     from models.registry import create_model, default_store, require_feed_forward
     from realtime.backends.factory import create_backend
@@ -51,12 +51,12 @@ def load_backend(model: str, backend: str = "auto", device: str = "cpu", precisi
     require_feed_forward(model, "video and live views run a per-frame network")
     net = create_model(model, checkpoint=checkpoint, store=store or default_store(), files=files,
                        device="cuda" if device.startswith("cuda") else "cpu")
-    return create_backend(backend, net.eval(), device, precision)
+    return create_backend(backend, net.eval(), device, precision, live=live)
 
 
 def build_stylizer(model: str, styles: list[str], backend: str = "auto", device: str = "cpu",
                    precision: str = "auto", params: StylizerParams | None = None, checkpoint: str | None = None,
-                   files: dict[str, Path] | None = None, style_size: int = 512) -> FrameStylizer:
+                   files: dict[str, Path] | None = None, style_size: int = 512, live: bool = False) -> FrameStylizer:
     """Model, backend and styles (names or paths) → a ready stylizer; every input checked before the model loads."""
     from models.registry import default_store, require_feed_forward
     from models.styles import find_style
@@ -64,8 +64,8 @@ def build_stylizer(model: str, styles: list[str], backend: str = "auto", device:
     require_feed_forward(model, "video and live views run a per-frame network")
     store = default_store()
     images = [StyleImage.load(find_style(s, store)) for s in styles]
-    return FrameStylizer(load_backend(model, backend, device, precision, checkpoint, files, store), images, params,
-                         style_size=style_size)
+    return FrameStylizer(load_backend(model, backend, device, precision, checkpoint, files, store, live), images,
+                         params, style_size=style_size)
 
 
 @dataclass(frozen=True)

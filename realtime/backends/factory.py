@@ -103,7 +103,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
-           cache_dir: Path | None, index: int) -> Backend:
+           cache_dir: Path | None, index: int, live: bool) -> Backend:
     if candidate.backend == "torch":
         from realtime.backends.torch_backend import TorchBackend
 
@@ -111,17 +111,20 @@ def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Pa
     if candidate.backend == "onnxruntime":
         from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
+        # Live sessions share the cores with capture and flow propagation: threads that spin between ops
+        # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
         return OnnxRuntimeBackend(model, candidate.device, precision, artifact=artifact, cache_dir=cache_dir,
-                                  device_id=index)
+                                  device_id=index, spinning=not live)
     from realtime.backends.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir)
 
 
 def create_backend(name: str, model: StyleModel, device: str = "auto", precision: str = "auto",
-                   artifact: Path | None = None, cache_dir: Path | None = None) -> Backend:
+                   artifact: Path | None = None, cache_dir: Path | None = None, live: bool = False) -> Backend:
     """A ready backend. ``name`` in auto|torch|onnxruntime|tensorrt; ``device`` auto|cpu|cuda[:N];
-    ``precision`` auto|fp32|fp16. ``backend.selection`` says what was picked and why."""
+    ``precision`` auto|fp32|fp16; ``live``: tuned to share the CPU (a live session), not for throughput.
+    ``backend.selection`` says what was picked and why."""
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     dev, _, index = device.partition(":")
@@ -136,7 +139,7 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
         if reason is None:
             try:
                 backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir,
-                                 int(index or 0))
+                                 int(index or 0), live)
             except StylizerError as exc:
                 if name != "auto" or len(candidates) == 1:
                     raise

@@ -17,8 +17,9 @@ view) are *invalid*; validity travels with the map.
 - Live (``LiveFlowStage``): the network runs in a thread of its own on the newest frame whenever
   it is free; every frame is shown at once as the latest keyframe carried to it (flow at half
   size). A finished keyframe, computed for a frame a few frames back, is brought to the current
-  frame by the map accumulated meanwhile and faded in over a few frames. ``strength`` sets how
-  much of the old keyframe is kept per frame of the fade (1: a long fade, 0: cut over at once).
+  frame by the map accumulated meanwhile and faded in over a few frames (a linear fade: two
+  keyframes of nearby frames carry nearly the same texture). ``strength`` sets the fade's length
+  (1: four frames, 0: cut over at once).
 """
 
 from __future__ import annotations
@@ -46,25 +47,28 @@ SEAM_RADIUS = 3          # px: invalid regions are widened and their edges faded
 class Keyframe:
     """A stylised frame, its input (grey) and the map from the current frame into it, with validity."""
 
-    def __init__(self, styled: np.ndarray, grey: np.ndarray) -> None:
+    def __init__(self, styled: np.ndarray, grey: np.ndarray, track_validity: bool = True) -> None:
         h, w = grey.shape
         self.styled = styled
         self.grey = grey
         self.map = identity_map(h, w)
         self.valid = np.ones((h, w), np.float32)
+        self.track_validity = track_validity  # live keyframes live a few frames: only their map matters
         self.age = 0
 
     def advance(self, positions: np.ndarray, reliable: np.ndarray | None) -> None:
         """Carry the map and validity one frame on: ``positions`` = x + flow(t → t−1)."""
         h, w = self.grey.shape
         self.map = compose(self.map, positions)
+        self.age += 1
+        if not self.track_validity:
+            return
         valid = cv2.remap(self.valid, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0.0)
         keep = (valid > 0.5) & inside(positions, h, w) & inside(self.map, h, w)  # binary: no slow decay by rounding
         if reliable is not None:
             keep &= reliable
         self.valid = keep.astype(np.float32)
-        self.age += 1
 
     def check_content(self, grey: np.ndarray) -> None:
         """Invalidate pixels whose input no longer looks like the keyframe's input there."""
@@ -254,7 +258,7 @@ class LiveFlowStage(TemporalStage):
         styled = infer(frame)
         with self._lock:
             self._generation += 1
-            self._key, self._incoming, self._job_key, self._ready = Keyframe(styled, grey), None, None, None
+            self._key, self._incoming, self._job_key, self._ready = Keyframe(styled, grey, False), None, None, None
             self._newest = None
         self.keyframes += 1
         return styled
@@ -267,7 +271,7 @@ class LiveFlowStage(TemporalStage):
         frame, grey, infer = self._newest
         self._newest = None
         self._busy = True
-        key = Keyframe(np.empty(0, np.uint8), grey)  # identity map at that frame; steps advance it
+        key = Keyframe(np.empty(0, np.uint8), grey, False)  # identity map at that frame; steps advance it
         self._job_key = key
         generation = self._generation
         future = self._pool.submit(infer, frame)
@@ -299,10 +303,14 @@ class LiveFlowStage(TemporalStage):
         steps = max(1, round(self.fade_frames * self.strength))
         ramp = min(1.0, self._fade / steps)
         h, w = new_key.grey.shape
-        ok_new = inside(new_key.map, h, w).astype(np.float32)
-        ok_old = inside(self._key.map, h, w).astype(np.float32)
-        weight = np.maximum(ramp * ok_new, ok_new * (1.0 - ok_old))  # new content wins where the old has none
-        out = to_uint8(contrast_blend(new_key.render().astype(np.float32), old.astype(np.float32), weight))
+        ok_new, ok_old = inside(new_key.map, h, w), inside(self._key.map, h, w)
+        new = new_key.render()
+        if ok_new.all() and ok_old.all():  # the usual case: one weight for the whole frame
+            out = cv2.addWeighted(new, ramp, old, 1.0 - ramp, 0.0)
+        else:  # new content wins where the old keyframe has none, the old one where the new has none
+            new_f, old_f = ok_new.astype(np.float32), ok_old.astype(np.float32)
+            weight = np.maximum(ramp * new_f, new_f * (1.0 - old_f))
+            out = to_uint8(linear_blend(new.astype(np.float32), old.astype(np.float32), weight))
         if ramp >= 1.0:
             self._key, self._incoming = new_key, None
         return out
