@@ -120,7 +120,7 @@ def warmup_frames(mode: str = "off", strength: float = 0.0) -> int:
     at most ``strength``, so the history a chunk misses weighs ``strength**n`` after n frames: the
     warm-up is the n at which that is below half a grey level (13 frames at 0.6, 28 at 0.8). ``flow``
     also carries a keyframe for ``interval`` frames and fades the next one in over ``fade_frames``:
-    a chunk starts only after one whole keyframe cycle, so its first frame is not a restart (61 frames
+    a chunk starts only after one whole keyframe cycle, so its first frame is not a restart (55 frames
     at the default 0.85). At most ``MAX_WARMUP``.
     """
     if mode == "off" or strength <= 0.0:

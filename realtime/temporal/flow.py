@@ -112,7 +112,7 @@ class FlowStage(TemporalStage):
     name = "flow"
 
     def __init__(self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 0.5,
-                 fade_frames: int = 16) -> None:
+                 fade_frames: int = 10) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
         self._flow = FlowEstimator(preset, flow_scale)
