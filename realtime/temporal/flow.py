@@ -274,7 +274,11 @@ class LiveFlowStage(TemporalStage):
         key = Keyframe(np.empty(0, np.uint8), grey, False)  # identity map at that frame; steps advance it
         self._job_key = key
         generation = self._generation
-        future = self._pool.submit(infer, frame)
+        try:
+            future = self._pool.submit(infer, frame)
+        except RuntimeError:  # closed: the session is ending
+            self._busy, self._job_key = False, None
+            return
         future.add_done_callback(lambda done: self._finished(done, key, generation))
 
     def _finished(self, done: Future, key: Keyframe, generation: int) -> None:
@@ -322,5 +326,7 @@ class LiveFlowStage(TemporalStage):
         return self._grid
 
     def close(self) -> None:
+        """Stop and wait for a keyframe still being computed (at most one network run): the backend
+        it runs on is closed next, and must not be freed under it."""
         self.reset()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)

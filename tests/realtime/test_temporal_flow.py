@@ -140,3 +140,25 @@ def test_live_flow_shows_every_frame_stylised_and_survives_a_style_switch(tmp_pa
         assert np.abs(out.astype(int) - raw.astype(int)).mean() > 15  # stylised, never the raw frame
     assert st.state.style == "candy"
     assert 2 <= st.keyframe_stats.frames < len(shown)  # propagated between keyframes
+
+
+def test_live_stage_close_waits_for_the_keyframe_in_flight(pan):
+    import time
+
+    from realtime.temporal.flow import LiveFlowStage
+
+    running = threading.Event()
+    finished = []
+
+    def slow(frame):
+        running.set()
+        time.sleep(0.3)
+        finished.append(True)
+        return frame
+
+    stage = LiveFlowStage()
+    stage.step(pan[0], slow)           # the first frame is stylised at once
+    stage.step(pan[1], slow)           # the next keyframe starts in the keyframe thread
+    assert running.wait(5)
+    stage.close()                      # returns only when that run is over: its backend may be closed next
+    assert len(finished) == 2
