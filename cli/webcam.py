@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, check_output, positive_int, weight_files
+from cli.common import add_model_args, positive_int, weight_files
 from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30

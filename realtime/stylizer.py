@@ -24,7 +24,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.base import StyleCode, StyleModel
+from models.base import StyleCode
 from models.checks import finite, unit
 from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
@@ -32,7 +32,7 @@ from models.weights import WeightStore
 from realtime.adaptive import SizeGovernor
 from realtime.backends.base import Backend
 from realtime.stats import StageStats
-from realtime.temporal import TEMPORAL_MODES, check_mode, create_stage
+from realtime.temporal import check_mode, create_stage
 from realtime.temporal.base import TemporalStage
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class FrameStylizer:
 
     def reset_temporal(self) -> None:
         """Forget held frames before the next one (the source was reopened or jumped)."""
-        self._submit(self._stage.reset)
+        self._submit(lambda: self._stage.reset())  # the stage in use when applied, not when asked
 
     def add_style(self, style: StyleImage | str | Path, select: bool = True) -> None:
         """Encode a style now (in the caller's thread) and append it; selecting it takes effect next frame."""
@@ -244,6 +244,7 @@ class FrameStylizer:
             self._code = None
             self._stage.reset()  # another model or backend: the held output is another look
             if old is not backend:
+                self._stage.quiesce()  # a live keyframe may still be running on the old backend
                 old.close()
 
         self._submit(apply)

@@ -27,6 +27,9 @@ class TemporalStage:
         """The stylised version of ``frame`` (uint8 BGR at processing size)."""
         raise NotImplementedError
 
+    def quiesce(self) -> None:
+        """Wait until no inference started by this stage is still running (before its backend closes)."""
+
     def close(self) -> None:
         """Release threads or buffers."""
 

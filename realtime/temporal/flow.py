@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import cv2
 import numpy as np
@@ -213,6 +213,7 @@ class LiveFlowStage(TemporalStage):
         self._incoming: Keyframe | None = None  # a finished keyframe being faded in
         self._fade = 0
         self._busy = False
+        self._future: Future | None = None
         self._job_key: Keyframe | None = None  # the frame being stylised; its map follows the frames shown meanwhile
         self._ready: Keyframe | None = None    # a finished keyframe, not yet picked up by step()
         self._newest: tuple[np.ndarray, np.ndarray, Infer] | None = None  # frame, grey, infer of the last step
@@ -279,6 +280,7 @@ class LiveFlowStage(TemporalStage):
         except RuntimeError:  # closed: the session is ending
             self._busy, self._job_key = False, None
             return
+        self._future = future
         future.add_done_callback(lambda done: self._finished(done, key, generation))
 
     def _finished(self, done: Future, key: Keyframe, generation: int) -> None:
@@ -324,6 +326,11 @@ class LiveFlowStage(TemporalStage):
         if self._grid is None or self._grid.shape[:2] != (h, w):
             self._grid = identity_map(h, w)
         return self._grid
+
+    def quiesce(self) -> None:
+        future = self._future
+        if future is not None:
+            wait([future], timeout=60)
 
     def close(self) -> None:
         """Stop and wait for a keyframe still being computed (at most one network run): the backend

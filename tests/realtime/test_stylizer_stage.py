@@ -183,3 +183,37 @@ def test_size_governor_steps_down_when_slow_and_up_when_fast_with_hysteresis():
     assert gov.observe(4.0, 15, 360, 480) is None         # 3.75 fps: within the band, stays
     assert gov.observe(6.0, 35, 360, 480) == 480          # 10 fps: 480 would still give ~5.6 ≥ 1.2 × 4
     assert gov.observe(8.0, 45, 480, 480) is None         # no size above the frame's own
+
+
+def test_backend_switch_waits_for_a_live_keyframe_running_on_the_old_backend(frames, stylizer_parts):
+    import threading
+    import time
+
+    model = stylizer_parts[0]
+    running, closed_while_running = threading.Event(), []
+
+    class Watched(TorchBackend):
+        busy = False
+
+        def run(self, frame, code, alpha=1.0):
+            self.busy = True
+            running.set()
+            time.sleep(0.2)
+            out = super().run(frame, code, alpha)
+            self.busy = False
+            return out
+
+        def close(self):
+            closed_while_running.append(self.busy)
+            super().close()
+
+    st = FrameStylizer(Watched(model), stylizer_parts[1], StylizerParams(temporal="flow"),
+                       cache=stylizer_parts[2], style_size=128)
+    st.set_live(True)
+    st.process(frames[0])        # stylised at once
+    st.process(frames[1])        # the next keyframe starts on the old backend, in the keyframe thread
+    assert running.wait(5)
+    st.set_backend(TorchBackend(model))
+    st.process(frames[2])        # applies the switch: waits for that keyframe, then closes the old backend
+    assert closed_while_running == [False]
+    st.close()
