@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from models.atomic import PartFile
+from realtime.audio_copy import AudioCopy
 from realtime.errors import SinkError
 from realtime.video_writer import check_video_suffix
 
@@ -58,7 +59,7 @@ def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None =
     except (av.FFmpegError, OSError, ValueError) as exc:
         target.discard()
         raise SinkError(f"cannot create {part}: {exc}") from exc
-    audio = _AudioCopy(out, audio_from, output.suffix.lower())
+    audio = AudioCopy(out, audio_from, output.suffix.lower())
     frames = 0
     try:
         first = av.open(str(chunks[0].path))
@@ -122,81 +123,3 @@ def _decode_times(packets: list) -> None:
     for packet in reversed(packets):
         low = packet.pts if low is None else min(low, packet.pts)
         packet.dts = low
-
-
-class _AudioCopy:
-    """The input's first audio stream, muxed packet by packet up to a given time (as the one-machine writer)."""
-
-    def __init__(self, out, source: Path | None, suffix: str) -> None:
-        import av
-
-        self.out = out
-        self.input = None
-        self.stream = None
-        self.encoder = False
-        self.packets = None
-        self.pending = None
-        if source is None:
-            return
-        try:
-            self.input = av.open(str(source))
-        except (av.FFmpegError, OSError):
-            return
-        if not self.input.streams.audio:
-            self.close()
-            return
-        stream = self.input.streams.audio[0]
-        codec = stream.codec_context.name
-        if codec in out.supported_codecs:
-            try:
-                self.stream = out.add_stream_from_template(stream)
-            except (av.FFmpegError, ValueError) as exc:
-                log.info("audio %s cannot be copied into %s (%s); re-encoding", codec, suffix, exc)
-        if self.stream is None:
-            target = "libopus" if suffix == ".webm" else "aac"
-            rate, rates = stream.codec_context.sample_rate or 48000, av.Codec(target, "w").audio_rates
-            self.stream = out.add_stream(target, rate=rate if not rates or rate in rates else 48000)
-            self.encoder = True
-        self.codec = self.stream.codec_context.name
-        self.packets = self.input.demux(stream)
-
-    def pump(self, until: float | None) -> None:
-        """Mux input audio up to ``until`` seconds (None: all of it)."""
-        while self.packets is not None:
-            packet = self.pending
-            if packet is None:
-                try:
-                    packet = next(self.packets)
-                except StopIteration:
-                    self.packets = None
-                    return
-                if packet.pts is None and packet.size == 0:  # the demuxer's flush packet
-                    continue
-            t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-            if until is not None and t > until:
-                self.pending = packet
-                return
-            self.pending = None
-            if t < 0:  # before the video's start (an AAC priming packet): the one-machine writer drops it too
-                continue
-            if self.encoder:
-                for frame in packet.decode():
-                    frame.pts = None  # the encoder numbers samples itself
-                    self.out.mux(self.stream.encode(frame))
-            else:
-                packet.stream = self.stream
-                self.out.mux(packet)
-
-    def flush(self) -> None:
-        if self.encoder and self.stream is not None:
-            self.out.mux(self.stream.encode(None))
-
-    def describe(self) -> str:
-        if self.stream is None:
-            return "none"
-        return f"re-encoded to {self.codec}" if self.encoder else "copied"
-
-    def close(self) -> None:
-        if self.input is not None:
-            self.input.close()
-            self.input = None

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.atomic import PartFile, disk_of, is_disk_full
+from realtime.audio_copy import AudioCopy
 from realtime.errors import SinkError
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,7 @@ class VideoFileWriter:
             self.output.discard()
             raise SinkError(f"cannot create {self.path}: {exc}") from exc
         self._video = None
-        self._audio_in = None
-        self._audio_out = None
-        self._audio_packets = None
-        self._audio_encoder = False
-        self._next_audio = None
-        self._audio_start = max(0.0, float(audio_start))  # seconds into audio_from where this file's t=0 is
+        self._audio: AudioCopy | None = None
         self._trim_audio = trim_audio  # a recording: audio ends with its video even when complete
         self._last_pts = -1
         self._broken = False  # a write failed (disk full...): close keeps what is on disk and stays quiet
@@ -116,7 +112,7 @@ class VideoFileWriter:
             self.codec = self._pick_codec(self.options.codec)
             self._check_encoder()
             if audio_from is not None and self.options.audio:
-                self._open_audio(audio_from)
+                self._audio = AudioCopy(self._out, audio_from, self.path.suffix.lower(), start=audio_start)
         except BaseException:
             self._out.close()
             self.output.discard()
@@ -173,75 +169,6 @@ class VideoFileWriter:
 
     # ----- audio -----
 
-    def _open_audio(self, source: str | Path) -> None:
-        import av
-
-        try:
-            self._audio_in = av.open(str(source))
-        except (av.FFmpegError, OSError):
-            return
-        if not self._audio_in.streams.audio:
-            self._audio_in.close()
-            self._audio_in = None
-            return
-        stream = self._audio_in.streams.audio[0]
-        codec = stream.codec_context.name
-        if codec in self._out.supported_codecs:
-            try:
-                self._audio_out = self._out.add_stream_from_template(stream)
-            except (av.FFmpegError, ValueError) as exc:
-                log.info("audio %s cannot be copied into %s (%s); re-encoding", codec, self.path.suffix, exc)
-        if self._audio_out is None:
-            target = "libopus" if self.path.suffix.lower() == ".webm" else "aac"
-            # Opus only takes 8/12/16/24/48 kHz; PyAV resamples the decoded frames to the encoder's rate.
-            rate, rates = stream.codec_context.sample_rate or 48000, av.Codec(target, "w").audio_rates
-            self._audio_out = self._out.add_stream(target, rate=rate if not rates or rate in rates else 48000)
-            self._audio_encoder = True
-            log.info("re-encoding audio %s → %s for %s", codec, target, self.path.name)
-        self._audio_stream_in = stream
-        if self._audio_start > 0 and stream.time_base:  # a recording started mid-file: audio from there
-            try:
-                self._audio_in.seek(int(self._audio_start / stream.time_base), stream=stream, backward=True)
-            except av.FFmpegError as exc:
-                log.info("cannot seek the audio of %s to %.2f s (%s); it starts from the top", source,
-                         self._audio_start, exc)
-                self._audio_start = 0.0
-        self._audio_packets = self._audio_in.demux(stream)
-
-    def _pump_audio(self, until: float | None) -> None:
-        """Mux input audio up to time ``until`` (seconds; None = all of it)."""
-        if self._audio_packets is None:
-            return
-        while True:
-            packet = self._next_audio
-            if packet is None:
-                try:
-                    packet = next(self._audio_packets)
-                except StopIteration:
-                    self._audio_packets = None
-                    return
-                if packet.pts is None and packet.size == 0:  # demuxer's flush packet
-                    continue
-            t = float(packet.pts * packet.time_base) - self._audio_start if packet.pts is not None else 0.0
-            if until is not None and t > until:
-                self._next_audio = packet
-                return
-            self._next_audio = None
-            if t < 0:  # before the point this file starts at
-                continue
-            if self._audio_start and not self._audio_encoder:
-                shift = int(round(self._audio_start / packet.time_base))
-                packet.pts -= shift
-                if packet.dts is not None:
-                    packet.dts -= shift
-            if self._audio_encoder:
-                for frame in packet.decode():
-                    frame.pts = None  # the encoder numbers samples itself
-                    self._out.mux(self._audio_out.encode(frame))
-            else:
-                packet.stream = self._audio_out
-                self._out.mux(packet)
-
     # ----- video -----
 
     def _open_video(self, width: int, height: int) -> None:
@@ -295,7 +222,8 @@ class VideoFileWriter:
                     self._encoded_until = max(self._encoded_until, float(packet.pts * packet.time_base))
             # Audio follows the video the encoder has handed out (x264 holds frames back), never the frames
             # given to it: wherever a SIGKILL cuts the file, the two tracks end within a frame of each other.
-            self._pump_audio(self._encoded_until)
+            if self._audio is not None:
+                self._audio.pump(self._encoded_until)
             self._out.mux(packets)
         except (av.FFmpegError, OSError) as exc:
             self._broken = True
@@ -319,15 +247,15 @@ class VideoFileWriter:
                 if self._video is not None:
                     self._out.mux(self._video.encode(None))
                     end = None if complete and not self._trim_audio else self.last_time + float(1 / self.rate)
-                    self._pump_audio(end)
-                    if self._audio_encoder and self._audio_out is not None:
-                        self._out.mux(self._audio_out.encode(None))
+                    if self._audio is not None:
+                        self._audio.pump(end)
+                        self._audio.flush()
             finally:
                 try:
                     self._out.close()
                 finally:
-                    if self._audio_in is not None:
-                        self._audio_in.close()
+                    if self._audio is not None:
+                        self._audio.close()
         except (av.FFmpegError, OSError) as exc:
             # The fragments written so far still play: keep them by the partial rule, then report,
             # unless a write already failed (the same full disk): that error was the one to report.
