@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PyQt6.QtCore import QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PyQt6.QtGui import QIcon, QImage, QPixmap
 from PyQt6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QToolButton, QWidget
 
 from models.images import IMAGE_SUFFIXES
@@ -42,7 +42,6 @@ class StyleGallery(QWidget):
     """A horizontal strip of style thumbnails; emits ``style_chosen(index)`` on click."""
 
     style_chosen = pyqtSignal(int)
-    files_dropped = pyqtSignal(list)  # list[Path] of image files
     add_requested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -71,7 +70,6 @@ class StyleGallery(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.add_button)
-        self.setAcceptDrops(True)
 
     def count(self) -> int:
         return self.list.count()
@@ -106,13 +104,3 @@ class StyleGallery(QWidget):
         short = name if len(name) <= 14 else name[:13] + "…"
         return f"{index + 1} {short}" if index < 9 else short
 
-    # -- drag and drop --------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
-        paths = image_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
-        if paths:
-            self.files_dropped.emit(paths)
-            event.acceptProposedAction()

@@ -137,7 +137,6 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c = self.controls
         self.gallery.style_chosen.connect(self.select_style)
-        self.gallery.files_dropped.connect(self.add_styles)
         self.gallery.add_requested.connect(self.choose_styles)
         c.model_changed.connect(lambda name: self.switch_backend(model=name))
         c.backend_changed.connect(lambda name: self.switch_backend(backend=name))
@@ -330,6 +329,7 @@ class MainWindow(QMainWindow):
         self._style_paths.append(loaded.image.path)
         return index
 
+    # Drops anywhere in the window, the gallery included (its widgets pass them up), add styles.
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
