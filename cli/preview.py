@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimiser")
     p.add_argument("--init", choices=("content", "noise", "style"), default="content", help="start image")
     p.add_argument("--side-by-side", action="store_true", help="also run microast and write [feed-forward | gatys]")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", default="auto", help="torch device: auto (a usable CUDA GPU, else cpu), cpu or cuda")
     p.set_defaults(run=run)
 
 
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from models.gatys import GatysConfig
     from models.images import IMAGE_SUFFIXES, read_image, save_image
     from models.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, side_by_side
+    from realtime.backends.factory import resolve_device
     from realtime.sources import grab_frame
     from models.registry import create_model, default_store
     from models.styles import find_style
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = GatysConfig(iterations=args.iters, optimizer=args.optimizer, init=args.init, **weights).validate()
     options = KeyframeOptions(size=args.size, style_size=args.style_size, gatys=config)
 
-    model = create_model("gatys", store=store, device=args.device)
+    device = resolve_device(args.device)
+    model = create_model("gatys", store=store, device=device)
     start = time.perf_counter()
     with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
         def progress(step: int, losses: dict[str, float]) -> None:
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         image, result = gatys_keyframe(model, frame, style, options, progress=progress)
     seconds = time.perf_counter() - start
     if args.side_by_side:
-        fast = create_model("microast", store=store, device=args.device)
+        fast = create_model("microast", store=store, device=device)
         image = side_by_side(feed_forward_keyframe(fast, frame, style, args.size, args.style_size), image)
     save_image(image, output)
     print(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, gatys {result.iterations} steps, {result.stopped}, "
