@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import lru_cache
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import cv2
@@ -85,6 +86,14 @@ class Keyframe:
         return cv2.remap(self.styled, self.map, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
+@lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> np.ndarray:
+    """The identity map of an h×w frame, made once per size (read-only: callers add flows to it)."""
+    grid = identity_map(h, w)
+    grid.flags.writeable = False
+    return grid
+
+
 def _without_specks(reliable: np.ndarray) -> np.ndarray:
     """The consistency mask with isolated failures (flow noise in flat regions) removed: only blobs of
     failures (occlusions) may end a pixel's history, which is a product over every frame since the keyframe."""
@@ -121,7 +130,6 @@ class FlowStage(TemporalStage):
         self._fade = 0
         self._output: np.ndarray | None = None  # the previous output (float), for pixels no keyframe covers
         self._previous: np.ndarray | None = None  # grey of the previous frame
-        self._grid: np.ndarray | None = None
         self.cuts = 0
         self.keyframes = 0
 
@@ -144,17 +152,16 @@ class FlowStage(TemporalStage):
             self.cuts += 1
             return self._restart(fresh, grey)
         backward, forward = self._flow(grey, previous), self._flow(previous, grey)
-        positions = self._grid_for(grey) + backward
+        positions = _grid(*grey.shape) + backward
         reliable = _without_specks(consistent(backward, forward, positions))
         h, w = grey.shape
-        fresh_f = fresh.astype(np.float32)
         fill_weight = feather(reliable & inside(positions, h, w), SEAM_RADIUS) * self.strength
 
         def fallback(box: tuple[slice, slice]) -> np.ndarray:
             """Where no keyframe reaches: the previous output carried one frame on (thin strips, briefly),
             else the fresh stylisation. Only inside ``box``, the part of the frame that needs it."""
             carried = cv2.remap(self._output, positions[box], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            return linear_blend(carried, fresh_f[box], fill_weight[box])
+            return linear_blend(carried, fresh[box].astype(np.float32), fill_weight[box])
 
         for key in (self._key, self._incoming):
             if key is not None:
@@ -190,12 +197,6 @@ class FlowStage(TemporalStage):
         self.keyframes += 1
         return fresh
 
-    def _grid_for(self, grey: np.ndarray) -> np.ndarray:
-        h, w = grey.shape
-        if self._grid is None or self._grid.shape[:2] != (h, w):
-            self._grid = identity_map(h, w)
-        return self._grid
-
 
 class LiveFlowStage(TemporalStage):
     """Live: the network runs asynchronously; every frame is the latest keyframe carried along the flow."""
@@ -218,7 +219,6 @@ class LiveFlowStage(TemporalStage):
         self._ready: Keyframe | None = None    # a finished keyframe, not yet picked up by step()
         self._newest: tuple[np.ndarray, np.ndarray, Infer] | None = None  # frame, grey, infer of the last step
         self._previous: np.ndarray | None = None
-        self._grid: np.ndarray | None = None
         self.keyframes = 0
         self.cuts = 0
 
@@ -236,7 +236,7 @@ class LiveFlowStage(TemporalStage):
         if _is_cut(grey, previous):
             self.cuts += 1
             return self._restart(frame, grey, infer)
-        positions = self._grid_for(grey) + self._flow(grey, previous)
+        positions = _grid(*grey.shape) + self._flow(grey, previous)
         with self._lock:
             for key in (self._key, self._incoming, self._job_key, self._ready):
                 if key is not None:
@@ -320,12 +320,6 @@ class LiveFlowStage(TemporalStage):
         if ramp >= 1.0:
             self._key, self._incoming = new_key, None
         return out
-
-    def _grid_for(self, grey: np.ndarray) -> np.ndarray:
-        h, w = grey.shape
-        if self._grid is None or self._grid.shape[:2] != (h, w):
-            self._grid = identity_map(h, w)
-        return self._grid
 
     def quiesce(self) -> None:
         future = self._future
