@@ -35,6 +35,13 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from None
 
 
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = finite_float(text)
     if value < 0.0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, positive_int, weight_files
+from cli.common import add_model_args, positive_float, positive_int, weight_files
 from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_backend_args(p)
     p.set_defaults(size=480)
-    p.add_argument("--target-fps", type=float, default=None, metavar="F",
+    p.add_argument("--target-fps", type=positive_float, default=None, metavar="F",
                    help="adapt the processing size (160-720 px short side, with hysteresis) so the network "
                         "delivers about F keyframes/s; the overlay shows the size in use (default: fixed --size)")
     p.add_argument("--record", type=Path, default=None, metavar="FILE",

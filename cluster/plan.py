@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from realtime.errors import SourceError
+from realtime.sources import open_video
 
 SNAP = 0.25  # a keyframe within this fraction of a chunk's length of the ideal cut becomes the cut
 MIN_CHUNK = 24  # frames: shorter chunks cost more in warm-up and start-up than they gain in balance
@@ -79,13 +80,7 @@ def index_video(path: str | Path) -> VideoIndex:
     import av
 
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise SourceError(f"cannot open video {path}: {exc}; is it a video file?") from exc
-    with container:
-        if not container.streams.video:
-            raise SourceError(f"{path} has no video stream")
+    with open_video(path) as container:
         stream = container.streams.video[0]
         time_base = stream.time_base or Fraction(1, 90000)
         frames: list[tuple[int, bool]] = []

@@ -62,7 +62,6 @@ class LiveWorker(ThreadWorker):
         self.recorder = RecorderSink(Path(output_dir) / "stylizer.mp4", 30.0,
                                      on_change=lambda on, path: self.recording_changed.emit(on, str(path)))
         self.vcam = VirtualCameraSink(30.0, enabled=False, on_change=self.virtual_camera_changed.emit)
-        self.result_: PipelineResult | None = None
 
     # ----- window side -----
 

@@ -163,7 +163,6 @@ class Pipeline:
         self.sinks = list(sinks or [])
         self.config = config or PipelineConfig()
         self.live = source.live if self.config.live is None else self.config.live
-        stylizer.set_live(self.live)
         self.on_frame = on_frame      # every output frame, in the output thread, after the sinks
         self.on_warning = on_warning  # a skipped frame or a failed optional sink (live sessions go on)
         self.stats = PipelineStats()
@@ -204,6 +203,7 @@ class Pipeline:
         """Start the stage threads and return at once."""
         if self._threads:
             return
+        self.stylizer.set_live(self.live)  # applied before the first frame
         log.info("pipeline: %s → %s → %s", self.source.describe(), self.stylizer.state.backend,
                  ", ".join(s.name for s in self.sinks) or "no file sinks")
         self._threads = [threading.Thread(target=fn, name=f"pipeline-{name}", daemon=True)

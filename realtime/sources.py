@@ -96,23 +96,30 @@ class FrameSource:
         self.close()
 
 
+def open_video(path: Path):
+    """A PyAV container of ``path`` with a video stream; a SourceError naming the file otherwise."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise SourceError(f"cannot open video {path}: {exc}; is it a video file?") from exc
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{path} has no video stream")
+    return container
+
+
 class VideoFileSource(FrameSource):
     """A video file decoded with PyAV; every frame, in order, with its pts. Never trusts the frame count."""
 
     def __init__(self, path: str | Path) -> None:
-        import av
-
         self.path = Path(path)
         self.name = str(path)
         if not self.path.is_file():
             raise SourceError(f"video {self.path} does not exist; check the path")
+        self._container = open_video(self.path)
         try:
-            self._container = av.open(str(self.path))
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise SourceError(f"cannot open video {self.path}: {exc}; is it a video file?") from exc
-        try:
-            if not self._container.streams.video:
-                raise SourceError(f"{self.path} has no video stream")
             self.stream = self._container.streams.video[0]
             self.stream.thread_type = "AUTO"
             self.fps = sane_fps(self.stream.average_rate or self.stream.guessed_rate)

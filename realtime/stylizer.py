@@ -198,8 +198,8 @@ class FrameStylizer:
 
     def set_target_fps(self, fps: float | None) -> None:
         """Live sessions: adjust the processing size so keyframes come at about ``fps`` (None: fixed size)."""
-        if fps is not None and not (finite(fps, "target fps") > 0):
-            raise InputError(f"--target-fps must be above 0, got {fps}")
+        if fps is not None and finite(fps, "target fps") <= 0:
+            raise InputError(f"target fps must be above 0, got {fps}")
         governor = SizeGovernor(fps) if fps else None
         self._submit(lambda: setattr(self, "governor", governor))
 
