@@ -8,17 +8,20 @@ export showed time going (docs/PERF_NOTES.md):
   phases (:func:`phase_kernel`), then depth-to-space; ORT's blocked kernels need many output channels
   to vectorise, and 3 gave them almost nothing to do (35 → 11 ms at 640×480). A separate
   space-to-depth reshape in front was slower: its 6-D transpose cost what the conv saved;
-- the grouped convs with 2 channels per group (ORT runs them in a slow NCHW path) become depthwise and
-  1×1 convs, which run in ORT's blocked NCHWc layout;
-- depth-to-space and the NCHW → NHWC transpose of the output are one Reshape/Transpose/Reshape;
+- the encoder's "1 in, 2 out" grouped convs (ORT runs convs with 2 channels per group in a slow NCHW
+  path) become dense stride-2 convs with zeros off the groups: more multiply-adds, but no copy of the
+  input twice over (at 640×480 the graph went 77 → 72.5 ms); the decoder's "2 in, 1 out" ones become a
+  depthwise conv and a 1×1 conv summing channel pairs, which run in ORT's blocked NCHWc layout;
+- the phase channels come out ordered (row phase, column phase, colour), so after ORT's own
+  NCHWc → NHWC reorder one Transpose of whole pixel runs finishes depth-to-space (2.4 → 1.0 ms);
 - BGR → RGB and ÷255 are folded into the first conv's weights, RGB → BGR and ×255 into the last
   conv's, and the alpha mix with the content happens in uint8-frame units, on the NHWC frame itself.
 
 Reflection padding stays as written: with zero padding in the 3×3 convs instead the output moved to
-22 dB PSNR (the AdaIN statistics see the borders), so the graph keeps its Pads and their layout reorders
-(about a quarter of its time). Measured whole-graph: 0.77–0.79× the plain export's time at 320×240 to
-1280×720 (bench models, 2026-12-01). Weights are copied from the network; artifacts are fingerprinted
-with the model's own weights as for the plain graph.
+22 dB PSNR (the AdaIN statistics see the borders), so the graph keeps its Pads
+(export/ort_layout.py then keeps them in the blocked layout). Measured whole-graph, as exported:
+0.73–0.77× the plain export's time at 320×240 to 1280×720 (bench models, 2026-12-01). Weights are
+copied from the network; artifacts are fingerprinted with the model's own weights as for the plain graph.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from models.microast import MicroASTFrameNetwork, channel_mean_std
 #: names of the per-frame graph formulations: "plain" is the network exported as written.
 GRAPH_VARIANTS = ("plain", "tuned")
 #: bump when the tuned formulation changes, so caches never serve an older graph.
-TUNED_VERSION = "tuned-2"
+TUNED_VERSION = "tuned-3"
 
 
 def phase_kernel(weight: torch.Tensor, r: int) -> torch.Tensor:
@@ -77,10 +80,11 @@ class TunedMicroASTGraph(nn.Module):
         # depthwise convs instead stay in the slow path); the next 1x1 conv's input columns undo the order.
         self.enc_dw, self.enc_pw = [], []
         for dw, pw in ((enc.enc1[2].conv_layer, enc.enc1[4].conv_layer), (enc.enc1[6].conv_layer, enc.enc1[8].conv_layer)):
-            groups = dw.groups
-            perm = torch.tensor([2 * g + m for m in range(2) for g in range(groups)])
-            self.enc_dw.append((dw.weight.detach()[perm].clone(), dw.bias.detach()[perm].clone()))
-            self.enc_pw.append((pw.weight.detach()[:, perm].clone(), pw.bias.detach().clone()))
+            dense = dw.weight.new_zeros(dw.out_channels, dw.groups, 3, 3)
+            for o in range(dw.out_channels):
+                dense[o, o // 2] = dw.weight[o, 0].detach()
+            self.enc_dw.append((dense, dw.bias.detach().clone()))
+            self.enc_pw.append((pw.weight.detach().clone(), pw.bias.detach().clone()))
         # The decoder's "2 in, 1 out" groups become a depthwise conv and a 1x1 conv summing channel pairs.
         self.dec_dw, self.dec_sum, self.dec_pw = [], [], []
         for dw, pw in ((dec.dec3[1].conv_layer, dec.dec3[3].conv_layer), (dec.dec3[6].conv_layer, dec.dec3[8].conv_layer)):
@@ -103,9 +107,11 @@ class TunedMicroASTGraph(nn.Module):
         # RGB [0, 1] out → BGR [0, 255]: reverse the output channels and scale by 255.
         w = last.weight.detach().flip(0) * 255.0
         b = last.bias.detach().flip(0) * 255.0
-        if self.r > 1:
+        if self.r > 1:  # phase channels ordered (py, px, colour): NHWC rows of the output come out whole
+            rr = self.r * self.r
             w = phase_kernel(w, self.r)
-            b = b.repeat_interleave(self.r * self.r)
+            w = w.reshape(3, rr, *w.shape[1:]).transpose(0, 1).reshape(w.shape)
+            b = b.repeat(rr)
         self.last_weight = nn.Parameter(w, requires_grad=False)
         self.last_bias = nn.Parameter(b, requires_grad=False)
         self.requires_grad_(False)
@@ -125,7 +131,7 @@ class TunedMicroASTGraph(nn.Module):
         x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias))
         for (dw_w, dw_b), (pw_w, pw_b) in zip(self.enc_dw, self.enc_pw):
             x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-            x = F.relu(F.conv2d(torch.cat([x, x], 1), dw_w, dw_b, stride=2, groups=dw_w.shape[0]))
+            x = F.relu(F.conv2d(x, dw_w, dw_b, stride=2))
             x = F.relu(F.conv2d(x, pw_w, pw_b))
         for block in self.enc_res:
             x = self._residual(block, x)
@@ -151,7 +157,7 @@ class TunedMicroASTGraph(nn.Module):
         if r > 1:  # the phase conv (stride r), then depth-to-space straight into NHWC
             y = F.conv2d(x, self.last_weight, self.last_bias, stride=r)
             hb, wb = y.shape[-2:]
-            y = y.reshape(n, 3, r, r, hb, wb).permute(0, 4, 2, 5, 3, 1).reshape(n, hb * r, wb * r, 3)
+            y = y.permute(0, 2, 3, 1).reshape(n, hb, wb, r, r * 3).transpose(2, 3).reshape(n, hb * r, wb * r, 3)
         else:
             y = F.conv2d(x, self.last_weight, self.last_bias).permute(0, 2, 3, 1)
         # the decoder gives ceil(side/4)*4 px; a negative pad crops the extra bottom/right (no shape guard)
