@@ -1,7 +1,8 @@
 """``main.py bench models``: per model, backend and frame size, ms/frame (median, p95), fps and peak memory.
 
 Each run: build the backends through ``create_backend`` (as the app does; ``onnxruntime:plain``
-builds ONNX Runtime on the network exported as written, to compare with the tuned graph), warm
+and ``onnxruntime:tuned`` run those graphs as exported, without the blocked-layout rewrite, to show
+each step against the plain graph), warm
 each up and measure its memory, then time them *interleaved* — one frame each, round-robin — so
 load drift on a shared machine hits every variant alike. Models without real weights here are
 built with random-init weights and labelled so: timing does not depend on weight values.
@@ -31,7 +32,7 @@ class BenchConfig:
     """What to measure."""
 
     models: tuple[str, ...] = ("microast",)
-    backends: tuple[str, ...] = ("torch", "onnxruntime:plain", "onnxruntime")
+    backends: tuple[str, ...] = ("torch", "onnxruntime:plain", "onnxruntime:tuned", "onnxruntime")
     sizes: tuple[FrameSize, ...] = (FrameSize(320, 240), FrameSize(640, 480), FrameSize(1280, 720))
     precision: str = "auto"
     device: str = "auto"
@@ -179,8 +180,9 @@ def build_bench_backend(spec: str, model, config: "BenchConfig"):
     from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     device = "cuda" if config.device.startswith("cuda") else "cpu"
+    # a named graph runs as exported (ORT's own optimisation only): the steps before the blocked-layout rewrite
     return OnnxRuntimeBackend(model, device, resolve_precision(config.precision, device), cache_dir=config.cache_dir,
-                              graph=graph)
+                              graph=graph, blocked=False)
 
 
 def run_benchmarks(config: BenchConfig) -> list[BenchResult]:

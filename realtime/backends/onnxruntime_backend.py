@@ -56,7 +56,8 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model: StyleModel, provider: str = "cpu", precision: str = "fp32",
                  artifact: Path | None = None, cache_dir: Path | None = None, device_id: int = 0,
-                 graph: str | None = None, threads: int | None = None, spinning: bool = True) -> None:
+                 graph: str | None = None, threads: int | None = None, spinning: bool = True,
+                 blocked: bool = True) -> None:
         super().__init__(model)
         try:
             import onnxruntime as ort
@@ -84,8 +85,16 @@ class OnnxRuntimeBackend(Backend):
                                 f"export a {graph_precision} artifact or ask for {self.meta.precision}")
         self.provider, self.precision, self.artifact = provider, precision, Path(artifact)
         self.device_id = device_id
+        self.graph = self.meta.extra.get("graph", "plain")
+        self.layout = ""  # "nchwc16" etc. when running the graph rewritten for ORT's blocked layout
+        session_path, level = self.artifact, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if provider == "cpu" and graph_precision == "fp32" and blocked:
+            session_path = self._blocked_graph(cache_dir)
+            if session_path != self.artifact:  # already optimised for this CPU; a second pass only undoes views
+                level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+                self.layout = load_checked(session_path, model).extra["layout"]
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = level
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if provider == "cpu":
             options.intra_op_num_threads = threads or cpu_threads()
@@ -105,9 +114,9 @@ class OnnxRuntimeBackend(Backend):
                 (PROVIDERS["cuda"], {"device_id": device_id}),
             ]
         try:
-            self.session = ort.InferenceSession(str(self.artifact), options, providers=providers)
+            self.session = ort.InferenceSession(str(session_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
-            raise ArtifactError(f"ONNX Runtime cannot load {self.artifact}: {str(exc).splitlines()[0]}") from None
+            raise ArtifactError(f"ONNX Runtime cannot load {session_path}: {str(exc).splitlines()[0]}") from None
         used = self.session.get_providers()[0]
         if used != PROVIDERS[provider]:  # ORT falls back to CPU quietly when a GPU provider fails to start
             raise BackendError(f"ONNX Runtime could not start {PROVIDERS[provider]} (got {used}); "
@@ -116,13 +125,25 @@ class OnnxRuntimeBackend(Backend):
         self._code_ref: StyleCode | None = None
         self._code_feeds: dict[str, object] = {}
         self._binding = self.session.io_binding() if provider != "cpu" else None
-        self.graph = self.meta.extra.get("graph", "plain")
         self._feeds: dict[str, object] = {}
+
+    def _blocked_graph(self, cache_dir: Path | None) -> Path:
+        """The artifact rewritten for ORT's blocked layout on this CPU (export/ort_layout.py), else the artifact."""
+        from export.exporter import onnx_cache_dir
+        from export.ort_layout import cached_blocked_graph
+
+        try:
+            return cached_blocked_graph(self.artifact, onnx_cache_dir(cache_dir) / "cpu-layout")
+        except Exception as exc:  # an optimisation, never a reason to stop: say why and run the artifact
+            log.warning("onnxruntime: running %s as exported (slower): no blocked-layout graph here: %s: %s",
+                        self.artifact.name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            return self.artifact
 
     @property
     def info(self) -> BackendInfo:
         device = "cpu" if self.provider == "cpu" else f"cuda:{self.device_id}"
-        return BackendInfo("onnxruntime", device, self.precision, f"{self.session.get_providers()[0]}, {self.graph} graph")
+        graph = f"{self.graph}+{self.layout}" if self.layout else self.graph
+        return BackendInfo("onnxruntime", device, self.precision, f"{self.session.get_providers()[0]}, {graph} graph")
 
     def _code(self, code: StyleCode) -> dict[str, object]:
         """The code as numpy arrays (CPU) or OrtValues on the GPU, converted once per code object."""
