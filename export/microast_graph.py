@@ -14,6 +14,8 @@ export showed time going (docs/PERF_NOTES.md):
   depthwise conv and a 1×1 conv summing channel pairs, which run in ORT's blocked NCHWc layout;
 - the phase channels come out ordered (row phase, column phase, colour), so after ORT's own
   NCHWc → NHWC reorder one Transpose of whole pixel runs finishes depth-to-space (2.4 → 1.0 ms);
+- each AdaIN is one scale and shift per channel (``h * std/s + (mean - m * std/s)``): one pass over
+  the features fewer than normalising first;
 - BGR → RGB and ÷255 are folded into the first conv's weights, RGB → BGR and ×255 into the last
   conv's, and the alpha mix with the content happens in uint8-frame units, on the NHWC frame itself.
 
@@ -35,7 +37,7 @@ from models.microast import MicroASTFrameNetwork, channel_mean_std
 #: names of the per-frame graph formulations: "plain" is the network exported as written.
 GRAPH_VARIANTS = ("plain", "tuned")
 #: bump when the tuned formulation changes, so caches never serve an older graph.
-TUNED_VERSION = "tuned-3"
+TUNED_VERSION = "tuned-4"
 
 
 def phase_kernel(weight: torch.Tensor, r: int) -> torch.Tensor:
@@ -124,6 +126,15 @@ class TunedMicroASTGraph(nn.Module):
         h = F.relu(weight * _reflect_conv(x, block.conv1.conv_layer, 1) + bias * x)
         return x + weight * _reflect_conv(h, block.conv2.conv_layer, 1) + bias * h
 
+    def _adain(self, h: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """AdaIN (and, in "features" strength, its mix with ``h``) as one scale and shift per channel."""
+        m, s = channel_mean_std(h)
+        scale = std / s
+        shift = mean - m * scale
+        if self.strength == "features":  # alpha * adain(h) + (1 - alpha) * h
+            scale, shift = alpha * scale + (1 - alpha), alpha * shift
+        return h * scale + shift
+
     def forward(self, frame: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
                 filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         content = frame.to(torch.float32)                       # NHWC BGR, 0..255
@@ -135,17 +146,10 @@ class TunedMicroASTGraph(nn.Module):
             x = F.relu(F.conv2d(x, pw_w, pw_b))
         for block in self.enc_res:
             x = self._residual(block, x)
-        deep = x
         features = self.strength == "features"
-        m, s = channel_mean_std(deep)
-        x = (deep - m) / s * std[1] + mean[1]
-        if features:
-            x = alpha * x + (1 - alpha) * deep
+        x = self._adain(x, mean[1], std[1], alpha)
         h = self._modulated(self.dec1, x, filter_weight[1], filter_bias[1])
-        m, s = channel_mean_std(h)
-        x = (h - m) / s * std[0] + mean[0]
-        if features:
-            x = alpha * x + (1 - alpha) * h
+        x = self._adain(h, mean[0], std[0], alpha)
         x = self._modulated(self.dec2, x, filter_weight[0], filter_bias[0])
         for dw_w, (sum_w, sum_b), (pw_w, pw_b) in zip(self.dec_dw, self.dec_sum, self.dec_pw):
             x = F.pad(F.interpolate(x, scale_factor=2.0, mode="bilinear"), (1, 1, 1, 1), mode="reflect")
