@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph, phase_kernel
+from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph, phase_kernel, wide_groups
 from export.onnx import FrameGraph, export_onnx, frame_graph, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, run_onnx_cpu
 from export.errors import ArtifactError
@@ -52,6 +52,17 @@ def test_phase_kernel_is_the_same_convolution(factor):
     restored = F.pixel_shuffle(phases, factor)
     assert restored.shape == direct.shape
     assert torch.allclose(restored, direct, atol=1e-4)
+
+
+@pytest.mark.parametrize("in_ch,out_ch,stride", [(16, 32, 2), (32, 64, 2), (64, 32, 1)])
+def test_wide_groups_is_the_same_convolution(in_ch, out_ch, stride):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(in_ch, out_ch, 3, stride, groups=min(in_ch, out_ch))  # 1 in/2 out, or 2 in/1 out
+    x = torch.randn(1, in_ch, 21, 30)
+    wide = wide_groups(conv)
+    groups = in_ch // wide.shape[1]
+    assert groups < conv.groups and wide.shape[1] >= 16 and (out_ch // groups) >= 16
+    assert torch.allclose(F.conv2d(x, wide, conv.bias, stride, groups=groups), conv(x), atol=1e-5)
 
 
 def test_tuned_module_matches_plain_in_pytorch(microast, code, frames, reference):
