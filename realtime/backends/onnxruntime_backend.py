@@ -3,7 +3,9 @@
 Execution providers: CPU, CUDA (with IO binding so the code tensors stay on the GPU) and
 TensorRT (ORT's own engine builder, with its engine cache). Given a model instead of an artifact,
 the graph is exported once into the user cache and reused: on the CPU the tuned formulation
-(export/microast_graph.py for MicroAST), for ORT's TensorRT provider the network as written.
+(export/microast_graph.py for MicroAST), for ORT's TensorRT provider the network as written. On the
+CPU an fp32 graph then runs rewritten for ORT's blocked layout on this machine (export/ort_layout.py,
+cached beside it; ``blocked=False`` runs it as exported), or as exported with a warning saying why not.
 
 CPU session settings were chosen by measurement (640×480 MicroAST, 2 cores, 2026-12-01): all cores
 of the affinity mask, spinning on (the graph alone was 20 % slower without it; end to end, ``video``
