@@ -24,6 +24,7 @@ layout conversions per frame → 2 (the 3-channel input and the NHWC output); 64
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -384,4 +385,10 @@ def cached_blocked_graph(source: Path, cache_dir: Path) -> Path:
             log.warning("onnxruntime: %s; building it again", exc)
     dest.parent.mkdir(parents=True, exist_ok=True)
     build_blocked_graph(source, dest)
+    # files of earlier graphs or runtimes of this very artifact name (not of "model-v2" for "model")
+    mine = re.compile(rf"{re.escape(source.stem)}-[0-9a-f]{{12}}-ort[^-/]+-nchwc\d+\.onnx")
+    for stale in dest.parent.glob(f"{source.stem}-*.onnx"):
+        if stale != dest and mine.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+            log.info("onnxruntime: removed %s (made from another graph or runtime)", stale.name)
     return dest

@@ -130,6 +130,18 @@ def test_cache_never_serves_a_file_made_from_another_graph(microast, tuned, tmp_
 
 
 @needs_blocked
+def test_a_rebuild_removes_the_files_of_earlier_runtimes(tuned, tmp_path):
+    dest = cached_blocked_graph(tuned, tmp_path)
+    old = dest.with_name(f"{tuned.stem}-000000000000-ort1.0.0-nchwc{block_size()}.onnx")  # an older release's file
+    other = dest.with_name(f"{tuned.stem}-v2-000000000000-ort1.0.0-nchwc{block_size()}.onnx")  # another artifact's
+    shutil.copyfile(dest, old)
+    shutil.copyfile(dest, other)
+    dest.unlink()
+    assert cached_blocked_graph(tuned, tmp_path) == dest
+    assert dest.is_file() and not old.exists() and other.is_file()
+
+
+@needs_blocked
 def test_backend_runs_the_rewrite_and_says_so_or_says_why_not(microast, tuned, tmp_path, caplog):
     from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
