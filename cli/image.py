@@ -14,12 +14,18 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from realtime.backends.factory import BACKENDS, PRECISIONS
+
     p = sub.add_parser("image", help="stylise a still image", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("content", type=Path, help="content image")
     p.add_argument("--style", nargs="+", required=True, help="style image paths or names (e.g. starry_night)")
     p.add_argument("--style-weights", nargs="+", type=finite_float, default=None, help="blend weights, one per style")
     p.add_argument("--mask", type=Path, default=None, help="grey mask: white takes the first style, black the second")
     add_model_args(p)
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="inference backend for feed-forward models (auto picks the fastest available and says "
+                        "which); gatys and --mask run on PyTorch")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="backend precision")
     p.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     p.add_argument("--size", type=positive_int, default=512, help="longest side of the content in px (0 = as is)")
@@ -32,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.images import read_image, save_image
+    from models.images import read_image, save_image, to_bgr
     from models.registry import create_model, default_store
     from models.still import StillOptions, gatys_still, stylize_still
     from models.styles import find_style
@@ -60,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
         from models.errors import ModelError  # checked here so no progress bar is left half drawn
         raise ModelError("gatys takes exactly one style and no mask")
+    on_torch = args.model == "gatys" or args.mask is not None
+    if on_torch and args.backend not in ("auto", "torch"):
+        from models.errors import InputError
+        why = "gatys optimises the image itself" if args.model == "gatys" else \
+            "--mask blends the two styles inside the network, which exported graphs do not take"
+        raise InputError(f"{why}: it runs on PyTorch; use --backend auto or torch")
     from realtime.backends.factory import resolve_device
 
     model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=resolve_device(args.device),
@@ -72,9 +84,22 @@ def run(args: argparse.Namespace) -> int:
             def progress(step: int, losses: dict) -> None:
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
-            out = gatys_still(model, args.content, styles, options, progress=progress)
+            out = to_bgr(gatys_still(model, args.content, styles, options, progress=progress))
+        runs_on = f"torch {model.device}"
+    elif args.mask is not None:
+        out = to_bgr(stylize_still(model, args.content, styles, options))
+        runs_on = f"torch {model.device}"
     else:
-        out = stylize_still(model, args.content, styles, options)
+        from realtime.backends.factory import create_backend
+        from realtime.still import stylize_still_on
+
+        backend = create_backend(args.backend, model, args.device, args.precision)
+        try:
+            out = stylize_still_on(backend, model, args.content, styles, options)
+            runs_on = str(backend.info)
+        finally:
+            backend.close()
     save_image(out, output)
-    print(f"wrote {output} ({out.shape[-1]}x{out.shape[-2]}, {args.model}, {time.perf_counter() - start:.2f} s)")
+    print(f"wrote {output} ({out.shape[1]}x{out.shape[0]}, {args.model} on {runs_on}, "
+          f"{time.perf_counter() - start:.2f} s)")
     return 0

@@ -63,6 +63,31 @@ def test_microast_one_style(content_path, styles, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_auto_runs_onnx_runtime_and_matches_pytorch(content_path, styles, tmp_path, capsys):
+    from export.verify import psnr
+
+    auto = stylise(content_path, tmp_path / "auto.png", "--style", str(styles[0]), "--alpha", "0.7")
+    said = capsys.readouterr().out
+    on_torch = stylise(content_path, tmp_path / "torch.png", "--style", str(styles[0]), "--alpha", "0.7",
+                       "--backend", "torch")
+    if not torch.cuda.is_available():  # a CPU-only machine: auto is ONNX Runtime, and the line says so
+        assert "microast on onnxruntime cpu" in said
+    assert "microast on torch" in capsys.readouterr().out
+    assert psnr(auto, on_torch) >= 45  # the exported graph's fp32 threshold
+
+
+@pytest.mark.parametrize("extra,words", [(["--model", "gatys"], ["gatys", "PyTorch"]),
+                                         (["--mask", "MASK"], ["--mask", "PyTorch", "--backend auto or torch"])])
+def test_what_runs_only_on_pytorch_refuses_another_backend(extra, words, content_path, styles, tmp_path, capsys):
+    mask = tmp_path / "mask.png"
+    cv2.imwrite(str(mask), np.full((32, 32), 255, np.uint8))
+    style_args = ["--style", str(styles[0])] + ([str(styles[1])] if "--mask" in extra else [])
+    extra = [str(mask) if e == "MASK" else e for e in extra]
+    rc = main(["image", str(content_path), *style_args, *extra, "--backend", "onnxruntime", "-o", str(tmp_path / "o.png")])
+    assert_one_line_error(rc, capsys, *words)
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_style_by_name_equals_style_by_path(content_path, styles, tmp_path):
     by_name = stylise(content_path, tmp_path / "name.png", "--style", "starry_night")
     by_path = stylise(content_path, tmp_path / "path.png", "--style", str(styles[0]))

@@ -1,0 +1,35 @@
+"""A still image through a backend: what ``main.py image`` runs for feed-forward models.
+
+The style code is encoded (and blended) in PyTorch once, as for video; the image then goes through
+the backend's per-frame graph like one video frame (uint8 BGR in and out), so ``--backend auto``
+gives a still image the same fast path as a video. Masked two-style images stay on PyTorch
+(``models.still.stylize_still``): their blend happens inside the network, which the exported graphs
+do not take.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.base import StyleCode, StyleModel
+from models.color import preserve_color
+from models.images import read_image, resize_longest, to_bgr, to_tensor
+from models.still import StillOptions, check_alpha
+from models.styles import StyleCodeCache, StyleImage
+from realtime.backends.base import Backend
+
+
+def stylize_still_on(backend: Backend, model: StyleModel, content_path: Path, style_paths: list[Path],
+                     options: StillOptions, cache: StyleCodeCache | None = None) -> np.ndarray:
+    """Stylise one image on ``backend``; returns uint8 BGR at the content's working size."""
+    check_alpha(options.alpha)
+    frame = resize_longest(read_image(content_path), options.size)
+    cache = cache or StyleCodeCache()
+    codes = [cache.get(model, StyleImage.load(p), options.style_size) for p in style_paths]
+    code = StyleCode.blend(codes, options.style_weights) if len(codes) > 1 else codes[0]
+    out = backend.run(frame, code, options.alpha)
+    if options.preserve_color:
+        out = to_bgr(preserve_color(to_tensor(out), to_tensor(frame)))
+    return out
