@@ -101,15 +101,12 @@ class TunedMicroASTGraph(nn.Module):
         # BGR uint8 in: the stem reads channels reversed and scaled by 1/255 (the graph's input conversion).
         self.stem_weight = nn.Parameter(stem.weight.detach().flip(1) / 255.0, requires_grad=False)
         self.stem_bias = nn.Parameter(stem.bias.detach().clone(), requires_grad=False)
-        # ORT runs convs with 2 channels per group in a slow NCHW path; depthwise convs (one channel per
-        # group) and 1x1 convs run in its blocked layout. The encoder's "1 in, 2 out" groups become a
-        # depthwise conv on the input taken twice (channel m*C+g = input g, output 2g+m; two 16-channel
-        # depthwise convs instead stay in the slow path); the next 1x1 conv's input columns undo the order.
+        # ORT runs convs with 2 channels per group in a slow NCHW path: the encoder's "1 in, 2 out" groups
+        # become convs in wide groups (zeros off the original groups), which run in its blocked layout.
         self.enc_dw, self.enc_pw = [], []
         for dw, pw in ((enc.enc1[2].conv_layer, enc.enc1[4].conv_layer), (enc.enc1[6].conv_layer, enc.enc1[8].conv_layer)):
             self.enc_dw.append((wide_groups(dw), dw.bias.detach().clone()))
             self.enc_pw.append((pw.weight.detach().clone(), pw.bias.detach().clone()))
-        # The decoder's "2 in, 1 out" groups become a depthwise conv and a 1x1 conv summing channel pairs.
         # The decoder's "2 in, 1 out" groups become a depthwise conv and a 1x1 conv summing channel pairs
         # (one conv in wide groups, as in the encoder, was slower here: 2.9 -> 4.0 ms at half resolution).
         self.dec_dw, self.dec_sum, self.dec_pw = [], [], []

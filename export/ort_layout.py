@@ -319,9 +319,10 @@ def reorder_count(model: onnx.ModelProto) -> int:
     return sum(1 for n in model.graph.node if n.domain == NCHWC and n.op_type in ("ReorderInput", "ReorderOutput"))
 
 
-def check_same(source: Path, rewritten: onnx.ModelProto) -> float:
-    """Run both on :data:`CHECK_SIZES` frames; the largest difference in uint8 levels, or ArtifactError."""
-    reference, candidate = _session(source, "all"), _session(rewritten, "basic")
+def check_same(reference, rewritten: onnx.ModelProto) -> float:
+    """Run ``rewritten`` and the ``reference`` session on :data:`CHECK_SIZES` frames; the largest difference
+    in uint8 levels, or ArtifactError."""
+    candidate = _session(rewritten, "basic")
     worst = 0.0
     for seed, hw in enumerate(CHECK_SIZES):
         feeds = _probe_feeds(reference, hw, seed)
@@ -334,35 +335,43 @@ def check_same(source: Path, rewritten: onnx.ModelProto) -> float:
     return worst
 
 
-def ort_optimized(source: Path) -> onnx.ModelProto:
-    """``source`` as ORT's CPU provider optimises it on this machine, NCHWc pass included."""
+def _optimize(source: Path):
+    """(session, graph): ``source`` in ORT's CPU provider, and the graph it optimised to, NCHWc pass included."""
     with tempfile.TemporaryDirectory() as tmp:
         optimized_path = Path(tmp) / "optimized.onnx"
-        _session(source, "all", optimized_path=optimized_path)
-        return onnx.load(str(optimized_path))
+        session = _session(source, "all", optimized_path=optimized_path)
+        return session, onnx.load(str(optimized_path))
 
 
-def build_blocked_graph(source: Path, dest: Path) -> dict[str, int]:
-    """Optimise ``source`` for this CPU, rewrite it onto blocked views, check it, and save it to ``dest``."""
+def ort_optimized(source: Path) -> onnx.ModelProto:
+    """``source`` as ORT's CPU provider optimises it on this machine, NCHWc pass included."""
+    return _optimize(source)[1]
+
+
+def layout_name(b: int) -> str:
+    return f"nchwc{b}"
+
+
+def build_blocked_graph(source: Path, dest: Path, b: int, source_digest: str) -> dict[str, int]:
+    """Optimise ``source`` for this CPU, rewrite it onto views of block size ``b``, check it against
+    ``source`` as ORT runs it, and save it to ``dest``; how many ops of each type moved."""
     import onnxruntime as ort
 
-    b = block_size()
     meta = read_metadata(source)
-    optimized = ort_optimized(source)
+    reference, optimized = _optimize(source)
     before = reorder_count(optimized)
     rewritten, counts = rewrite_blocked(optimized, b)
-    worst = check_same(source, rewritten)
-    source_digest = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}[
-        "stylizer.graph_sha256"]
-    extra = {**meta.extra, "layout": f"nchwc{b}", "layout_source": source_digest, "onnxruntime": ort.__version__}
+    worst = check_same(reference, rewritten)
+    extra = {**meta.extra, "layout": layout_name(b), "layout_source": source_digest, "onnxruntime": ort.__version__}
     save_with_metadata(rewritten, replace(meta, extra=extra), dest)
     log.info("onnxruntime: %s rewritten for blocked layout %d: %d -> %d layout conversions, max diff %g level(s)",
              source.name, b, before, reorder_count(rewritten), worst)
     return counts
 
 
-def cached_blocked_graph(source: Path, cache_dir: Path) -> Path:
-    """The blocked-layout graph of ``source`` for this machine, from ``cache_dir`` or built there now.
+def cached_blocked_graph(source: Path, cache_dir: Path) -> tuple[Path, str]:
+    """The blocked-layout graph of ``source`` for this machine and its layout name (``nchwc16``...),
+    from ``cache_dir`` or built there now.
 
     ArtifactError when it cannot be made here (the caller then runs ``source`` as it is).
     """
@@ -373,22 +382,23 @@ def cached_blocked_graph(source: Path, cache_dir: Path) -> Path:
         "stylizer.graph_sha256", "")
     if not digest:
         raise ArtifactError(f"{source} carries no graph checksum; re-export it")
-    dest = Path(cache_dir) / f"{source.stem}-{digest[:12]}-ort{ort.__version__}-nchwc{b}.onnx"
+    layout = layout_name(b)
+    dest = Path(cache_dir) / f"{source.stem}-{digest[:12]}-ort{ort.__version__}-{layout}.onnx"
     if dest.is_file():
         try:
             extra = read_metadata(dest).extra
             if extra.get("layout_source") == digest and extra.get("onnxruntime") == ort.__version__ \
-                    and extra.get("layout") == f"nchwc{b}":
-                return dest
+                    and extra.get("layout") == layout:
+                return dest, layout
             log.warning("onnxruntime: %s was made from another graph or runtime; building it again", dest)
         except ArtifactError as exc:
             log.warning("onnxruntime: %s; building it again", exc)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    build_blocked_graph(source, dest)
+    build_blocked_graph(source, dest, b, digest)
     # files of earlier graphs or runtimes of this very artifact name (not of "model-v2" for "model")
     mine = re.compile(rf"{re.escape(source.stem)}-[0-9a-f]{{12}}-ort[^-/]+-nchwc\d+\.onnx")
     for stale in dest.parent.glob(f"{source.stem}-*.onnx"):
         if stale != dest and mine.fullmatch(stale.name):
             stale.unlink(missing_ok=True)
             log.info("onnxruntime: removed %s (made from another graph or runtime)", stale.name)
-    return dest
+    return dest, layout

@@ -40,13 +40,24 @@ def load_mask(path: Path, shape: tuple[int, int], device: torch.device) -> torch
     return torch.from_numpy(grey).to(device).float().div(255.0)[None, None]
 
 
+def style_codes(model: StyleModel, style_paths: list[Path], options: StillOptions,
+                cache: StyleCodeCache | None = None) -> list[StyleCode]:
+    """One style code per style image, encoded at ``options.style_size``."""
+    cache = cache or StyleCodeCache()
+    return [cache.get(model, StyleImage.load(p), options.style_size) for p in style_paths]
+
+
+def blended_code(codes: list[StyleCode], options: StillOptions) -> StyleCode:
+    """The codes mixed by ``options.style_weights`` (one code as it is)."""
+    return StyleCode.blend(codes, options.style_weights) if len(codes) > 1 else codes[0]
+
+
 def stylize_still(model: StyleModel, content_path: Path, style_paths: list[Path], options: StillOptions,
                   cache: StyleCodeCache | None = None) -> torch.Tensor:
     """Stylise one image with a feed-forward model; returns (1, 3, H, W) RGB in [0, 1]."""
     check_alpha(options.alpha)
     content = to_tensor(resize_longest(read_image(content_path), options.size), model.device)
-    cache = cache or StyleCodeCache()
-    codes = [cache.get(model, StyleImage.load(p), options.style_size) for p in style_paths]
+    codes = style_codes(model, style_paths, options, cache)
     with torch.inference_mode():
         if options.mask is not None:
             if len(codes) != 2:
@@ -58,8 +69,7 @@ def stylize_still(model: StyleModel, content_path: Path, style_paths: list[Path]
                 out = mask * model.stylize(content, codes[0], options.alpha) + \
                     (1 - mask) * model.stylize(content, codes[1], options.alpha)
         else:
-            code = StyleCode.blend(codes, options.style_weights) if len(codes) > 1 else codes[0]
-            out = model.stylize(content, code, options.alpha)
+            out = model.stylize(content, blended_code(codes, options), options.alpha)
         if options.preserve_color:
             out = preserve_color(out, content)
     return out.clamp(0, 1)

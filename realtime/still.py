@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.base import StyleCode, StyleModel
+from models.base import StyleModel
 from models.color import preserve_color
 from models.images import read_image, resize_longest, to_bgr, to_tensor
-from models.still import StillOptions, check_alpha
-from models.styles import StyleCodeCache, StyleImage
+from models.still import StillOptions, blended_code, check_alpha, style_codes
+from models.styles import StyleCodeCache
 from realtime.backends.base import Backend
 
 
@@ -26,9 +26,7 @@ def stylize_still_on(backend: Backend, model: StyleModel, content_path: Path, st
     """Stylise one image on ``backend``; returns uint8 BGR at the content's working size."""
     check_alpha(options.alpha)
     frame = resize_longest(read_image(content_path), options.size)
-    cache = cache or StyleCodeCache()
-    codes = [cache.get(model, StyleImage.load(p), options.style_size) for p in style_paths]
-    code = StyleCode.blend(codes, options.style_weights) if len(codes) > 1 else codes[0]
+    code = blended_code(style_codes(model, style_paths, options, cache), options)
     out = backend.run(frame, code, options.alpha)
     if options.preserve_color:
         out = to_bgr(preserve_color(to_tensor(out), to_tensor(frame)))

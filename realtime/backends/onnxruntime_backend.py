@@ -91,10 +91,9 @@ class OnnxRuntimeBackend(Backend):
         self.layout = ""  # "nchwc16" etc. when running the graph rewritten for ORT's blocked layout
         session_path, level = self.artifact, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if provider == "cpu" and graph_precision == "fp32" and blocked:
-            session_path = self._blocked_graph(cache_dir)
-            if session_path != self.artifact:  # already optimised for this CPU; a second pass only undoes views
+            session_path, self.layout = self._blocked_graph(cache_dir)
+            if self.layout:  # already optimised for this CPU; a second pass only undoes views
                 level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-                self.layout = load_checked(session_path, model).extra["layout"]
         options = ort.SessionOptions()
         options.graph_optimization_level = level
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -129,8 +128,9 @@ class OnnxRuntimeBackend(Backend):
         self._binding = self.session.io_binding() if provider != "cpu" else None
         self._feeds: dict[str, object] = {}
 
-    def _blocked_graph(self, cache_dir: Path | None) -> Path:
-        """The artifact rewritten for ORT's blocked layout on this CPU (export/ort_layout.py), else the artifact."""
+    def _blocked_graph(self, cache_dir: Path | None) -> tuple[Path, str]:
+        """(path, layout) of the artifact rewritten for ORT's blocked layout on this CPU (export/ort_layout.py);
+        the artifact and "" where that cannot be made."""
         from export.exporter import onnx_cache_dir
         from export.ort_layout import cached_blocked_graph
 
@@ -139,7 +139,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # an optimisation, never a reason to stop: say why and run the artifact
             log.warning("onnxruntime: running %s as exported (slower): no blocked-layout graph here: %s: %s",
                         self.artifact.name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-            return self.artifact
+            return self.artifact, ""
 
     @property
     def info(self) -> BackendInfo:

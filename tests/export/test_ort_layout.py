@@ -56,7 +56,7 @@ def test_tuned_graph_keeps_the_blocked_layout_and_its_frames(tuned, code, conten
     import cv2
 
     optimized = ort_optimized(tuned)
-    dest = cached_blocked_graph(tuned, tmp_path)
+    dest, layout = cached_blocked_graph(tuned, tmp_path)
     rewritten = onnx.load(str(dest))
     # ORT converts around every pad, statistic and product (28 conversions); two stay: the first conv reads the
     # 3-channel frame as it is, and the output leaves in NHWC
@@ -65,7 +65,7 @@ def test_tuned_graph_keeps_the_blocked_layout_and_its_frames(tuned, code, conten
     assert len(pads) >= 13 and sum(1 for n in pads if n.input[1].startswith("blocked_shape")) >= 12
     assert any(n.domain == NCHWC and n.op_type == "Upsample" for n in rewritten.graph.node)
     meta = read_metadata(dest)
-    assert meta.extra["layout"] == f"nchwc{block_size()}" and meta.extra["graph"] == read_metadata(tuned).extra["graph"]
+    assert meta.extra["layout"] == layout == f"nchwc{block_size()}" and meta.extra["graph"] == read_metadata(tuned).extra["graph"]
     image = read_image(content_path)
     frames = [cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) for h, w in ((97, 64), (181, 243), (360, 640))]
     for want, got in zip(run_onnx_cpu(tuned, code, frames, 0.8), run_onnx_cpu(dest, code, frames, 0.8)):
@@ -107,12 +107,12 @@ def test_an_op_without_a_blocked_form_gets_its_nchw_input(tmp_path):
 
 @needs_blocked
 def test_cache_serves_a_good_file_and_rebuilds_a_bad_one(tuned, tmp_path, caplog):
-    dest = cached_blocked_graph(tuned, tmp_path)
+    dest, _ = cached_blocked_graph(tuned, tmp_path)
     stamp = dest.stat().st_mtime_ns
-    assert cached_blocked_graph(tuned, tmp_path) == dest and dest.stat().st_mtime_ns == stamp
+    assert cached_blocked_graph(tuned, tmp_path)[0] == dest and dest.stat().st_mtime_ns == stamp
     dest.write_bytes(dest.read_bytes()[: dest.stat().st_size // 2])  # cut short
     with caplog.at_level(logging.WARNING, logger="export.ort_layout"):
-        assert cached_blocked_graph(tuned, tmp_path) == dest
+        assert cached_blocked_graph(tuned, tmp_path)[0] == dest
     assert any("building it again" in r.getMessage() for r in caplog.records)
     read_metadata(dest)  # whole again
 
@@ -120,24 +120,24 @@ def test_cache_serves_a_good_file_and_rebuilds_a_bad_one(tuned, tmp_path, caplog
 @needs_blocked
 def test_cache_never_serves_a_file_made_from_another_graph(microast, tuned, tmp_path, caplog):
     plain = cached_onnx(microast, "fp32", None, tmp_path / "cache", graph="plain")
-    other = cached_blocked_graph(plain, tmp_path)
-    wanted = cached_blocked_graph(tuned, tmp_path)
+    other, _ = cached_blocked_graph(plain, tmp_path)
+    wanted, _ = cached_blocked_graph(tuned, tmp_path)
     shutil.copyfile(other, wanted)  # the plain graph's rewrite under the tuned graph's name
     with caplog.at_level(logging.WARNING, logger="export.ort_layout"):
-        assert cached_blocked_graph(tuned, tmp_path) == wanted
+        assert cached_blocked_graph(tuned, tmp_path)[0] == wanted
     assert any("another graph or runtime" in r.getMessage() for r in caplog.records)
     assert read_metadata(wanted).extra["graph"] == read_metadata(tuned).extra["graph"]
 
 
 @needs_blocked
 def test_a_rebuild_removes_the_files_of_earlier_runtimes(tuned, tmp_path):
-    dest = cached_blocked_graph(tuned, tmp_path)
+    dest, _ = cached_blocked_graph(tuned, tmp_path)
     old = dest.with_name(f"{tuned.stem}-000000000000-ort1.0.0-nchwc{block_size()}.onnx")  # an older release's file
     other = dest.with_name(f"{tuned.stem}-v2-000000000000-ort1.0.0-nchwc{block_size()}.onnx")  # another artifact's
     shutil.copyfile(dest, old)
     shutil.copyfile(dest, other)
     dest.unlink()
-    assert cached_blocked_graph(tuned, tmp_path) == dest
+    assert cached_blocked_graph(tuned, tmp_path)[0] == dest
     assert dest.is_file() and not old.exists() and other.is_file()
 
 
