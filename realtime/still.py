@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from models.base import StyleModel
-from models.color import preserve_color
-from models.images import read_image, resize_longest, to_bgr, to_tensor
+from models.images import read_image, resize_longest
 from models.still import StillOptions, blended_code, check_alpha, style_codes
 from models.styles import StyleCodeCache
 from realtime.backends.base import Backend
+from realtime.stylizer import preserve_color_bgr
 
 
 def stylize_still_on(backend: Backend, model: StyleModel, content_path: Path, style_paths: list[Path],
@@ -29,5 +29,5 @@ def stylize_still_on(backend: Backend, model: StyleModel, content_path: Path, st
     code = blended_code(style_codes(model, style_paths, options, cache), options)
     out = backend.run(frame, code, options.alpha)
     if options.preserve_color:
-        out = to_bgr(preserve_color(to_tensor(out), to_tensor(frame)))
+        out = preserve_color_bgr(out, frame)
     return out
