@@ -14,6 +14,11 @@ from models.images import load_image
 from models.microast import MicroAST
 from models.registry import MODELS, create_model, default_store
 
+def official_microast():
+    """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
+    return next(c for c in MODELS["microast"].checkpoints if c.name == "official")
+
+
 SIZE = 192
 
 
@@ -22,7 +27,7 @@ def weight_files(tmp_path_factory) -> dict[str, Path]:
     store = default_store()
     store.cache_dir = tmp_path_factory.mktemp("cache")
     store.allow_download = False
-    spec = MODELS["microast"].checkpoints[0].files
+    spec = official_microast().files
     return {role: store.resolve(s) for role, s in spec.items()}
 
 
