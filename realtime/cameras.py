@@ -27,9 +27,12 @@ class CameraInfo:
     height: int
     fps: float
 
-    def describe(self) -> str:
+    def mode(self) -> str:
         rate = f"{self.fps:.0f} fps" if self.fps > 0 else "fps unknown"
-        return f"camera {self.index} ({self.width}x{self.height}, {rate})"
+        return f"{self.width}x{self.height}, {rate}"
+
+    def describe(self) -> str:
+        return f"camera {self.index} ({self.mode()})"
 
 
 @contextlib.contextmanager
