@@ -20,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check this machine: GPU, ONNX Runtime, cameras, weights; pick a live size",
                        description="Says what the app would use here and why, and names every missing piece with the "
                                    "command that fixes it. Always exits 0.")
-    p.add_argument("--backend", default="torch", choices=("torch", "auto"),
-                   help="backend of the speed probe: torch starts at once; auto measures what webcam picks "
-                        "(its first run exports the network to ONNX, ~20 s on a CPU)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch"),
+                   help="backend of the speed probe: auto measures what webcam picks (on the first run that may "
+                        "export the network to ONNX first, ~20 s on a 2-core CPU, cached for webcam); torch starts "
+                        "at once")
     p.add_argument("--no-probe", action="store_true", help="skip the two-second speed probe")
     p.set_defaults(run=run)
 
@@ -232,7 +233,7 @@ def check_speed(r: Report, backend_name: str, device: str) -> None:
                             f"webcam --size {best}")
     if backend_name == "torch":
         r.line("", "webcam's --backend auto may pick a faster backend (ONNX Runtime on a CPU): "
-                   "'stylizer doctor --backend auto' measures that one")
+                   "'stylizer doctor' without --backend torch measures that one")
 
 
 def run(args: argparse.Namespace) -> int:
