@@ -140,6 +140,16 @@ def model_config(name: str) -> ModelConfig:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+def checkpoint_named(model: str, name: str) -> Checkpoint:
+    """Checkpoint ``name`` of ``model`` (e.g. microast's "official" .pth files rather than the bundled copy)."""
+    config = model_config(model)
+    for ckpt in config.checkpoints:
+        if ckpt.name == name:
+            return ckpt
+    raise ModelError(f"model {model} has no checkpoint {name!r}; available: "
+                     f"{', '.join(c.name for c in config.checkpoints) or 'none'}")
+
+
 def feed_forward_models() -> list[str]:
     """Names of the models with a per-frame network (the ones video, live and export can use)."""
     return [c.name for c in MODELS.values() if c.feed_forward]

@@ -12,11 +12,13 @@ from models.base import StyleCode
 from models.errors import InputError, ModelError, WeightsError
 from models.images import load_image
 from models.microast import MicroAST
-from models.registry import MODELS, create_model, default_store
+from models.registry import create_model, default_store
 
 def official_microast():
     """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
-    return next(c for c in MODELS["microast"].checkpoints if c.name == "official")
+    from models.registry import checkpoint_named
+
+    return checkpoint_named("microast", "official")
 
 
 SIZE = 192

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from models.errors import WeightsError
-from models.registry import MODELS
 from models.weights import FileSpec, WeightStore, git_blob_of, sha256_of
 
 def official_microast():
     """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
-    return next(c for c in MODELS["microast"].checkpoints if c.name == "official")
+    from models.registry import checkpoint_named
+
+    return checkpoint_named("microast", "official")
 
 
 #: git blob id of the official MicroAST modulator (MANIFEST §1a), the id GitHub's tree shows.
