@@ -24,6 +24,7 @@ from models.errors import WeightsError
 log = logging.getLogger(__name__)
 
 SEARCH_PATH_ENV = "STYLIZER_PATH"
+REINSTALL = "pip install --force-reinstall --no-deps . in the project's folder, or git checkout models/ in a clone"
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,7 @@ class WeightStore:
             bad.append(path)
         if bad and spec.packaged:
             raise WeightsError(f"{spec.filename} at {bad[0]} is corrupted (expected {spec.expected_hash}); it ships "
-                               "with the package, so reinstall it (pip install --force-reinstall stylizer, or "
-                               "git checkout the file)")
+                               f"with the package, so reinstall it ({REINSTALL})")
         if bad:
             raise WeightsError(
                 f"{spec.filename} at {bad[0]} is corrupted or a different version "
@@ -175,7 +175,7 @@ class WeightStore:
         path = self.locate(spec)
         if path is not None:
             return path
-        if spec.packaged or not spec.url:
+        if spec.packaged:
             raise self._missing(spec, "it ships with the package but is not in it")
         if not self.allow_download:
             raise self._missing(spec, "downloads are off")
@@ -183,11 +183,10 @@ class WeightStore:
 
     def _missing(self, spec: FileSpec, why: str) -> WeightsError:
         where = ", ".join(str(p) for p in self.search_path) or f"${SEARCH_PATH_ENV} (unset)"
-        if spec.packaged or not spec.url:
+        if spec.packaged:
             inside = ", ".join(str(p) for p in self.package_dirs) or "the package"
             return WeightsError(f"{spec.filename} not found ({why}); looked in {inside}, {where} and "
-                                f"{self.cache_dir}. Reinstall the package (pip install --force-reinstall stylizer, "
-                                "or git checkout the file in a clone)")
+                                f"{self.cache_dir}. Reinstall the package ({REINSTALL})")
         return WeightsError(
             f"{spec.filename} not found ({why}); searched {where} and {self.cache_dir}. "
             f"Download {spec.url} (expected {spec.expected_hash}) into {self.cache_dir} "
