@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, positive_float, positive_int, weight_files
+from cli.common import add_model_args, bundled_styles_text, positive_float, positive_int, weight_files
 from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30
@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=positive_int, default=0, help="requested camera height (0 = driver default)")
     p.add_argument("--fps", type=float, default=0.0, help="requested camera frame rate (0 = driver default)")
     p.add_argument("--style", nargs="+", default=None,
-                   help="style images or names (default: every style on the search path; keys 1-9 pick)")
+                   help=f"style images or names; keys 1-9 pick ({bundled_styles_text()}; default: those and every "
+                        "style on the search path)")
     add_model_args(p)
     add_backend_args(p)
     p.set_defaults(size=480)

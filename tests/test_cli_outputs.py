@@ -343,7 +343,9 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130, "".join(seen) + proc.stderr.read()
     out, err = first + proc.stdout.read(), "".join(seen) + proc.stderr.read()
-    assert "12 styles loaded (keys 1-9 pick the first nine, n/p step through all)" in first
+    # the default styles: the 8 bundled paintings, then every style on the search path
+    assert "20 styles loaded (keys 1-9 pick the first nine, n/p step through all): starry_night, the_scream" in first
+    assert first.rstrip().endswith("mondrian, " + ", ".join(f"pattern{i:02d}" for i in range(12)))
     assert "Traceback" not in err and f"recorded {live}" in out
     with av.open(str(live)) as c:
         assert sum(1 for _ in c.decode(video=0)) >= 1
