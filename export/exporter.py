@@ -88,14 +88,14 @@ def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStor
         export_onnx_verified(model, path, request.precision, store, request.opset, request.style_size,
                              request.checkpoint_sha256, request.graph)
     else:
-        from export.tensorrt import build_engine, require_tensorrt
+        from export.tensorrt import TENSORRT_GRAPH, build_engine, require_tensorrt
 
         require_tensorrt()  # fail before the ONNX step when TensorRT is absent
         # The engine keeps the verified ONNX graph's types (fp32 statistics in the fp16 graph): same precision.
         onnx_path = request.out_dir / artifact_name(model, request.precision, ".onnx")
         # TensorRT fuses and picks kernels itself: it gets the network as written
         export_onnx_verified(model, onnx_path, request.precision, store, request.opset, request.style_size,
-                             request.checkpoint_sha256, request.graph or "plain")
+                             request.checkpoint_sha256, request.graph or TENSORRT_GRAPH)
         path = build_engine(onnx_path, request.precision, request.profile, request.out_dir,
                             retry_failed=True).engine_path
     log.info("export: %s %s %s done in %.1f s: %s (%.1f MB)", model.name, fmt.name, request.precision,

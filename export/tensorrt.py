@@ -31,6 +31,9 @@ from models.weights import sha256_of
 log = logging.getLogger(__name__)
 
 WORKSPACE_BYTES = 2 << 30
+#: The frame-graph formulation engines are built from: the network as written (TensorRT fuses and picks
+#: kernels itself; the tuned graph's rewrites are for ONNX Runtime's CPU kernels).
+TENSORRT_GRAPH = "plain"
 
 
 def require_tensorrt(alternative: str = "--backend onnxruntime"):

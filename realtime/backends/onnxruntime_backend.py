@@ -82,7 +82,9 @@ class OnnxRuntimeBackend(Backend):
             from models.registry import default_store
 
             if provider == "tensorrt":
-                graph = "plain"  # TensorRT fuses and picks kernels itself
+                from export.tensorrt import TENSORRT_GRAPH
+
+                graph = TENSORRT_GRAPH  # TensorRT fuses and picks kernels itself
             artifact = cached_onnx(model, graph_precision, default_store(), cache_dir, graph=graph)
         self.meta = load_checked(Path(artifact), model)
         if self.meta.precision != graph_precision:

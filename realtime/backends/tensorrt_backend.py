@@ -17,7 +17,7 @@ import torch
 from export.formats import DEFAULT_PROFILE, FrameSize, ShapeProfile
 from export.metadata import weights_fingerprint
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, OUTPUT
-from export.tensorrt import check_engine, gpu_identity, read_engine_metadata, require_tensorrt
+from export.tensorrt import TENSORRT_GRAPH, check_engine, gpu_identity, read_engine_metadata, require_tensorrt
 from models.base import StyleCode, StyleModel
 from export.errors import ArtifactError, BackendError
 from realtime.backends.base import Backend, BackendInfo
@@ -41,7 +41,7 @@ class TensorRTBackend(Backend):
             from models.registry import default_store
 
             # the plain graph (TensorRT fuses itself) in the engine's precision: its types are kept
-            onnx_path = cached_onnx(model, precision, default_store(), cache_dir, graph="plain")
+            onnx_path = cached_onnx(model, precision, default_store(), cache_dir, graph=TENSORRT_GRAPH)
             artifact = build_engine(onnx_path, precision, profile, onnx_cache_dir(cache_dir) / "tensorrt",
                                     device_index=device_index).engine_path
         artifact = Path(artifact)

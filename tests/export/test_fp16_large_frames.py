@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto
 
 from export.onnx import export_onnx
 from export.verify import FP16_LARGE_SIZES, MIN_PSNR_DB, large_frames, reference_frames, verify_onnx
 
-LANDSCAPE_PORTRAIT = FP16_LARGE_SIZES[:2]  # 1920x1080, 1080x1920
-UHD = FP16_LARGE_SIZES[2:]  # 3840x2160
 
 
 def casts_to(model: onnx.ModelProto) -> list[tuple[int, int]]:
@@ -60,9 +57,11 @@ def _check_large(model_and_code, name: str, graph: str, sizes, store, tmp_path: 
     return meta.psnr_db
 
 
-def test_microast_fp16_1080p_both_orientations(model_and_code, export_store, tmp_path):
-    figures = _check_large(model_and_code, "microast", "tuned", LANDSCAPE_PORTRAIT, export_store, tmp_path)
-    assert min(figures.values()) >= 45  # measured 56.7 dB; a black frame is ~7 dB
+def test_microast_fp16_1080p(model_and_code, export_store, tmp_path):
+    # one frame in the default run (~110 s on the shared 2-core box, PyTorch's reference most of it); portrait,
+    # 4K and the other models run with -m slow, and the integer-cast graph check above covers every size
+    figures = _check_large(model_and_code, "microast", "tuned", FP16_LARGE_SIZES[:1], export_store, tmp_path)
+    assert min(figures.values()) >= 45  # measured 56.7 dB (56.6 portrait, 56.1 at 4K); a black frame is 6.7 dB
 
 
 @pytest.mark.slow

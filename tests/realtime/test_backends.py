@@ -219,13 +219,27 @@ def test_extras_resolve_to_one_onnx_runtime():
 
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
 
-    def names(requirements: list[str]) -> list[str]:
-        return [re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements]
+    extras = project["optional-dependencies"]
 
-    assert not [n for n in names(project["dependencies"]) if n.startswith("onnxruntime")]
-    for extra in ("cpu", "gpu", "dev"):
-        assert len([n for n in names(project["optional-dependencies"][extra]) if n.startswith("onnxruntime")]) == 1
-    gpu = project["optional-dependencies"]["gpu"]
+    def names(requirements: list[str]) -> list[str]:
+        """Distribution names, with the project's own extras (``stylizer[cpu,test]``) expanded."""
+        out = []
+        for r in requirements:
+            name = re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower()
+            if name == project["name"]:
+                for extra in re.search(r"\[(.*)\]", r).group(1).split(","):
+                    out += names(extras[extra.strip()])
+            else:
+                out.append(name)
+        return out
+
+    def runtimes(requirements: list[str]) -> list[str]:
+        return [n for n in names(requirements) if n.startswith("onnxruntime")]
+
+    assert runtimes(project["dependencies"]) == []
+    for combination in (["cpu"], ["gpu"], ["dev"], ["gpu", "test"], ["cpu", "test"]):  # the installs documented
+        assert len(runtimes([r for e in combination for r in extras[e]])) == 1, combination
+    gpu = extras["gpu"]
     assert any(r.startswith("tensorrt") and "<11" in r for r in gpu)
     assert any(r.startswith("onnxruntime-gpu") and "<" in r for r in gpu)  # a CUDA 12 build, not whatever is new
 
