@@ -33,22 +33,22 @@ def make_clip(source: Path, out: Path, seconds: float, size: tuple[int, int] = (
 
 def table(out: Path) -> str:
     """One fixed-width table: bench rows (backend, precision, size, ms, fps or why not), the video, the tests."""
-    rows = [f"{'what':10s} {'backend':58s} {'size':>9s} {'median ms':>10s} {'fps':>7s}  note", "-" * 110]
+    rows = [f"{'what':10s} {'backend':64s} {'size':>9s} {'median ms':>10s} {'fps':>7s}  note", "-" * 116]
     for path in sorted(out.glob("bench_*.json")):
         data = json.loads(path.read_text())
         for r in data["results"]:
             if r["error"]:
-                rows.append(f"{'bench':10s} {r['backend'][:58]:58s} {r['size']:>9s} {'-':>10s} {'-':>7s}  "
+                rows.append(f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {'-':>10s} {'-':>7s}  "
                             f"unavailable: {r['error'][:90]}")
             else:
-                rows.append(f"{'bench':10s} {r['backend'][:58]:58s} {r['size']:>9s} {r['median_ms']:10.1f} "
+                rows.append(f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {r['median_ms']:10.1f} "
                             f"{r['fps']:7.1f}  {r['model']}")
     video = out / "video.json"
     if video.is_file():
         v = json.loads(video.read_text())
         picked = v.get("picked") or "?"
         fps = v["frames"] / v["seconds"] if v["rc"] == 0 and v["seconds"] else float("nan")
-        rows.append(f"{'video':10s} {picked[:58]:58s} {'1920x1080':>9s} {'-':>10s} {fps:7.1f}  "
+        rows.append(f"{'video':10s} {picked[:64]:64s} {'1920x1080':>9s} {'-':>10s} {fps:7.1f}  "
                     f"{v['frames']} frames end to end in {v['seconds']:.1f} s, exit {v['rc']}")
     tests = out / "gpu_tests.log"
     if tests.is_file():

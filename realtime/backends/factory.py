@@ -131,12 +131,9 @@ def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Pa
                            fallback=fallback)
 
 
-#: Side of the frame every candidate stylises before it is picked: big enough for every model's strides.
-PROBE_SIDE = 64
-
-
 def probe(backend: Backend) -> None:
-    """Stylise one small frame; BackendError when the result is not a stylised frame of the same size."""
+    """Stylise one small frame (``backend.probe_size``, 64×64: big enough for every model's strides);
+    BackendError when the result is not a stylised frame of the same size."""
     import numpy as np
     import torch
 
@@ -144,15 +141,16 @@ def probe(backend: Backend) -> None:
     from models.images import to_tensor
 
     model = backend.model
-    frame = test_pattern(PROBE_SIDE, PROBE_SIDE, seed=7)
+    w, h = backend.probe_size
+    frame = test_pattern(h, w, seed=7)
     with torch.inference_mode():
-        code = model.encode_style(to_tensor(test_pattern(PROBE_SIDE, PROBE_SIDE, seed=8), model.device))
+        code = model.encode_style(to_tensor(test_pattern(64, 64, seed=8), model.device))
     out = backend.run(frame, code, 1.0)
     if not isinstance(out, np.ndarray) or out.shape != frame.shape or out.dtype != np.uint8:
-        raise BackendError(f"a {PROBE_SIDE}x{PROBE_SIDE} test frame came back as "
+        raise BackendError(f"a {w}x{h} test frame came back as "
                            f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
     if out.min() == out.max():  # NaNs and overflows come out as one flat colour
-        raise BackendError(f"a {PROBE_SIDE}x{PROBE_SIDE} test frame came back blank ({int(out.min())} everywhere)")
+        raise BackendError(f"a {w}x{h} test frame came back blank ({int(out.min())} everywhere)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -217,6 +215,12 @@ def _first_that_runs(name: str, candidates: list[Candidate], model: StyleModel, 
                 # an unusable GPU deserves more than an info line: the user may think it is in use
                 gpu_unusable = any("GPU is present" in s or "failed to start" in s for s in skipped)
                 log.log(logging.WARNING if gpu_unusable else logging.INFO, "backend %s", backend.selection)
+                if candidate.backend == "onnxruntime":  # it runs now; a doubled install breaks at the next upgrade
+                    from realtime.backends.ort_packages import ort_package_problem
+
+                    problem = ort_package_problem()
+                    if problem:
+                        log.warning("onnxruntime: %s", problem)
                 return backend
             log.warning("backend %s %s; trying the next one", candidate, reason)
         skipped.append(f"{candidate}: {reason}")

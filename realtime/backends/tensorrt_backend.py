@@ -54,6 +54,8 @@ class TensorRTBackend(Backend):
         self.precision, self.artifact = precision, artifact
         self.profile = _parse_profile(self.meta.extra.get("profile", ""))
         self._fallback_factory, self._fallback = fallback, None
+        lo, hi = self.profile.min, self.profile.max  # the probe frame must be one the engine takes (a custom profile)
+        self.probe_size = (min(max(64, lo.width), hi.width), min(max(64, lo.height), hi.height))
         self.device = torch.device("cuda", device_index)
         self._logger = trt.Logger(trt.Logger.WARNING)
         with torch.cuda.device(self.device):  # TensorRT works on the current CUDA device
