@@ -114,11 +114,8 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
     ``graph``: the formulation (None: the model's default); part of the file name and checked in
     the metadata, so a cache never serves an older or different graph.
     """
-    import onnx
-
     from export.errors import ArtifactError
-    from export.graph_check import uint8_ops
-    from export.onnx import default_graph, read_metadata
+    from export.onnx import UINT8_AT_BORDERS, default_graph, read_metadata
     from export.verify import large_sizes_verified
 
     graph = default_graph(model) if graph in (None, "tuned") else graph
@@ -134,8 +131,8 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
                 raise ArtifactError(f"{path} holds the {meta.extra.get('graph', 'plain')} graph, not {graph}")
             if precision == "fp16" and not large_sizes_verified(meta.psnr_db):  # exports before the 1080p overflow fix
                 raise ArtifactError(f"{path} was verified on small frames only (fp16 may be black at 1080p)")
-            if graph == "plain" and uint8_ops(onnx.load(str(path))):  # exports before the TensorRT-parsable graph
-                raise ArtifactError(f"{path} holds an older plain graph with uint8 ops TensorRT cannot parse")
+            if graph == "plain" and meta.extra.get("uint8") != UINT8_AT_BORDERS:  # before the TensorRT-parsable one
+                raise ArtifactError(f"{path} holds an older graph (uint8 ops TensorRT cannot parse)")
             log.debug("onnx cache hit: %s", path)
             return path
         except ArtifactError as exc:

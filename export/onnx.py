@@ -30,6 +30,9 @@ DEFAULT_OPSET = 17
 FRAME_INPUT = "frame"
 ALPHA_INPUT = "alpha"
 OUTPUT = "stylized"
+#: ``extra["uint8"]`` of exports whose graph has uint8 only in its first and last Cast (TensorRT can parse them);
+#: earlier plain graphs reordered colours on uint8 tensors.
+UINT8_AT_BORDERS = "borders"
 
 
 class FrameGraph(nn.Module):
@@ -131,7 +134,7 @@ def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str =
     meta = ArtifactMetadata(
         model=model.name, weights_sha256=weights_fingerprint(model), precision=precision, opset=opset,
         code_tensors={k: list(v.shape) for k, v in code.tensors.items()}, checkpoint_sha256=checkpoint_sha256,
-        extra={"graph": graph})
+        extra={"graph": graph, "uint8": UINT8_AT_BORDERS})
     save_with_metadata(proto, meta, path)
     onnx.checker.check_model(str(path), full_check=True)
     log.info("onnx: exported %s %s (%s graph) to %s (%.1f MB) in %.1f s; checker passed", model.name, precision,

@@ -35,3 +35,19 @@ def test_uint8_ops_finds_a_uint8_transpose():
     nodes = [helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT, name="to_float"),
              helper.make_node("Transpose", ["f"], ["out"], perm=[0, 3, 1, 2], name="nchw")]
     assert uint8_ops(helper.make_model(helper.make_graph(nodes, "g", [frame], [out]))) == []
+
+
+def test_cache_exports_again_a_plain_graph_from_before(model_and_code, export_store, tmp_path):
+    from dataclasses import replace
+
+    from export.exporter import cached_onnx
+    from export.onnx import UINT8_AT_BORDERS, read_metadata, save_with_metadata
+
+    model, _ = model_and_code("microast")
+    path = cached_onnx(model, "fp32", export_store, tmp_path, graph=TENSORRT_GRAPH)
+    meta = read_metadata(path)
+    assert meta.extra["uint8"] == UINT8_AT_BORDERS
+    # as an earlier release left it: no marker (its graph reordered colours on uint8 tensors)
+    save_with_metadata(onnx.load(str(path)), replace(meta, extra={"graph": "plain"}), path)
+    assert cached_onnx(model, "fp32", export_store, tmp_path, graph=TENSORRT_GRAPH) == path
+    assert read_metadata(path).extra["uint8"] == UINT8_AT_BORDERS
