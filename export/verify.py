@@ -110,14 +110,24 @@ def reference_frames(model: StyleModel, code: StyleCode, frames: list[np.ndarray
         return [graph(torch.from_numpy(f)[None], *code_tensors, torch.tensor(alpha))[0].numpy() for f in frames]
 
 
-def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float) -> list[np.ndarray]:
-    """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly)."""
+def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float,
+                 cuda: bool = False) -> list[np.ndarray]:
+    """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly); ``cuda``: on the
+    CUDA provider instead where there is one (else the CPU, logged)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ArtifactError("verifying an ONNX export needs ONNX Runtime; pip install \"stylizer[cpu]\" "
                             "(or [gpu])") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = None
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        try:
+            session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a CUDA that fails to start: verify on the CPU all the same
+            log.warning("verify: CUDA provider unavailable (%s); verifying on the CPU", str(exc).splitlines()[0])
+    if session is None:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    log.info("verify: running %s on %s", Path(path).name, session.get_providers()[0])
     feeds = {name: t.detach().to("cpu", torch.float32).numpy() for name, t in code.tensors.items()}
     feeds[ALPHA_INPUT] = np.array(alpha, dtype=np.float32)
     return [session.run(None, {**feeds, FRAME_INPUT: f[None]})[0][0] for f in frames]
@@ -131,7 +141,8 @@ def verify_onnx(path: Path, model: StyleModel, code: StyleCode, frames: list[np.
     meta = read_metadata(path)
     onnx.checker.check_model(str(path), full_check=True)
     expected = reference_frames(model, code, frames, alpha)
-    got = run_onnx_cpu(path, code, frames, alpha)
+    # ORT's CPU provider computes most fp16 ops in fp32: fp16 is verified on the GPU's fp16 kernels where there are
+    got = run_onnx_cpu(path, code, frames, alpha, cuda=meta.precision == "fp16")
     figures: dict[str, float] = {}
     for f, ref, out in zip(frames, expected, got):
         if out.shape != ref.shape or out.dtype != np.uint8:
