@@ -3,7 +3,9 @@
 An fp16 graph used to turn the int64 pixel count of MicroAST's unbiased variance into fp16, which is inf
 above 65504 px per feature map: every 1080p pixel came out 0 while 203/333 px checks passed. The graph
 checks are fast and cover all three models; the frame checks run the real export (MicroAST, real weights;
-AdaIN/AesFA random weights spread as in test_export_random_init) through verify_onnx.
+AdaIN/AesFA random weights spread as in test_export_random_init) through verify_onnx. Random AdaIN/AesFA
+decoders give nearly flat pictures (per-channel spatial std 0.001-0.003 and 1e-5 of full range, measured), so
+for them the frame checks prove "not black, not NaN" only; MicroAST's prove the picture.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def _check_large(model_and_code, name: str, graph: str, sizes, store, tmp_path: 
     export_onnx(model, code, path, "fp16", sample_hw=(64, 96), graph=graph)
     frames = large_frames(store, sizes)
     reference = reference_frames(model, code, frames[:1], 1.0)[0]
-    assert reference.std() > 20  # a comparison that can see a wrong picture
+    if name == "microast":  # a real picture in every channel: the PSNR sees any wrong region
+        assert min(float(reference[..., c].std()) for c in range(3)) > 20
+    else:  # random decoders come out nearly flat (spatial std under 1 level): the check sees black or NaN
+        assert reference.mean() > 20  # frames (the overflow's failure), not fine detail
+    # ... and verify_onnx raises on a blank output whatever the reference
     meta = verify_onnx(path, model, code, frames)  # ArtifactError on a blank frame or below the threshold
     assert set(meta.psnr_db) == {f"{w}x{h}" for w, h in sizes}
     assert min(meta.psnr_db.values()) >= MIN_PSNR_DB["fp16"] >= 30
