@@ -70,7 +70,7 @@ def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: W
     try:
         export_onnx(model, code, staged, precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
         if precision == "fp16":
-            log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; about a minute on a CPU")
+            log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; minutes on a small CPU")
         verify_onnx(staged, model, code, verification_frames(store, precision))
         os.replace(staged, path)
     finally:
