@@ -78,17 +78,22 @@ def check_torch(r: Report) -> str:
 
 def check_onnxruntime(r: Report, device: str) -> None:
     r.section("ONNX Runtime / TensorRT")
+    from realtime.backends.ort_packages import ort_package_problem
+
+    problem = ort_package_problem(gpu=device == "cuda")  # none, two builds, or the CPU build beside a GPU
     try:
         import onnxruntime as ort
     except ImportError:
-        r.missing("onnxruntime", "not installed (the fastest CPU backend)", "pip install onnxruntime")
+        pass
     else:
         providers = ort.get_available_providers()
         r.line("onnxruntime", f"{ort.__version__}, providers: {', '.join(providers)}")
-        if device == "cuda" and "CUDAExecutionProvider" not in providers:
-            r.missing("ORT CUDA", "a CUDA GPU is usable but onnxruntime has no CUDAExecutionProvider",
-                      'pip install "stylizer[gpu]" (onnxruntime-gpu in place of onnxruntime)')
-    # MERGE: print realtime.backends.ort_packages.ort_package_problem() here (another branch adds it)
+        if problem is None and device == "cuda" and "CUDAExecutionProvider" not in providers:
+            problem = ('a CUDA GPU is usable but onnxruntime has no CUDAExecutionProvider; '
+                       'pip install "stylizer[gpu]" (onnxruntime-gpu in place of onnxruntime)')
+    if problem is not None:
+        reason, _, fix = problem.partition("; ")
+        r.missing("onnxruntime", reason, fix or "see the README's Backends section")
     try:
         import tensorrt
     except ImportError:

@@ -57,7 +57,7 @@ def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: W
                          graph: str | None = None) -> Path:
     """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
     from export.onnx import export_onnx
-    from export.verify import sample_code, sample_frames, verify_onnx
+    from export.verify import sample_code, verification_frames, verify_onnx
 
     code = sample_code(model, store, style_size)
     path = Path(path)
@@ -69,7 +69,9 @@ def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: W
     staged = Path(tmp)
     try:
         export_onnx(model, code, staged, precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
-        verify_onnx(staged, model, code, sample_frames(store))
+        if precision == "fp16":
+            log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; minutes on a small CPU")
+        verify_onnx(staged, model, code, verification_frames(store, precision))
         os.replace(staged, path)
     finally:
         staged.unlink(missing_ok=True)
@@ -86,15 +88,16 @@ def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStor
         export_onnx_verified(model, path, request.precision, store, request.opset, request.style_size,
                              request.checkpoint_sha256, request.graph)
     else:
-        from export.tensorrt import build_engine, require_tensorrt
+        from export.tensorrt import TENSORRT_GRAPH, build_engine, require_tensorrt
 
         require_tensorrt()  # fail before the ONNX step when TensorRT is absent
-        # TensorRT builds its own fp16 kernels from the fp32 graph; statistics precision is set per layer there.
-        onnx_path = request.out_dir / artifact_name(model, "fp32", ".onnx")
+        # The engine keeps the verified ONNX graph's types (fp32 statistics in the fp16 graph): same precision.
+        onnx_path = request.out_dir / artifact_name(model, request.precision, ".onnx")
         # TensorRT fuses and picks kernels itself: it gets the network as written
-        export_onnx_verified(model, onnx_path, "fp32", store, request.opset, request.style_size,
-                             request.checkpoint_sha256, request.graph or "plain")
-        path = build_engine(onnx_path, request.precision, request.profile, request.out_dir).engine_path
+        export_onnx_verified(model, onnx_path, request.precision, store, request.opset, request.style_size,
+                             request.checkpoint_sha256, request.graph or TENSORRT_GRAPH)
+        path = build_engine(onnx_path, request.precision, request.profile, request.out_dir,
+                            retry_failed=True).engine_path
     log.info("export: %s %s %s done in %.1f s: %s (%.1f MB)", model.name, fmt.name, request.precision,
              time.perf_counter() - start, path, path.stat().st_size / 1e6)
     return path
@@ -111,8 +114,9 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
     ``graph``: the formulation (None: the model's default); part of the file name and checked in
     the metadata, so a cache never serves an older or different graph.
     """
-    from export.onnx import default_graph, read_metadata
     from export.errors import ArtifactError
+    from export.onnx import UINT8_AT_BORDERS, default_graph, read_metadata
+    from export.verify import large_sizes_verified
 
     graph = default_graph(model) if graph in (None, "tuned") else graph
     key = weights_fingerprint(model)[:16]
@@ -125,6 +129,10 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
                 raise ArtifactError(f"{path} was never verified against PyTorch")
             if meta.extra.get("graph", "plain") != graph:
                 raise ArtifactError(f"{path} holds the {meta.extra.get('graph', 'plain')} graph, not {graph}")
+            if precision == "fp16" and not large_sizes_verified(meta.psnr_db):  # exports before the 1080p overflow fix
+                raise ArtifactError(f"{path} was verified on small frames only (fp16 may be black at 1080p)")
+            if graph == "plain" and meta.extra.get("uint8") != UINT8_AT_BORDERS:  # before the TensorRT-parsable one
+                raise ArtifactError(f"{path} holds an older graph (uint8 ops TensorRT cannot parse)")
             log.debug("onnx cache hit: %s", path)
             return path
         except ArtifactError as exc:

@@ -99,4 +99,7 @@ class ShapeProfile:
         return f"min {self.min}, opt {self.opt}, max {self.max}"
 
 
-DEFAULT_PROFILE = ShapeProfile(FrameSize(320, 240), FrameSize(1280, 720), FrameSize(1920, 1088))
+#: Frame sizes a TensorRT engine takes unless told otherwise: from the smallest working image the app makes
+#: (16 px sides: ``image --size`` under 320, the live governor's 160 px steps) to 4K in either orientation
+#: (``--size 0`` on 2160p video, portrait video); tuned for 720p.
+DEFAULT_PROFILE = ShapeProfile(FrameSize(16, 16), FrameSize(1280, 720), FrameSize(3840, 3840))

@@ -6,6 +6,11 @@ element-wise ops that feed only them (the ``x - mean``, its square, ``+ eps``, `
 fp32, and Casts are inserted at the borders; everything else (convolutions, activations,
 resizes) runs in fp16. The same idea as onnxconverter-common's ``op_block_list``, with the
 blocked region grown backwards so that squares are taken in fp32 too.
+
+Casts of int32/int64 tensors to float are always fp32 too: the pixel count H·W of an unbiased
+variance (``var · n / (n − 1)``) comes from the frame's Shape as int64, and in fp16 it is inf above
+65504 px per feature map (about 1 MP frames for MicroAST), which made every pixel 0. (A uint8
+frame's Cast is not one of them: 0..255 is exact in fp16.)
 """
 
 from __future__ import annotations
@@ -27,14 +32,25 @@ FP32_INPUTS = frozenset({("Resize", 1), ("Resize", 2), ("Upsample", 1)})
 ANY_INPUT = frozenset({"Cast", "Shape", "Size", "CastLike"})
 
 
-def fp32_region(graph: onnx.GraphProto) -> set[int]:
-    """Indices of the nodes that must stay fp32: statistics and what feeds only them."""
+#: Integer types whose values (shapes, pixel counts) may exceed fp16's range once cast to float.
+WIDE_INTS = frozenset({TensorProto.INT32, TensorProto.INT64, TensorProto.UINT32, TensorProto.UINT64})
+
+
+def is_count_cast(node: onnx.NodeProto, types: dict[str, int]) -> bool:
+    """A Cast of a wide integer tensor (a shape, a pixel count) to float."""
+    return (node.op_type == "Cast" and any(a.name == "to" and a.i == FLOAT for a in node.attribute)
+            and types.get(node.input[0]) in WIDE_INTS)
+
+
+def fp32_region(graph: onnx.GraphProto, types: dict[str, int] | None = None) -> set[int]:
+    """Indices of the nodes that must stay fp32: statistics, wide-integer Casts (given ``types``) and what
+    feeds only them."""
     consumers: dict[str, list[int]] = {}
     for i, node in enumerate(graph.node):
         for name in node.input:
             consumers.setdefault(name, []).append(i)
     graph_outputs = {o.name for o in graph.output}
-    keep = {i for i, n in enumerate(graph.node) if n.op_type in STAT_OPS}
+    keep = {i for i, n in enumerate(graph.node) if n.op_type in STAT_OPS or (types and is_count_cast(n, types))}
     changed = True
     while changed:
         changed = False
@@ -61,7 +77,7 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     types = _tensor_types(model)
-    keep = fp32_region(graph)
+    keep = fp32_region(graph, types)
     if any(types.get(o.name) == FLOAT for o in graph.output):
         raise ValueError("fp16 conversion expects non-float graph outputs (the frame graph returns uint8)")
 

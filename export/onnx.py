@@ -30,10 +30,17 @@ DEFAULT_OPSET = 17
 FRAME_INPUT = "frame"
 ALPHA_INPUT = "alpha"
 OUTPUT = "stylized"
+#: ``extra["uint8"]`` of exports whose graph has uint8 only in its first and last Cast (TensorRT can parse them);
+#: earlier plain graphs reordered colours on uint8 tensors.
+UINT8_AT_BORDERS = "borders"
 
 
 class FrameGraph(nn.Module):
-    """``forward(frame uint8 BGR NHWC, *code_tensors, alpha) -> uint8 BGR NHWC``: what gets exported."""
+    """``forward(frame uint8 BGR NHWC, *code_tensors, alpha) -> uint8 BGR NHWC``: what gets exported.
+
+    uint8 appears only in the first and the last Cast: TensorRT's ONNX parser takes uint8 as a network
+    input or output or in a Cast, nothing else, so colour reorder and layout change run on floats.
+    """
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
@@ -42,10 +49,10 @@ class FrameGraph(nn.Module):
 
     def forward(self, frame: torch.Tensor, *code_and_alpha: torch.Tensor) -> torch.Tensor:
         *code, alpha = code_and_alpha
-        x = frame.permute(0, 3, 1, 2).index_select(1, self.bgr_rgb).to(torch.float32) / 255.0
+        x = frame.to(torch.float32).permute(0, 3, 1, 2).index_select(1, self.bgr_rgb) / 255.0
         y = self.network(x, *code, alpha)
-        y = torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-        return y.index_select(1, self.bgr_rgb).permute(0, 2, 3, 1)
+        y = torch.round(y.clamp(0.0, 1.0) * 255.0).index_select(1, self.bgr_rgb).permute(0, 2, 3, 1)
+        return y.to(torch.uint8)
 
 
 def graph_digest(model: onnx.ModelProto) -> str:
@@ -127,7 +134,7 @@ def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str =
     meta = ArtifactMetadata(
         model=model.name, weights_sha256=weights_fingerprint(model), precision=precision, opset=opset,
         code_tensors={k: list(v.shape) for k, v in code.tensors.items()}, checkpoint_sha256=checkpoint_sha256,
-        extra={"graph": graph})
+        extra={"graph": graph, "uint8": UINT8_AT_BORDERS})
     save_with_metadata(proto, meta, path)
     onnx.checker.check_model(str(path), full_check=True)
     log.info("onnx: exported %s %s (%s graph) to %s (%.1f MB) in %.1f s; checker passed", model.name, precision,

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 MIN_PSNR_DB = {"fp32": 45.0, "fp16": 35.0}
 #: Longest sides of the verification frames: two sizes, neither a multiple of the network's stride.
 VERIFY_SIDES = (203, 333)
+#: (width, height) of the frames every fp16 verification adds: fp16 overflows (a pixel count above
+#: 65504, a sum of squares) only show on large frames, in both orientations; small ones cannot see them.
+FP16_LARGE_SIZES = ((1920, 1080), (1080, 1920), (3840, 2160))
 CONTENT_NAMES = ("chicago.jpg", "golden_gate.jpg")
 STYLE_NAME = "starry_night"
 
@@ -64,6 +67,28 @@ def sample_frames(store: WeightStore | None, sides: tuple[int, ...] = VERIFY_SID
     return frames
 
 
+def large_frames(store: WeightStore | None, sizes: tuple[tuple[int, int], ...] = FP16_LARGE_SIZES) -> list[np.ndarray]:
+    """A real content image resized to each (width, height), or test patterns (logged) when absent."""
+    import cv2
+
+    found = store.find_local(CONTENT_NAMES[0]) if store else []
+    if not found:
+        log.warning("verify: no content image on the search path; using synthetic test patterns")
+        return [test_pattern(h, w, seed=w + h) for w, h in sizes]
+    image = read_image(found[0])
+    return [cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC) for w, h in sizes]
+
+
+def large_sizes_verified(figures: dict[str, float]) -> bool:
+    """Whether verification figures (``psnr_db``) include every fp16 large size."""
+    return all(f"{w}x{h}" in figures for w, h in FP16_LARGE_SIZES)
+
+
+def verification_frames(store: WeightStore | None, precision: str) -> list[np.ndarray]:
+    """The frames an artifact of ``precision`` is verified on: two small ones, and for fp16 the large ones."""
+    return sample_frames(store) + (large_frames(store) if precision == "fp16" else [])
+
+
 def sample_code(model: StyleModel, store: WeightStore | None, style_side: int = 256) -> StyleCode:
     """A real style's code (starry_night when on the path), else a test pattern's."""
     from models.styles import find_style
@@ -88,11 +113,24 @@ def reference_frames(model: StyleModel, code: StyleCode, frames: list[np.ndarray
         return [graph(torch.from_numpy(f)[None], *code_tensors, torch.tensor(alpha))[0].numpy() for f in frames]
 
 
-def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float) -> list[np.ndarray]:
-    """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly)."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float,
+                 cuda: bool = False) -> list[np.ndarray]:
+    """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly); ``cuda``: on the
+    CUDA provider instead where there is one (else the CPU, logged)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ArtifactError("verifying an ONNX export needs ONNX Runtime; pip install \"stylizer[cpu]\" "
+                            "(or [gpu])") from None
+    session = None
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        try:
+            session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a CUDA that fails to start: verify on the CPU all the same
+            log.warning("verify: CUDA provider unavailable (%s); verifying on the CPU", str(exc).splitlines()[0])
+    if session is None:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    log.info("verify: running %s on %s", Path(path).name, session.get_providers()[0])
     feeds = {name: t.detach().to("cpu", torch.float32).numpy() for name, t in code.tensors.items()}
     feeds[ALPHA_INPUT] = np.array(alpha, dtype=np.float32)
     return [session.run(None, {**feeds, FRAME_INPUT: f[None]})[0][0] for f in frames]
@@ -106,11 +144,15 @@ def verify_onnx(path: Path, model: StyleModel, code: StyleCode, frames: list[np.
     meta = read_metadata(path)
     onnx.checker.check_model(str(path), full_check=True)
     expected = reference_frames(model, code, frames, alpha)
-    got = run_onnx_cpu(path, code, frames, alpha)
+    # ORT's CPU provider computes most fp16 ops in fp32: fp16 is verified on the GPU's fp16 kernels where there are
+    got = run_onnx_cpu(path, code, frames, alpha, cuda=meta.precision == "fp16")
     figures: dict[str, float] = {}
     for f, ref, out in zip(frames, expected, got):
         if out.shape != ref.shape or out.dtype != np.uint8:
             raise ArtifactError(f"{path} returned {out.dtype} {out.shape} for a {f.shape} frame; re-export it")
+        if out.min() == out.max() and ref.min() != ref.max():  # the fp16 overflow's signature: every pixel alike
+            raise ArtifactError(f"{path} returned a blank frame ({int(out.min())} everywhere) at {f.shape[1]}x"
+                                f"{f.shape[0]}; the export is wrong, try --precision fp32")
         value = psnr(out, ref)
         figures[f"{f.shape[1]}x{f.shape[0]}"] = round(value, 2) if math.isfinite(value) else 999.0
     threshold = MIN_PSNR_DB[meta.precision]

@@ -32,6 +32,9 @@ class BackendInfo:
 class Backend(ABC):
     """Runs one model's per-frame network on frames."""
 
+    #: (width, height) of the frame ``auto``'s probe runs (realtime.backends.factory.probe)
+    probe_size: tuple[int, int] = (64, 64)
+
     def __init__(self, model: StyleModel) -> None:
         self.model = model  # still used for style encoding (once per style, in PyTorch)
         self.selection = ""  # set by realtime.backends.factory: what was picked and why

@@ -2,13 +2,17 @@
 
 ``auto`` tries the candidates fastest first — TensorRT, ONNX Runtime CUDA, PyTorch CUDA,
 ONNX Runtime CPU, PyTorch CPU — and logs which one it picked and why each faster one was
-skipped. A named backend that cannot run is an error, never a quiet substitute.
+skipped. A candidate is picked only once it has stylised one small frame (a GPU that this
+build has no kernels for, a cuDNN that fails to load, an out-of-memory: all show on the first
+run, not at construction); any exception falls through to the next one, with its reason.
+A named backend that cannot run is a one-line error, never a quiet substitute.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from models.base import StyleModel
 from models.errors import InputError, StylizerError
 from export.errors import BackendError
 from realtime.backends.base import Backend
+from realtime.backends.ort_packages import nvidia_gpu_present, ort_package_problem
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +47,6 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def nvidia_gpu_present() -> str | None:
-    """Evidence of an NVIDIA GPU on this machine whether or not any library can use it (a device node), or None."""
-    for node in (Path("/dev/nvidia0"), Path("/proc/driver/nvidia/gpus")):
-        if node.exists():
-            return str(node)
-    return None
 
 
 def cuda_unavailable_reason() -> str:
@@ -80,16 +77,22 @@ def resolve_device(device: str) -> str:
 
 def unavailable_reason(candidate: Candidate) -> str | None:
     """Why ``candidate`` cannot run here (cheap checks only), or None when it may."""
+    if candidate.backend == "onnxruntime":
+        # ONNX Runtime drives CUDA itself: a CPU-only torch beside onnxruntime-gpu must not hide it
+        if candidate.device == "cuda" and nvidia_gpu_present() is None:
+            return "no CUDA GPU visible"
+        from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
+
+
+        provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
+        if provider not in available_providers():
+            problem = ort_package_problem(gpu=candidate.device == "cuda")
+            return f"onnxruntime has no {provider}" + (f" ({problem})" if problem else "")
+        return None
     if candidate.device == "cuda" and not cuda_available():
         return cuda_unavailable_reason()
     if candidate.backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
         return "TensorRT (python package tensorrt) not installed"
-    if candidate.backend == "onnxruntime":
-        from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
-
-        provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
-        if provider not in available_providers():
-            return f"onnxruntime has no {provider}"
     return None
 
 
@@ -103,7 +106,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
-           cache_dir: Path | None, index: int, live: bool) -> Backend:
+           cache_dir: Path | None, index: int, live: bool, fallback: Callable[[], Backend] | None = None) -> Backend:
     if candidate.backend == "torch":
         from realtime.backends.torch_backend import TorchBackend
 
@@ -117,7 +120,48 @@ def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Pa
                                   device_id=index, spinning=not live)
     from realtime.backends.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir)
+    return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir, device_index=index,
+                           fallback=fallback)
+
+
+def probe(backend: Backend) -> None:
+    """Stylise one small frame (``backend.probe_size``, 64×64: big enough for every model's strides);
+    BackendError when the result is not a stylised frame of the same size."""
+    import numpy as np
+    import torch
+
+    from export.verify import test_pattern
+    from models.images import to_tensor
+
+    model = backend.model
+    w, h = backend.probe_size
+    frame = test_pattern(h, w, seed=7)
+    with torch.inference_mode():
+        code = model.encode_style(to_tensor(test_pattern(64, 64, seed=8), model.device))
+    out = backend.run(frame, code, 1.0)
+    if not isinstance(out, np.ndarray) or out.shape != frame.shape or out.dtype != np.uint8:
+        raise BackendError(f"a {w}x{h} test frame came back as "
+                           f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+    if out.min() == out.max():  # NaNs and overflows come out as one flat colour
+        raise BackendError(f"a {w}x{h} test frame came back blank ({int(out.min())} everywhere)")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _start(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
+           cache_dir: Path | None, index: int, live: bool, fallback: Callable[[], Backend] | None) -> Backend:
+    """``candidate`` built and probed with one frame; closed again when the probe fails."""
+    backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir,
+                     index, live, fallback)
+    try:
+        probe(backend)
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def create_backend(name: str, model: StyleModel, device: str = "auto", precision: str = "auto",
@@ -133,24 +177,42 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
     candidates = [c for c in AUTO_ORDER if name in ("auto", c.backend) and dev in ("auto", c.device)]
     if not candidates:
         raise InputError(f"backend {name} does not run on {device}; TensorRT needs --device cuda")
+    return _first_that_runs(name, candidates, model, precision, artifact, cache_dir, int(index or 0), live)
+
+
+def _first_that_runs(name: str, candidates: list[Candidate], model: StyleModel, precision: str,
+                     artifact: Path | None, cache_dir: Path | None, index: int, live: bool) -> Backend:
+    named = name != "auto" or len(candidates) == 1
     skipped: list[str] = []
-    for candidate in candidates:
+    for i, candidate in enumerate(candidates):
         reason = unavailable_reason(candidate)
         if reason is None:
+            fallback = None
+            if not named and candidate.backend == "tensorrt" and candidates[i + 1:]:
+                # frames outside the engine's profile go to what auto would have picked next (made on first need)
+                rest = candidates[i + 1:]
+                fallback = lambda: _first_that_runs("auto", rest, model, precision, None, cache_dir, index, live)  # noqa: E731
             try:
-                backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir,
-                                 int(index or 0), live)
+                backend = _start(candidate, model, precision, artifact, cache_dir, index, live, fallback)
             except StylizerError as exc:
-                if name != "auto" or len(candidates) == 1:
+                if named:
                     raise
                 reason = f"failed to start: {exc}"
-                log.warning("backend %s %s; trying the next one", candidate, reason)
+            except Exception as exc:  # noqa: BLE001 - a driver, library or memory failure: the next one may run
+                if named:
+                    raise BackendError(f"backend {candidate} failed to start: {_one_line(exc)}") from exc
+                reason = f"failed to start: {_one_line(exc)}"
             else:
                 why = "the fastest available" if not skipped else "skipped " + "; ".join(skipped)
                 backend.selection = f"{name}: picked {backend.info} ({why})"
                 # an unusable GPU deserves more than an info line: the user may think it is in use
                 gpu_unusable = any("GPU is present" in s or "failed to start" in s for s in skipped)
                 log.log(logging.WARNING if gpu_unusable else logging.INFO, "backend %s", backend.selection)
+                if candidate.backend == "onnxruntime":  # it runs now; a doubled install breaks at the next upgrade
+                    problem = ort_package_problem()
+                    if problem:
+                        log.warning("onnxruntime: %s", problem)
                 return backend
+            log.warning("backend %s %s; trying the next one", candidate, reason)
         skipped.append(f"{candidate}: {reason}")
     raise BackendError(f"no {name} backend can run here ({'; '.join(skipped)})")

@@ -64,7 +64,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendError("onnxruntime is not installed; pip install onnxruntime (or onnxruntime-gpu)") from None
+            from realtime.backends.ort_packages import ort_package_problem
+
+            raise BackendError(ort_package_problem() or "onnxruntime cannot be imported") from None
         if provider not in PROVIDERS:
             raise BackendError(f"unknown ONNX Runtime provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
         if PROVIDERS[provider] not in ort.get_available_providers():
@@ -72,14 +74,17 @@ class OnnxRuntimeBackend(Backend):
                                " install onnxruntime-gpu with CUDA, or use the cpu provider")
         if precision == "fp16" and provider == "cpu":
             log.warning("onnxruntime: fp16 on the CPU provider runs, but usually slower than fp32")
-        # ORT's TensorRT provider builds fp16 kernels itself from the fp32 graph (trt_fp16_enable)
-        graph_precision = "fp32" if provider == "tensorrt" else precision
+        # ORT's TensorRT provider gets the graph of the asked precision, kept as typed (no trt_fp16_enable): the
+        # fp16 graph holds its statistics in fp32, which TensorRT's own fp16 choice would not
+        graph_precision = precision
         if artifact is None:
             from export.exporter import cached_onnx
             from models.registry import default_store
 
             if provider == "tensorrt":
-                graph = "plain"  # TensorRT fuses and picks kernels itself
+                from export.tensorrt import TENSORRT_GRAPH
+
+                graph = TENSORRT_GRAPH  # TensorRT fuses and picks kernels itself
             artifact = cached_onnx(model, graph_precision, default_store(), cache_dir, graph=graph)
         self.meta = load_checked(Path(artifact), model)
         if self.meta.precision != graph_precision:
@@ -102,14 +107,17 @@ class OnnxRuntimeBackend(Backend):
             options.inter_op_num_threads = 1
             options.enable_cpu_mem_arena = True
             options.enable_mem_pattern = True
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        # On a GPU the CPU threads only wait for the device: spinning there takes cores from decoding and flow.
+        allow_spinning = spinning and provider == "cpu"
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if allow_spinning else "0")
         providers: list = [PROVIDERS["cpu"]]
         if provider == "cuda":
             providers.insert(0, (PROVIDERS["cuda"], {"device_id": device_id, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
         elif provider == "tensorrt":
             trt_cache = self.artifact.parent / "ort_trt_cache"
             providers[0:0] = [
-                (PROVIDERS["tensorrt"], {"device_id": device_id, "trt_fp16_enable": precision == "fp16",
+                (PROVIDERS["tensorrt"], {"device_id": device_id, "trt_fp16_enable": False,
                                          "trt_engine_cache_enable": True, "trt_timing_cache_enable": True,
                                          "trt_engine_cache_path": str(trt_cache)}),
                 (PROVIDERS["cuda"], {"device_id": device_id}),

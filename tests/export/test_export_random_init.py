@@ -1,33 +1,20 @@
 """ONNX export equivalence for AdaIN and AesFA, built with random-init weights (no real ones here).
 
 Only graph-vs-PyTorch equality is checked, not quality. The random decoder's last convolution is
-rescaled so the output spans the [0, 1] range; otherwise the clamp would hide any difference.
+rescaled so the output spans the [0, 1] range (conftest.spread_output).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from export.onnx import export_onnx, read_metadata
 from export.verify import MIN_PSNR_DB, reference_frames, sample_code, sample_frames, verify_onnx
-from models.images import to_tensor
-
-
-def spread_output(model, frame: np.ndarray, code) -> None:
-    """Rescale the last conv so the network's output has mean 0.5 and std 0.2 on ``frame``."""
-    last = [m for m in model.frame_network().modules() if isinstance(m, nn.Conv2d)][-1]
-    with torch.no_grad():
-        out = model.stylize(to_tensor(frame), code)
-        scale = 0.2 / float(out.std())
-        last.weight.mul_(scale)
-        last.bias.mul_(scale).add_(0.5 - float(out.mean()) * scale)
 
 
 @pytest.mark.parametrize("model_name, precision", [("adain", "fp32"), ("aesfa", "fp16")])
-def test_random_init_export_matches_pytorch(model_name, precision, shared, tmp_path):
+def test_random_init_export_matches_pytorch(model_name, precision, shared, tmp_path, spread):
     from models.registry import default_store
 
     torch.manual_seed(0)
@@ -40,7 +27,7 @@ def test_random_init_export_matches_pytorch(model_name, precision, shared, tmp_p
     store = default_store()
     code = sample_code(model, store, 64)
     frames = sample_frames(store, (72, 101))
-    spread_output(model, frames[0], code)
+    spread(model, frames[0], code)
     reference = reference_frames(model, code, frames, 1.0)
     assert min(float(r.std()) for r in reference) > 20  # the comparison can see differences
     path = tmp_path / f"{model_name}-{precision}.onnx"
