@@ -23,6 +23,7 @@ import numpy as np
 
 from models.errors import InputError
 from realtime.errors import SourceError
+from realtime.timestamps import BestEffortTimes
 from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Frame:
     captured: float = field(default_factory=time.perf_counter)  # wall clock when read: latency base
     media_time: float | None = None  # time within the file when a looping source plays it again
     pass_start: bool = False         # the first frame after the source was reopened
+    pts: int | None = None           # a file's frame: the pts the decoder gave (names it; ``timestamp`` is repaired)
 
     @property
     def position(self) -> float:
@@ -110,15 +112,42 @@ def open_video(path: Path):
     return container
 
 
-class VideoFileSource(FrameSource):
-    """A video file decoded with PyAV; every frame, in order, with its pts. Never trusts the frame count."""
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) keeping its aspect ratio, centred on black bars."""
+    width, height = size
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top:top + new_h, left:left + new_w] = scaled
+    return out
 
-    def __init__(self, path: str | Path) -> None:
+
+def frame_period(stream) -> float:
+    """One frame's duration (s) by the stream's average rate: the step for times a file does not give."""
+    return 1.0 / sane_fps(stream.average_rate or stream.guessed_rate)
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with PyAV; every frame, in order, with a best-effort time. Never trusts the frame count.
+
+    Times come from ``realtime.timestamps.BestEffortTimes`` (increasing even where the file's pts
+    are not). A frame whose size differs from the first frame's (a stream that changes resolution
+    mid-way) is scaled to fit the first size keeping its aspect ratio, with black bars, and one
+    warning: encoders take one size. ``size`` forces that target size (a cluster chunk uses the
+    whole file's); ``seek_pts`` starts decoding at the keyframe at or before that pts (times then
+    restart their repair there: a chunk takes its times from the plan).
+    """
+
+    def __init__(self, path: str | Path, *, seek_pts: int | None = None, size: tuple[int, int] | None = None) -> None:
         self.path = Path(path)
         self.name = str(path)
         if not self.path.is_file():
             raise SourceError(f"video {self.path} does not exist; check the path")
         self._container = open_video(self.path)
+        self.resized = 0  # frames fitted to the first frame's size
         try:
             self.stream = self._container.streams.video[0]
             self.stream.thread_type = "AUTO"
@@ -127,8 +156,12 @@ class VideoFileSource(FrameSource):
             self.time_base = self.stream.time_base or Fraction(1, 90000)
             self.frame_count_hint = int(self.stream.frames or 0)  # the header's claim; may be wrong
             self.has_audio = bool(self._container.streams.audio)
-            self._frames = self._container.decode(self.stream)
+            if seek_pts is not None:
+                self._container.seek(seek_pts, stream=self.stream, backward=True)
+            self._times = BestEffortTimes(self._container.decode(self.stream), self.time_base,
+                                          frame_period(self.stream))
             self._index = 0
+            self._target = size
             self._pending = self._decode_next()
         except BaseException:
             self._container.close()
@@ -136,19 +169,35 @@ class VideoFileSource(FrameSource):
         if self._pending is None:
             self._container.close()
             raise SourceError(f"video {self.path} holds no decodable frames")
-        self.size = (self._pending.image.shape[1], self._pending.image.shape[0])
+        self.size = self._target  # the first frame's (upright) size, or the one asked for
+        self.first_time = self._pending.timestamp
+        self.last_time: float | None = None  # the latest frame read's time
+
+    @property
+    def repairs(self) -> int:
+        """Frames whose time was not the file's pts (out of order, missing or stacked)."""
+        return self._times.repairs
 
     def _decode_next(self) -> Frame | None:
         import av
 
         try:
-            frame = next(self._frames)
+            frame, t = next(self._times)
         except StopIteration:
             return None
         except av.FFmpegError as exc:
             raise SourceError(f"cannot decode frame {self._index} of {self.path}: {exc}") from exc
-        t = float(frame.time) if frame.time is not None else self._index / self.fps
-        out = Frame(upright_bgr(frame), self._index, t)
+        image = upright_bgr(frame)
+        if self._target is None:
+            self._target = (image.shape[1], image.shape[0])
+        elif (image.shape[1], image.shape[0]) != self._target:
+            if not self.resized:
+                log.warning("%s changes its frame size at frame %d (%dx%d, the first frames are %dx%d): such "
+                            "frames are scaled to fit %dx%d with black bars", self.path.name, self._index,
+                            image.shape[1], image.shape[0], *self._target, *self._target)
+            self.resized += 1
+            image = fit_size(image, self._target)
+        out = Frame(image, self._index, t, pts=frame.pts)
         self._index += 1
         return out
 
@@ -156,6 +205,7 @@ class VideoFileSource(FrameSource):
         frame, self._pending = self._pending, None
         if frame is not None:
             frame.captured = time.perf_counter()
+            self.last_time = frame.timestamp
             self._pending = self._decode_next()
         return frame
 
