@@ -153,13 +153,17 @@ def run(args: argparse.Namespace) -> int:
     note_early_end(source, result.frames_out)  # after the run: the source has closed its container
     note_repairs(source)
     print(f"wrote {output}: {result.frames_out} frames in {elapsed:.1f} s "
-          f"({result.frames_out / max(elapsed, 1e-9):.1f} fps)")
+          f"({result.frames_out / max(elapsed, 1e-9):.1f} fps; audio {sink.writer.audio})")
     return 0
 
 
 def kept_line(sink) -> str:
-    """'12 frames kept in out.mp4' / '… in out.mp4.part (out.mp4 existed …)' / 'no frame was written'."""
-    frames = sink.writer.frames
+    """'12 frames kept in out.mp4' / '… in out.mp4.part (out.mp4 existed …)' / 'no frame was written'.
+
+    The count is the frames the muxer took (in the file), not those handed to the encoder: a write
+    that fails (or a cut) leaves the encoder's look-ahead out of the file.
+    """
+    frames = sink.writer.written
     if sink.output.kept is None:
         return f"no frame was written; {sink.output.target} was not changed" if frames == 0 else \
             f"{frames} frames were written to {sink.output.part}"

@@ -105,7 +105,8 @@ class VideoFileWriter:
         self._last_pts = -1
         self._broken = False  # a write failed (disk full...): close keeps what is on disk and stays quiet
         self._encoded_until = -1.0  # latest presentation time (s) of a video packet the encoder returned
-        self.frames = 0
+        self.frames = 0  # frames handed to the encoder
+        self.written = 0  # video packets the muxer took (what is in the file once it is closed)
         self.last_time = 0.0
         self.closed = False
         try:
@@ -117,6 +118,11 @@ class VideoFileWriter:
             self._out.close()
             self.output.discard()
             raise
+
+    @property
+    def audio(self) -> str:
+        """How the input's audio goes in: 'copied', 'copied (ADTS … aac_adtstoasc)', 're-encoded to aac', 'none'."""
+        return self._audio.describe() if self._audio is not None else "none"
 
     @property
     def kept(self) -> Path | None:
@@ -225,6 +231,7 @@ class VideoFileWriter:
             if self._audio is not None:
                 self._audio.pump(self._encoded_until)
             self._out.mux(packets)
+            self.written += len(packets)
         except (av.FFmpegError, OSError) as exc:
             self._broken = True
             raise self._error(exc, f"write frame {self.frames} to") from exc
@@ -245,7 +252,9 @@ class VideoFileWriter:
         try:
             try:
                 if self._video is not None:
-                    self._out.mux(self._video.encode(None))
+                    tail = self._video.encode(None)
+                    self._out.mux(tail)
+                    self.written += len(tail)
                     end = None if complete and not self._trim_audio else self.last_time + float(1 / self.rate)
                     if self._audio is not None:
                         self._audio.pump(end)

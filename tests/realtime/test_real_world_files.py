@@ -71,3 +71,38 @@ def test_mpeg4_b_frames_in_avi_keep_their_order_and_times(tmp_path):
     assert [which_frame(f.image) for f in frames] == list(range(30))
     assert np.allclose(np.diff([f.timestamp for f in frames]), 1 / FPS, atol=1e-6)
     assert source.repairs == 0
+
+
+# ----- 2. ADTS AAC (MPEG-TS) into MP4: filtered to MP4's form, every frame and sample in the file -----
+
+def samples(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(f.samples for f in container.decode(audio=0))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+def test_ts_with_adts_audio_into_mp4_keeps_every_frame_and_sample(tmp_path, capsys, suffix):
+    from main import main
+
+    clip = ts_with_adts(tmp_path / "broadcast.ts", frames=40)
+    out = tmp_path / f"out{suffix}"
+    assert main(video(clip, out)) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"wrote {out}: 40 frames") and "audio copied" in line
+    if suffix != ".mkv":
+        assert "aac_adtstoasc" in line  # says how the audio went in
+    assert len(frame_times(out)) == 40 and samples(out) == samples(clip)
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.extradata  # an AudioSpecificConfig, not ADTS headers
+
+
+def test_kept_count_is_what_the_muxer_took(tmp_path):
+    from realtime.video_writer import VideoFileWriter
+
+    writer = VideoFileWriter(tmp_path / "k.mp4", 25)
+    image = np.zeros((64, 96, 3), np.uint8)
+    for i in range(10):
+        writer.write(image, i / 25)
+    assert writer.frames == 10 and writer.written < 10  # x264 holds frames back: not in the file yet
+    writer.close(complete=False)
+    assert writer.written == 10 and len(frame_times(tmp_path / "k.mp4")) == 10
