@@ -31,6 +31,7 @@ from typing import Any, Callable
 from cluster.join import ChunkFile, JoinResult, join_chunks, muxer_for
 from cluster.plan import Chunk, VideoIndex, index_video, plan_chunks, warmup_frames
 from cluster.worker import ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
+from models.atomic import PartFile
 from models.errors import InputError, StylizerError
 from realtime.video_writer import VideoOptions
 
@@ -130,6 +131,18 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
     started = time.perf_counter()
     input_path, output = Path(input_path), Path(output)
     muxer_for(output)  # a bad suffix fails before any work
+    lock = PartFile(output)
+    lock.create()  # one job per output: a second one is refused here, naming this one's pid
+    try:
+        return _run_locked(ray, input_path, output, spec, options, config, progress, say, started)
+    finally:
+        if lock.part.exists() and lock.part.stat().st_size == 0:
+            lock.discard()  # the join never started (or found nothing): no empty .part is left
+        lock.release()
+
+
+def _run_locked(ray, input_path: Path, output: Path, spec: WorkerSpec, options: VideoOptions, config: ClusterConfig,
+                progress: Progress | None, say: Callable[[str], None], started: float) -> JobReport:
     index = index_video(input_path)
     rate = _frame_rate(input_path)
     encode = EncodeSpec(rate, _resolve_codec(options, output), output.suffix.lower())

@@ -106,3 +106,74 @@ def test_kept_count_is_what_the_muxer_took(tmp_path):
     assert writer.frames == 10 and writer.written < 10  # x264 holds frames back: not in the file yet
     writer.close(complete=False)
     assert writer.written == 10 and len(frame_times(tmp_path / "k.mp4")) == 10
+
+
+# ----- 4. one writer per output -----
+
+HOLDER = """
+import sys
+from models.atomic import PartFile
+part = PartFile(sys.argv[1])
+part.create()
+part.part.write_bytes(b"live frames")
+print("locked", flush=True)
+sys.stdin.read()  # holds the lock until the test closes stdin or kills it
+"""
+
+
+def test_a_second_job_on_the_same_output_is_refused_naming_the_first(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.odd_clips import encoded_clip
+
+    root = Path(__file__).resolve().parents[2]
+    clip = encoded_clip(tmp_path / "in.mp4", frames=12, options={"preset": "ultrafast"}, audio=None)
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env, cwd=root)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = subprocess.run([sys.executable, "main.py", *video(clip, out)], capture_output=True, text=True,
+                                env=env, cwd=root, timeout=300)
+        assert second.returncode == 2, second.stderr
+        line = second.stderr.strip().splitlines()[-1]
+        assert line == (f"error: {out} is being written by another job (pid {holder.pid}); wait for it to end or "
+                        "choose another output")
+        assert "Traceback" not in second.stderr and "left by an earlier" not in second.stderr
+        assert out.with_name("out.mp4.part").read_bytes() == b"live frames" and not out.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock: the kernel drops it
+        holder.wait()
+    third = subprocess.run([sys.executable, "main.py", *video(clip, out)], capture_output=True, text=True,
+                           env=env, cwd=root, timeout=300)
+    assert third.returncode == 0, third.stderr  # the dead job's .part is reused
+    assert len(frame_times(out)) == 12 and not out.with_name("out.mp4.part").exists()
+
+
+# ----- 3. a frame size change mid-stream: fitted to the first size with bars, one warning -----
+
+def test_a_size_change_is_fitted_to_the_first_size_with_one_warning(tmp_path, capsys):
+    from main import main
+    from realtime.sources import VideoFileSource
+
+    clip = size_change(tmp_path / "cut.ts", ((96, 64), (64, 64), (128, 64)), frames=8)
+    source = VideoFileSource(clip)
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame.image)
+    source.close()
+    assert len(frames) == 24 and all(f.shape == (64, 96, 3) for f in frames) and source.resized == 16
+    square = frames[12]  # 64x64 in 96x64: black bars of 16 px left and right, the picture between
+    assert square[:, :16].max() == 0 and square[:, 80:].max() == 0 and square[:, 16:80].min() > 30
+    wide = frames[20]  # 128x64 in 96x64: 96x48, bars of 8 px above and below
+    assert wide[:8].max() == 0 and wide[56:].max() == 0 and wide[8:56].min() > 30
+    out = tmp_path / "out.mp4"
+    assert main(video(clip, out)) == 0
+    err = capsys.readouterr().err
+    assert err.count("changes its frame size") == 1 and "scaled to fit 96x64 with black bars" in err
+    with av.open(str(out)) as container:
+        assert [f.width * 1000 + f.height for f in container.decode(video=0)] == [96064] * 24
