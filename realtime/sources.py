@@ -125,6 +125,11 @@ def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def stream_rate(stream) -> Fraction:
+    """The frame rate a writer is given for ``stream``: its average rate, else a sane guess."""
+    return stream.average_rate or Fraction(sane_fps(stream.average_rate or stream.guessed_rate)).limit_denominator(1001)
+
+
 def frame_period(stream) -> float:
     """One frame's duration (s) by the stream's average rate: the step for times a file does not give."""
     return 1.0 / sane_fps(stream.average_rate or stream.guessed_rate)
@@ -152,7 +157,7 @@ class VideoFileSource(FrameSource):
             self.stream = self._container.streams.video[0]
             self.stream.thread_type = "AUTO"
             self.fps = sane_fps(self.stream.average_rate or self.stream.guessed_rate)
-            self.rate = self.stream.average_rate or Fraction(self.fps).limit_denominator(1001)
+            self.rate = stream_rate(self.stream)
             self.time_base = self.stream.time_base or Fraction(1, 90000)
             self.frame_count_hint = int(self.stream.frames or 0)  # the header's claim; may be wrong
             self.has_audio = bool(self._container.streams.audio)
@@ -211,6 +216,51 @@ class VideoFileSource(FrameSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+@dataclass(frozen=True)
+class VideoScan:
+    """What ``scan_video`` found: per frame, in ``VideoFileSource`` order, its pts, time and key flag."""
+
+    time_base: Fraction
+    rate: Fraction  # what the writer is given (``VideoFileSource.rate``)
+    pts: tuple[int | None, ...]
+    times: tuple[float, ...]
+    keyframes: tuple[bool, ...]
+    size: tuple[int, int]
+    resized: int
+
+
+def scan_video(path: str | Path) -> VideoScan:
+    """Decode every frame of ``path`` as ``VideoFileSource`` does, without converting pixels: the cluster's index."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"video {path} does not exist; check the path")
+    pts, times, keys = [], [], []
+    size, resized = None, 0
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base or Fraction(1, 90000)
+        rate = stream_rate(stream)
+        try:
+            for frame, t in BestEffortTimes(container.decode(stream), time_base, frame_period(stream)):
+                turns = round(frame.rotation / 90) % 4
+                shape = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                if size is None:
+                    size = shape
+                elif shape != size:
+                    resized += 1
+                pts.append(frame.pts)
+                times.append(t)
+                keys.append(bool(frame.key_frame))
+        except av.FFmpegError as exc:
+            raise SourceError(f"cannot decode frame {len(pts)} of {path}: {exc}") from exc
+    if not pts:
+        raise SourceError(f"video {path} holds no decodable frames")
+    return VideoScan(time_base, rate, tuple(pts), tuple(times), tuple(keys), size, resized)
 
 
 class PacedVideoSource(VideoFileSource):

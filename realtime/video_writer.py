@@ -60,6 +60,24 @@ def check_video_suffix(path: str | Path) -> str:
     return CONTAINERS[suffix][0]
 
 
+def default_codec(supported, default: str) -> str:
+    """The codec a writer picks when none is asked for: libx264 where the container takes it."""
+    return "libx264" if "libx264" in supported else default
+
+
+def container_codec(path: str | Path) -> str:
+    """The video codec ``VideoFileWriter`` picks for ``path``'s container (the cluster encodes every chunk with it)."""
+    import io
+
+    import av
+
+    container = av.open(io.BytesIO(), mode="w", format=check_video_suffix(path))
+    try:
+        return default_codec(container.supported_codecs, container.default_video_codec)
+    finally:
+        container.close()
+
+
 def disk_full_message(path: Path, exc: BaseException) -> str:
     return f"no space left on {disk_of(path)} while writing {path}: free some space or write elsewhere"
 
@@ -134,7 +152,7 @@ class VideoFileWriter:
 
         supported = self._out.supported_codecs
         if codec is None:
-            return "libx264" if "libx264" in supported else self._out.default_video_codec
+            return default_codec(supported, self._out.default_video_codec)
         if codec not in supported:
             if codec not in av.codecs_available:
                 raise SinkError(f"unknown video codec {codec!r}; try --codec {self._out.default_video_codec}")

@@ -26,7 +26,7 @@ def picture(i: int, size: tuple[int, int] = SIZE) -> np.ndarray:
 
 
 def which_frame(image: np.ndarray) -> int:
-    """The ``i`` whose white column the (decoded, lossy) ``image`` shows."""
+    """The ``i`` (modulo 32, where the column wraps) whose white column the (decoded, lossy) ``image`` shows."""
     column = image.astype(np.float32).mean(axis=(0, 2)) - image.astype(np.float32).mean()
     return int(np.argmax(column)) // 3
 
