@@ -29,6 +29,7 @@ from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0
+STREAM_TIMEOUT_S = 10.0  # a stream URL that opens but never answers gives up after this (FFmpeg's own: 30 s)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".gif")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -311,10 +312,14 @@ class CaptureSource(FrameSource):
                               "and streaming")
 
     def _open(self) -> None:
-        cap = cv2.VideoCapture(self.spec)
+        stream = isinstance(self.spec, str) and self.spec.lower().startswith(STREAM_SCHEMES)
+        cap = _responsive(lambda: _open_capture(self.spec)) if stream else cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
             what = "camera" if isinstance(self.spec, int) else "source"
+            if stream:
+                raise SourceError(f"cannot open {self.spec}: no answer within {STREAM_TIMEOUT_S:g} s; check the URL "
+                                  "and that the server is streaming")
             raise SourceError(f"cannot open {what} {self.spec}; check the index, device path or URL")
         width, height, fps = self.requested
         if width:
@@ -324,7 +329,7 @@ class CaptureSource(FrameSource):
         if fps:
             cap.set(cv2.CAP_PROP_FPS, fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer stale frames queued inside the driver
-        ok, image = cap.read()
+        ok, image = _responsive(cap.read) if stream else cap.read()
         self._cap = cap
         if ok and image is not None:
             self._first = image
@@ -363,6 +368,36 @@ class CaptureSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _open_capture(url: str) -> cv2.VideoCapture:
+    """A stream URL through OpenCV's FFmpeg backend, giving up after ``STREAM_TIMEOUT_S`` to open or read."""
+    ms = int(STREAM_TIMEOUT_S * 1000)
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+
+
+def _responsive(call: Callable):
+    """``call()`` in a helper thread, so the caller's thread still runs signal handlers (SIGTERM, Ctrl-C) meanwhile.
+
+    A blocking OpenCV call holds the thread that made it until it returns; Python runs handlers only
+    between bytecodes of the main thread. Interrupted, the helper is left to end on its own timeout.
+    """
+    result: list = []
+    errors: list = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name="stream-open", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.1)  # wakes for signals; join() without a timeout would not
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 class ImageSequenceSource(FrameSource):

@@ -46,6 +46,8 @@ CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
     ".mp4": ("mp4", _FRAGMENTED_MP4), ".m4v": ("mp4", _FRAGMENTED_MP4), ".mov": ("mov", _FRAGMENTED_MP4),
     ".mkv": ("matroska", _CLUSTERED_MKV), ".webm": ("webm", _CLUSTERED_MKV), ".avi": ("avi", {}),
 }
+# The quality scale of each encoder --crf reaches (x264/x265: 0-51, libvpx: 0-63); others take no --crf.
+CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx": 63, "libvpx-vp9": 63}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 
@@ -162,11 +164,13 @@ class VideoFileWriter:
 
     def _encoder_options(self, encoder: str) -> dict[str, str]:
         opts = self.options
+        # AVI stores no presentation times: B-frames (reordered) would play in decode order, scrambled.
+        order = {"bf": "0"} if self.path.suffix.lower() == ".avi" else {}
         if encoder in ("libx264", "libx265"):
-            return {"crf": str(opts.crf), "preset": opts.preset}
+            return {"crf": str(opts.crf), "preset": opts.preset, **order}
         if encoder.startswith("libvpx"):
-            return {"crf": str(opts.crf), "b": "0"}
-        return {}
+            return {"crf": str(opts.crf), "b": "0", **order}
+        return order
 
     def _check_encoder(self) -> None:
         """Open the encoder once on a tiny frame, so a bad --preset or --crf fails before any model loads."""
@@ -177,6 +181,10 @@ class VideoFileWriter:
         except (av.FFmpegError, ValueError) as exc:
             raise SinkError(f"video codec {self.codec!r} is not available: {exc}; try --codec libx264") from exc
         encoder = ctx.codec.name
+        top = CRF_RANGES.get(encoder)
+        if top is not None and not 0 <= self.options.crf <= top:  # x264 would clamp 99 to 51 without a word
+            raise SinkError(f"--crf {self.options.crf} is out of range for {encoder}: use 0 (lossless) to {top} "
+                            "(lowest quality); 18 looks like the input")
         if encoder in ("libx264", "libx265") and self.options.preset not in X264_PRESETS:
             raise SinkError(f"--preset {self.options.preset!r} is not a {encoder} preset; use one of "
                             f"{', '.join(X264_PRESETS)}")

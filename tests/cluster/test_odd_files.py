@@ -7,6 +7,7 @@ lossless (``--crf 0``) and the temporal stage off, so one process and the cluste
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def test_deterministic_chunk_errors_are_not_retried(tmp_path: Path, ray_cluster)
         run_job(clip, tmp_path / "out.mp4", bad, VideoOptions(), ClusterConfig(workers=2, retries=3, min_chunk=8,
                                                                                 chunks_per_worker=2),
                 say=lambda _: None)
-    assert "tried" not in str(caught.value)
+    assert not re.search(r"tried \d+ times", str(caught.value))
 
 
 SIGTERM_JOB = """
@@ -103,6 +104,7 @@ def test_sigterm_under_ray_ends_with_130_and_keeps_the_work_folder(tmp_path: Pat
     assert run.returncode == 130, run.stderr
     lines = run.stderr.strip().splitlines()
     assert lines[-1] == "interrupted" and "Traceback" not in run.stderr
-    assert any(line.startswith("interrupted: ") and "run the same command again to resume" in line for line in lines)
+    said = (run.stdout + run.stderr).splitlines()  # the job says it through the progress bar
+    assert any(line.startswith("interrupted: ") and "run the same command again to resume" in line for line in said)
     assert (tmp_path / "out.mp4.work" / "job.json").is_file() and not out.exists()
     assert not (tmp_path / "out.mp4.part").exists()

@@ -177,3 +177,84 @@ def test_a_size_change_is_fitted_to_the_first_size_with_one_warning(tmp_path, ca
     assert err.count("changes its frame size") == 1 and "scaled to fit 96x64 with black bars" in err
     with av.open(str(out)) as container:
         assert [f.width * 1000 + f.height for f in container.decode(video=0)] == [96064] * 24
+
+
+# ----- 7. the smaller defects -----
+
+def test_crf_out_of_the_encoders_range_is_refused_in_one_line(tmp_path, capsys):
+    from main import main
+
+    clip = encoded_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    assert main(video(clip, tmp_path / "out.mp4", "--crf", "99")) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == "error: --crf 99 is out of range for libx264: use 0 (lossless) to 51 (lowest quality); 18 looks " \
+                   "like the input"
+    assert not (tmp_path / "out.mp4.part").exists()
+
+
+def test_avi_output_keeps_its_frames_in_order(tmp_path):
+    """AVI stores no presentation times: x264's B-frames would play out of order (0.04, 0.16, 0.12 …)."""
+    from realtime.video_writer import VideoFileWriter
+    from tests.odd_clips import picture
+
+    writer = VideoFileWriter(tmp_path / "out.avi", FPS)
+    for i in range(30):
+        writer.write(picture(i), i / FPS)
+    writer.close()
+    with av.open(str(tmp_path / "out.avi")) as container:
+        frames = [(float(f.time), which_frame(f.to_ndarray(format="bgr24"))) for f in container.decode(video=0)]
+    assert [i for _, i in frames] == list(range(30))
+    assert np.allclose(np.diff([t for t, _ in frames]), 1 / FPS)
+
+
+def test_a_missing_camera_prints_only_our_error(tmp_path):
+    import subprocess
+    import sys
+
+    if Path("/dev/video7").exists():
+        pytest.skip("this machine has a camera 7")
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "main.py", "webcam", "--camera", "7", "--no-window"], capture_output=True,
+                         text=True, cwd=root, timeout=300)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == ["error: cannot open camera 7; check the index, device path or URL"]
+
+
+def _silent_server():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    return server, f"rtsp://127.0.0.1:{server.getsockname()[1]}/live"
+
+
+def test_a_stream_that_never_answers_gives_up_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    server, url = _silent_server()
+    with server:
+        run = subprocess.run([sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
+                             capture_output=True, text=True, cwd=root, timeout=300)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (f"error: cannot open {url}: no answer within 10 s; check the URL "
+                                                   "and that the server is streaming")
+
+
+def test_sigterm_while_a_stream_connects_ends_it_at_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    server, url = _silent_server()
+    with server:
+        job = subprocess.Popen([sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
+                               stderr=subprocess.PIPE, text=True, cwd=root)
+        connection, _ = server.accept()  # it is inside OpenCV's open now, waiting for an answer that never comes
+        job.send_signal(signal.SIGTERM)
+        err = job.communicate(timeout=300)[1]
+        connection.close()
+    assert job.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
