@@ -258,3 +258,29 @@ def test_sigterm_while_a_stream_connects_ends_it_at_once(tmp_path):
         err = job.communicate(timeout=300)[1]
         connection.close()
     assert job.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+
+
+@pytest.mark.parametrize("channels", [2, 4])  # grey + alpha, BGRA
+def test_transparency_is_flattened_onto_white_with_a_note(tmp_path, caplog, channels):
+    from PIL import Image
+
+    from models.images import read_image
+
+    def save(path: Path, pixels: np.ndarray) -> None:  # OpenCV cannot write grey + alpha; Pillow can
+        Image.fromarray(pixels, "LA" if channels == 2 else "RGBA").save(path)
+
+    image = np.full((32, 32, channels), 60, np.uint8)
+    image[..., -1] = 255
+    image[:, :16, -1] = 0  # the left half is see-through
+    save(tmp_path / "logo.png", image)
+    with caplog.at_level("WARNING"):
+        flat = read_image(tmp_path / "logo.png")
+    assert flat.shape == (32, 32, 3) and (flat[:, :16] == 255).all() and (flat[:, 16:] == 60).all()
+    assert "logo.png has transparent parts: they are flattened onto white" in caplog.text
+    opaque = image.copy()
+    opaque[..., -1] = 255
+    save(tmp_path / "opaque.png", opaque)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_image(tmp_path / "opaque.png")
+    assert "transparent" not in caplog.text  # no note where nothing is see-through
