@@ -181,6 +181,18 @@ def test_a_size_change_is_fitted_to_the_first_size_with_one_warning(tmp_path, ca
 
 # ----- 7. the smaller defects -----
 
+def test_a_variable_rate_file_gets_no_false_truncated_note(tmp_path, capsys):
+    """Matroska says 25 fps for 30 frames spread over 7.9 s (a long still): 30 / 25 = 1.2 s is not where it ended."""
+    from main import main
+
+    clip = encoded_clip(tmp_path / "vfr.mkv", frames=30, options={"preset": "ultrafast"}, audio=None,
+                        durations=(40, 40, 40, 1000))
+    assert main(video(clip, tmp_path / "out.mp4")) == 0
+    assert "truncated" not in capsys.readouterr().err
+    times = frame_times(tmp_path / "out.mp4")
+    assert len(times) == 30 and times[-1] - times[0] > 6.5
+
+
 def test_crf_out_of_the_encoders_range_is_refused_in_one_line(tmp_path, capsys):
     from main import main
 
