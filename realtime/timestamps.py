@@ -6,9 +6,12 @@ right frames with their pts swapped in pairs (1, 2, 3, 5, 4, 6, 8, 7 …); Matro
 dts to fall back on. Like a player, we take the times as a set and hand them out in order: the
 frames are held in a short look-ahead window and each one leaving it gets the smallest pts in the
 window. A frame without a pts takes its dts (moved onto the pts timeline by the first frame's
-pts - dts), else the previous time plus one frame. A time not after the previous one by a quarter
-of a frame (a broken file, a timestamp reset) becomes the previous time plus one frame, so the
-writer never stacks frames microseconds apart. ``repairs`` counts the frames whose time was changed.
+pts - dts), else the previous time plus one frame. A time not after the previous one by at least
+``min_gap`` (a millisecond, or a quarter frame at over 250 fps: a broken file, a timestamp reset)
+becomes the previous time plus one frame, so the writer never stacks frames microseconds apart.
+The gap is absolute, not a share of the average frame: a variable-rate screen recording averaging
+5 fps has bursts 16 ms apart that must stay where they are. ``repairs`` counts the frames whose
+time was changed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class BestEffortTimes:
         self._frames = iter(frames)
         self.time_base = Fraction(time_base)
         self.period = float(period)
+        self.min_gap = min(self.period / 4, 0.001)
         self.window = max(1, window)
         self._queue: deque = deque()
         self._times: list[int] = []  # min-heap of the queued frames' pts
@@ -70,7 +74,7 @@ class BestEffortTimes:
         else:
             pts = None
         t = float(pts * self.time_base) if pts is not None else None
-        if t is None or (self._last is not None and t < self._last + self.period / 4):
+        if t is None or (self._last is not None and t < self._last + self.min_gap):
             t = (self._last + self.period) if self._last is not None else 0.0
             changed = True
         else:

@@ -296,3 +296,16 @@ def test_transparency_is_flattened_onto_white_with_a_note(tmp_path, caplog, chan
     with caplog.at_level("WARNING"):
         read_image(tmp_path / "opaque.png")
     assert "transparent" not in caplog.text  # no note where nothing is see-through
+
+
+def test_repair_leaves_a_variable_rate_burst_where_it_is():
+    """A screen recording averaging 5 fps with a burst 16 ms apart keeps its times; stacked ones move a frame on."""
+    from types import SimpleNamespace
+    from fractions import Fraction
+
+    from realtime.timestamps import BestEffortTimes
+
+    pts = [0, 1000, 1016, 1033, 3000, 3000, 3000, 5000]  # ms; three frames at one time (a broken muxer)
+    frames = [SimpleNamespace(pts=p, dts=None) for p in pts]
+    times = [t for _, t in BestEffortTimes(frames, Fraction(1, 1000), period=0.2)]
+    assert times == pytest.approx([0, 1.0, 1.016, 1.033, 3.0, 3.2, 3.4, 5.0])
