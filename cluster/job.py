@@ -37,7 +37,7 @@ from realtime.video_writer import VideoOptions, container_codec
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--workers needs Ray: pip install -e '.[cluster]' (or pip install 'ray>=2.9')"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: frames counted as the engine decodes them (best-effort times), not by packet pts
 POLL = 0.25  # seconds between progress polls
 
 
