@@ -25,13 +25,17 @@ drops it with the process) and is reused.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from models.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per output is then not enforced
+    fcntl = None
 
 PART_SUFFIX = ".part"
 
@@ -110,7 +114,8 @@ class PartFile:
             raise InputError(f"cannot write to folder {self.target.parent}: {exc.strerror}; "
                              "choose another output folder") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
                 os.close(fd)
@@ -198,6 +203,8 @@ def lock_holder(fd: int) -> int | None:
 
 def is_being_written(part: str | Path) -> bool:
     """True while a live job holds ``part``'s lock (a ``.part`` left by a dead process is not)."""
+    if fcntl is None:
+        return False
     try:
         fd = os.open(part, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
