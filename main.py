@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     import cli
     from cli.common import HelpFormatter
 
-    parser = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0],
+    # installed (pip install .), the console script is `stylizer`; in a checkout, `python main.py`
+    prog = "stylizer" if os.path.basename(sys.argv[0]) == "stylizer" else "python main.py"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -56,6 +56,14 @@ def unit_float(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from None
 
 
+def bundled_styles_text() -> str:
+    """The names --style takes without any file or download, for help texts."""
+    from models.bundle import bundled_style_names
+
+    names = bundled_style_names()
+    return f"bundled: {', '.join(names)}" if names else "no bundled styles in this install"
+
+
 def add_model_args(parser: argparse.ArgumentParser, default: str = "microast") -> None:
     from models.registry import MODELS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import positive_int
+from cli.common import bundled_styles_text, positive_int
 
 ORDER = 50
 
@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--camera", default="0", help="camera index, device path or stream URL (default: 0)")
     source.add_argument("--video", type=Path, default=None, help="video file played as the camera (loops)")
     p.add_argument("--styles", type=Path, default=None,
-                   help="folder of style images (default: the last one used, else styles on $STYLIZER_PATH)")
+                   help="folder of style images (default: the last one used, else the bundled paintings and the "
+                        f"styles on $STYLIZER_PATH; {bundled_styles_text()})")
     p.add_argument("--model", default=None, help="feed-forward model (default: last used, else microast)")
     from realtime.backends.factory import BACKENDS
 

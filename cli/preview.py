@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from cli.common import check_output, non_negative_float, positive_int
+from cli.common import bundled_styles_text, check_output, non_negative_float, positive_int
 
 ORDER = 60
 
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", type=Path, metavar="FRAME_OR_VIDEO", help="image file or video file")
     p.add_argument("--at", type=non_negative_float, default=None, help="video: time of the frame in seconds (0 if unset)")
-    p.add_argument("--style", required=True, help="style image path or name (e.g. starry_night)")
+    p.add_argument("--style", required=True, help=f"style image path or name ({bundled_styles_text()})")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png or .jpg)")
     p.add_argument("--size", type=positive_int, default=384, help="longest side of the frame in px (0 = as is)")
     p.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style in px (0 = as is)")

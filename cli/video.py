@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, check_output, positive_int, unit_float, weight_files
+from cli.common import add_model_args, bundled_styles_text, check_output, positive_int, unit_float, weight_files
 
 ORDER = 20
 
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "at any moment) and renamed when complete: an existing OUTPUT is replaced only then. "
                         "Interrupted (Ctrl-C, SIGTERM), the frames done are kept as OUTPUT, or as OUTPUT.part "
                         "when OUTPUT exists")
-    p.add_argument("--style", nargs="+", default=["starry_night"], help="style image path or name; two blend")
+    p.add_argument("--style", nargs="+", default=["starry_night"], help=f"style image path or name; two blend ({bundled_styles_text()})")
     p.add_argument("--mix", type=unit_float, default=0.5, help="with two styles: weight of the second")
     add_model_args(p)
     add_backend_args(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, positive_float, positive_int, weight_files
+from cli.common import add_model_args, bundled_styles_text, positive_float, positive_int, weight_files
 from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30
@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=positive_int, default=0, help="requested camera height (0 = driver default)")
     p.add_argument("--fps", type=float, default=0.0, help="requested camera frame rate (0 = driver default)")
     p.add_argument("--style", nargs="+", default=None,
-                   help="style images or names (default: every style on the search path; keys 1-9 pick)")
+                   help=f"style images or names; keys 1-9 pick ({bundled_styles_text()}; default: those and every "
+                        "style on the search path)")
     add_model_args(p)
     add_backend_args(p)
     p.set_defaults(size=480)
@@ -39,64 +40,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import threading
-
+    from cli.common import check_video_output, note_replacing
     from cli.window import OpenCVWindow, WindowFrontEnd
     from models.errors import InputError
     from models.registry import default_store
     from models.styles import list_styles_on_path
     from realtime.controls import help_text
-    from realtime.pipeline import Pipeline, PipelineConfig
-    from realtime.sinks import RecorderSink, VirtualCameraSink
-    from realtime.sources import open_source
+    from realtime.session import LiveSession, SessionConfig
     from realtime.stylizer import build_stylizer
 
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise InputError(f"--max-seconds must be positive, got {args.max_seconds}")
-    from cli.common import check_video_output, note_replacing
-
     record = check_video_output(args.record) if args.record else None
     if record is not None:
         note_replacing(record)
     if args.no_window and not record and not args.virtual_cam and args.max_seconds is None:
         print("note: no window, recording or virtual camera: frames are stylised and discarded (Ctrl-C stops)")
     styles = args.style or [str(p) for p in list_styles_on_path(default_store())] or ["starry_night"]
-    stop = threading.Event()
-    source = open_source(args.camera, as_camera=True, width=args.width, height=args.height, fps=args.fps,
-                         stop=stop)
-    sinks, window = [], None
+    session = LiveSession(SessionConfig(source=args.camera, width=args.width, height=args.height, fps=args.fps,
+                                        record=record, snapshot_dir=args.snapshot_dir,
+                                        virtual_camera=args.virtual_cam, max_seconds=args.max_seconds))
+    source = session.open()  # a bad camera, file or virtual camera fails here, before the model loads
+    window = None
     try:
         stylizer = build_stylizer(args.model, styles, args.backend, args.device, args.precision,
                                   stylizer_params(args), args.checkpoint, weight_files(args.weights), args.style_size,
                                   live=True)
-        recorder = RecorderSink(record or Path("stylizer-recording.mp4"), source.fps, start=record is not None)
-        sinks.append(recorder)
-        if args.virtual_cam:
-            sinks.append(VirtualCameraSink(source.fps).open_now(source.size[0], source.size[1]))
         if not args.no_window:
             window = OpenCVWindow(f"stylizer - {source.name}", fullscreen=args.fullscreen)
     except BaseException:
-        for sink in sinks:
-            sink.close()
-        source.close()
+        session.finish()
         raise
     count = len(stylizer.state.styles)
     keys = "keys 1-9 pick the first nine, n/p step through all" if count > 9 else f"keys 1-{count} pick"
     stylizer.set_target_fps(args.target_fps)
     print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | {count} styles loaded "
           f"({keys}): {', '.join(stylizer.state.styles)}")
-    config = PipelineConfig(live=True, max_seconds=args.max_seconds)
-    pipeline = Pipeline(source, stylizer, sinks, config=config, stop=stop)
     try:
         if window is not None:
             print("keys:\n" + help_text())
-            result = WindowFrontEnd(pipeline, window, args.snapshot_dir, recorder).run()
+            result = WindowFrontEnd(session, window).run(stylizer)
         else:
-            result = pipeline.run()
+            result = session.run(stylizer)
     finally:
         stylizer.close()
     print(f"{result.reason}: {result.stats.summary()}")
-    for path in recorder.files:
+    for path in session.recorder.files:
         print(f"recorded {path}")
     if result.reason == "interrupted":  # Ctrl-C or SIGTERM: the same exit code as every other command
         return 130

@@ -1,22 +1,21 @@
-"""The OpenCV front end of ``webcam``: a window on the main thread showing a running Pipeline.
+"""The OpenCV front end of ``webcam``: a window on the main thread showing a live session.
 
 OpenCV's highgui must run on the main thread; the pipeline's stages run on their own threads, so
-this loop only waits for the newest output, draws the overlay, shows it and turns key presses
-into stylizer commands (``realtime.controls``) or window actions (snapshot, record, fullscreen).
+this loop only waits for the session's newest output, draws the overlay, shows it and hands key
+presses to the session (``realtime.session``), keeping only the window's own (overlay, fullscreen, help).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
+from realtime.controls import Action, KeyBinding, binding_for_code, help_text
 from realtime.errors import SinkError
-from realtime.controls import Action, KeyBinding, apply_to_stylizer, binding_for_code, help_text
 from realtime.overlay import overlay_lines
-from realtime.pipeline import Pipeline, PipelineResult
-from realtime.sinks import RecorderSink, save_snapshot
+from realtime.pipeline import Output, PipelineResult
+from realtime.session import LiveSession
+from realtime.stylizer import FrameStylizer
 
 
 class OpenCVWindow:
@@ -81,66 +80,53 @@ def draw_overlay(image: np.ndarray, lines: list[str]) -> np.ndarray:
 
 
 class WindowFrontEnd:
-    """Runs a pipeline with an OpenCV window on this (the main) thread until quit or the end."""
+    """Shows a live session in an OpenCV window on this (the main) thread until quit or the end."""
 
-    def __init__(self, pipeline: Pipeline, window: OpenCVWindow, snapshot_dir: Path = Path("."),
-                 recorder: RecorderSink | None = None) -> None:
-        self.pipeline = pipeline
+    def __init__(self, session: LiveSession, window: OpenCVWindow) -> None:
+        self.session = session
         self.window = window
-        self.snapshot_dir = snapshot_dir
-        self.recorder = recorder
-        self.snapshots: list[Path] = []
-        self._last: np.ndarray | None = None
 
-    def run(self) -> PipelineResult:
-        pipeline, seq = self.pipeline, 0
+    def run(self, stylizer: FrameStylizer) -> PipelineResult:
+        session, seq = self.session, 0
         try:
-            pipeline.start()
-            while not pipeline.done:
-                out = pipeline.latest(after=seq, timeout=0.03)  # short: the window must keep pumping events
+            session.start(stylizer)
+            while not session.done:
+                out = session.latest(after=seq, timeout=0.03)  # short: the window must keep pumping events
                 if out is not None:
-                    seq, self._last = out.seq, out.image
-                    binding = self.window.show(self._with_overlay(out.image))
+                    seq = out.seq
+                    binding = self.window.show(self._with_overlay(out))
                 else:
                     binding = self.window.poll(1)
                 if binding is not None and self.handle_key(binding):
                     break
         except KeyboardInterrupt:
-            pipeline.stop("interrupted")
+            session.stop("interrupted")
         finally:
             try:
-                result = pipeline.finish()
+                result = session.finish()
             finally:
                 self.window.close()
         return result
 
-    def _with_overlay(self, image: np.ndarray) -> np.ndarray:
+    def _with_overlay(self, out: Output) -> np.ndarray:
         if not self.window.overlay:
-            return image
-        extra = "REC" if self.recorder is not None and self.recorder.recording else ""
-        return draw_overlay(image, overlay_lines(self.pipeline.stylizer.state, self.pipeline.stats.snapshot(), extra))
+            return out.image
+        session = self.session
+        state = out.state or session.stylizer.state
+        extra = "REC" if session.recording else ""
+        return draw_overlay(out.image, overlay_lines(state, session.pipeline.stats.snapshot(), extra))
 
     def handle_key(self, binding: KeyBinding) -> bool:
-        """Apply a key; True when it means quit."""
-        if apply_to_stylizer(binding, self.pipeline.stylizer):
-            return False
-        action = binding.action
-        if action is Action.QUIT:
-            self.pipeline.stop("quit")
-            return True
-        if action is Action.OVERLAY:
+        """Carry out a key through the session, or here when it is the window's own; True when it means quit."""
+        outcome = self.session.handle(binding)
+        if outcome.message:
+            print(outcome.message, flush=True)
+        if outcome.handled:
+            return outcome.action is Action.QUIT
+        if outcome.action is Action.OVERLAY:
             self.window.overlay = not self.window.overlay
-        elif action is Action.FULLSCREEN:
+        elif outcome.action is Action.FULLSCREEN:
             self.window.toggle_fullscreen()
-        elif action is Action.HELP:
+        elif outcome.action is Action.HELP:
             print(help_text(), flush=True)
-        elif action is Action.SNAPSHOT and self._last is not None:
-            path = save_snapshot(self._last, self.snapshot_dir)
-            self.snapshots.append(path)
-            print(f"snapshot {path}", flush=True)
-        elif action is Action.RECORD:
-            if self.recorder is not None:
-                print("recording" if self.recorder.toggle() else "recording stopped", flush=True)
-            else:
-                print("recording is not set up; start with --record OUT.mp4", flush=True)
         return False

@@ -19,6 +19,7 @@ import torch
 
 from export.metadata import ArtifactMetadata
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, FrameGraph, read_metadata, save_with_metadata
+from models.bundle import EXAMPLE_PHOTO
 from models.base import StyleCode, StyleModel
 from models.errors import StylizerError
 from export.errors import ArtifactError
@@ -49,10 +50,12 @@ def test_pattern(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def sample_frames(store: WeightStore | None, sides: tuple[int, ...] = VERIFY_SIDES) -> list[np.ndarray]:
-    """Real content images from the search path at each side, or test patterns (logged) when absent."""
+    """Real content images from the search path (else the bundled example photo) at each side, or test patterns."""
     frames: list[np.ndarray] = []
     for i, side in enumerate(sides):
         found = store.find_local(CONTENT_NAMES[i % len(CONTENT_NAMES)]) if store else []
+        if not found and EXAMPLE_PHOTO.is_file():  # a fresh install: the package's own example photo
+            found = [EXAMPLE_PHOTO]
         if found:
             frames.append(resize_longest(read_image(found[0]), side))
         else:

@@ -17,14 +17,13 @@ from gui.gatys_worker import GatysModelHolder
 from gui.gallery import StyleGallery, image_paths, thumbnail
 from gui.help_dialog import HelpDialog
 from gui.keyframe_dialog import KeyframeDialog
-from gui.live_view import LiveView
+from gui.live_view import LiveView, bgr_to_qimage
 from gui.settings import GuiSettings, SettingsStore
 from gui.threads import TaskQueue
 from gui.virtual_camera import virtual_camera_status
 from gui.worker import LiveFrame, LiveWorker
-from realtime.controls import ALPHA_STEP, Action, apply_to_stylizer, binding_for, help_rows
+from realtime.controls import ALPHA_STEP, Action, binding_for, help_rows
 from realtime.overlay import overlay_lines
-from realtime.sinks import save_snapshot, stamped_path
 from realtime.sources import is_camera
 from realtime.stylizer import FrameStylizer, StylizerParams, load_backend
 
@@ -218,7 +217,7 @@ class MainWindow(QMainWindow):
         live = self.worker.take_frame()
         if live is None:
             return
-        self.live.show_frame(live.image)
+        self.live.show_frame(bgr_to_qimage(live.output))
         self.live.set_overlay(self._overlay(live))
         active = live.state.params.style_index
         if active != self._seen_style:  # follow changes made by the stylizer (n/p), not stale frames
@@ -349,7 +348,7 @@ class MainWindow(QMainWindow):
             self.controls.set_recording(False)
             return
         if on and not self.worker.recording:
-            self.worker.start_recording(stamped_path(self.options.output_dir, "stylizer", ".mp4"))
+            self.worker.start_recording()  # a fresh time-stamped name in the output folder
         elif not on and self.worker.recording:
             self.worker.stop_recording()
 
@@ -371,17 +370,15 @@ class MainWindow(QMainWindow):
 
     def snapshot(self) -> Path | None:
         """Save the frame on screen as a PNG in the output folder."""
-        live = self.worker.latest() if self.worker is not None else None
-        if live is None:
+        if self.worker is None:
             self.show_error("no frame to save yet")
             return None
-        try:
-            path = save_snapshot(live.output, self.options.output_dir)
-        except Exception as exc:  # a full disk or a removed folder: say it, keep running
-            self.show_error(f"snapshot not saved: {exc}")
+        outcome = self.worker.snapshot()
+        if outcome.failed:
+            self.show_error(outcome.message)
             return None
-        self.statusBar().showMessage(f"saved {path}", BANNER_MS)
-        return path
+        self.statusBar().showMessage(f"saved {outcome.path}", BANNER_MS)
+        return outcome.path
 
     def set_virtual_camera(self, on: bool) -> None:
         if self.worker is not None:
@@ -417,6 +414,8 @@ class MainWindow(QMainWindow):
     # ----- keys, help, messages -----
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        """Keys map to actions by the shared key map; the session carries them out, except where a widget
+        shows the value (style, strength, colours, bypass: through the widget) and the window's own."""
         text = event.text()
         if event.key() == Qt.Key.Key_Escape:
             text = "\x1b"
@@ -430,10 +429,13 @@ class MainWindow(QMainWindow):
         action = binding.action
         if action is Action.SELECT_STYLE:
             self.select_style(binding.arg or 0)
-        elif action is Action.RECORD:
-            self.controls.record.toggle()
-        elif action is Action.SNAPSHOT:
-            self.snapshot()
+        elif action in (Action.ALPHA_UP, Action.ALPHA_DOWN):
+            step = round(ALPHA_STEP * 100) * (1 if action is Action.ALPHA_UP else -1)
+            self.controls.alpha.setValue(self.controls.alpha.value() + step)
+        elif action is Action.TOGGLE_COLOR:
+            self.controls.color.toggle()
+        elif action is Action.TOGGLE_BYPASS:
+            self.controls.bypass.toggle()
         elif action is Action.OVERLAY:
             self.live.toggle_overlay()
         elif action is Action.FULLSCREEN:
@@ -442,15 +444,14 @@ class MainWindow(QMainWindow):
             self.show_help()
         elif action is Action.QUIT:
             self.close()
-        elif action in (Action.ALPHA_UP, Action.ALPHA_DOWN):  # through the widgets, so they show it
-            step = round(ALPHA_STEP * 100) * (1 if action is Action.ALPHA_UP else -1)
-            self.controls.alpha.setValue(self.controls.alpha.value() + step)
-        elif action is Action.TOGGLE_COLOR:
-            self.controls.color.toggle()
-        elif action is Action.TOGGLE_BYPASS:
-            self.controls.bypass.toggle()
-        elif self.stylizer is not None:
-            apply_to_stylizer(binding, self.stylizer)
+        elif action is Action.SNAPSHOT:
+            self.snapshot()
+        elif self.worker is not None:  # next/previous style, record: the session's
+            outcome = self.worker.session.handle(binding)
+            if outcome.failed:
+                self.show_error(outcome.message)
+        elif action is Action.RECORD:
+            self.controls.set_recording(False)
 
     def show_help(self) -> None:
         extra = (("k", "keyframe preview: Gatys on the current frame"), ("F1", "show this help"))

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.base import StyleCode, StyleModel, check_image_batch
-from models.checkpoints import load_checked, read_torch
+from models.checkpoints import load_checked, read_safetensors, read_torch
 from models.errors import InputError, ModelError, WeightsError
 
 #: eps added to the variance, as in the paper's AdaIN (and upstream ``calc_mean_std``).
@@ -257,6 +257,15 @@ class MicroAST(StyleModel):
 
 
 def load_strict(module: nn.Module, path: Path, role: str) -> None:
-    """Load the official ``role`` checkpoint into ``module``, reporting missing, unexpected and mis-shaped keys."""
-    state = read_torch(path, f"MicroAST {role} checkpoint", "download the official file again")
+    """Load the official ``role`` checkpoint into ``module``, reporting missing, unexpected and mis-shaped keys.
+
+    ``path`` is either that role's official ``.pth.tar`` or a ``.safetensors`` file holding every role,
+    keyed ``<role>.<key>`` (the bundled copy, ``models/weights/microast_official.safetensors``).
+    """
+    if Path(path).suffix == ".safetensors":
+        tensors, _ = read_safetensors(Path(path), "MicroAST checkpoint", "reinstall the package or delete the file")
+        prefix = role + "."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    else:
+        state = read_torch(path, f"MicroAST {role} checkpoint", "download the official file again")
     load_checked(module, state, f"MicroAST {role} checkpoint {path}", f"is it the official {role} file?")

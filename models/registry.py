@@ -2,6 +2,16 @@
 
 Shaped after timm's registry: a config per model (constructor, checkpoints with file specs,
 input convention, license) and a factory that resolves and verifies the files first.
+
+A checkpoint that ships *inside the package* is one more ``Checkpoint`` row, listed first so it is
+found before anything on ``STYLIZER_PATH``, in the cache or online: put the file in ``models/weights/``
+(``pyproject.toml`` already packages ``weights/*.safetensors``) and give its name and sha256 with
+``packaged=True``, e.g. for our own fp16 AdaIN decoder::
+
+    Checkpoint("ours", {"decoder": packaged("adain_ours_fp16.safetensors", "<sha256>")}, "our AdaIN decoder")
+
+Each role maps to a file; several roles may share one file (MicroAST's four parts are one
+safetensors file keyed ``<role>.<key>``). The model's ``from_files`` reads it.
 """
 
 from __future__ import annotations
@@ -49,6 +59,12 @@ class ModelConfig:
 MODELS: dict[str, ModelConfig] = {}
 
 
+def packaged(filename: str, sha256: str, license: str = "MIT") -> FileSpec:
+    """The spec of a file that ships in ``models/weights/`` (no URL: a missing copy means reinstall)."""
+    return FileSpec(filename, url="", sha256=sha256, license=license, packaged=True)
+
+
+
 def register(config: ModelConfig) -> ModelConfig:
     MODELS[config.name] = config
     return config
@@ -59,7 +75,13 @@ register(ModelConfig(
     summary="MicroAST (Wang et al., AAAI 2023): tiny arbitrary-style net, no VGG at inference; fast on CPUs",
     constructor="models.microast:MicroAST",
     license="MIT (c) 2022 Zhizhong Wang",
-    checkpoints=(Checkpoint("official", {
+    # "bundled" = the official weights converted to one fp32 safetensors file (tools/make_bundle.py; values
+    # bit-identical), shipped with the package; "official" = the upstream .pth files, found or downloaded.
+    checkpoints=(Checkpoint("bundled", dict.fromkeys(
+        ("content_encoder", "style_encoder", "modulator", "decoder"),
+        packaged("microast_official.safetensors", "59eed26faf9feea61c216d5a4f5c8725ec5348b1e3316dcf4d6f91657ead801f")),
+        "official weights, converted to safetensors, in the package"),
+    Checkpoint("official", {
         "content_encoder": FileSpec("content_encoder_iter_160000.pth.tar", MICROAST_URL + "content_encoder_iter_160000.pth.tar",
                                     sha256="c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4", size=634983, license="MIT"),
         "style_encoder": FileSpec("style_encoder_iter_160000.pth.tar", MICROAST_URL + "style_encoder_iter_160000.pth.tar",
@@ -118,6 +140,16 @@ def model_config(name: str) -> ModelConfig:
         raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+def checkpoint_named(model: str, name: str) -> Checkpoint:
+    """Checkpoint ``name`` of ``model`` (e.g. microast's "official" .pth files rather than the bundled copy)."""
+    config = model_config(model)
+    for ckpt in config.checkpoints:
+        if ckpt.name == name:
+            return ckpt
+    raise ModelError(f"model {model} has no checkpoint {name!r}; available: "
+                     f"{', '.join(c.name for c in config.checkpoints) or 'none'}")
+
+
 def feed_forward_models() -> list[str]:
     """Names of the models with a per-frame network (the ones video, live and export can use)."""
     return [c.name for c in MODELS.values() if c.feed_forward]
@@ -133,9 +165,9 @@ def require_feed_forward(name: str, why: str = "runs a per-frame network") -> Mo
 
 
 def default_store() -> WeightStore:
-    """The store built from the environment, with the bundled weights folder searched first."""
+    """The store built from the environment, with the package's weights folder searched first."""
     store = WeightStore.from_env()
-    store.search_path.insert(0, BUNDLED_DIR)
+    store.package_dirs = [BUNDLED_DIR]
     return store
 
 
@@ -153,14 +185,19 @@ def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str 
     if unknown:  # a typo in --weights ROLE=PATH must not fall back to the official file silently
         roles = ", ".join(dict.fromkeys(role for c in candidates for role in c.files)) or "none"
         raise ModelError(f"model {config.name} has no checkpoint role {', '.join(unknown)}; roles: {roles}")
-    errors: list[WeightsError] = []
+    if explicit and not checkpoint:  # a file given by path replaces a downloadable file, never a packaged one
+        candidates = [c for c in candidates if not any(c.files[r].packaged for r in explicit if r in c.files)] \
+            or candidates
+    errors: list[tuple[bool, WeightsError]] = []
     for ckpt in candidates:
         try:
             paths = {role: store.resolve(spec, (explicit or {}).get(role)) for role, spec in ckpt.files.items()}
             return ckpt, paths
         except WeightsError as exc:
-            errors.append(exc)
-    raise errors[0] if errors else WeightsError(f"model {config.name} has no checkpoint files")
+            errors.append((any(f.packaged for f in ckpt.files.values()), exc))
+    # the first downloadable checkpoint's error says what to fetch; "reinstall" only when there is no such one
+    errors.sort(key=lambda e: e[0])
+    raise errors[0][1] if errors else WeightsError(f"model {config.name} has no checkpoint files")
 
 
 def _trained_checkpoint(config: ModelConfig, checkpoint: str | None,

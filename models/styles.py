@@ -1,4 +1,9 @@
-"""Style images by name or path, and the cache of encoded style codes."""
+"""Style images by name or path, and the cache of encoded style codes.
+
+A built-in name is looked up in the package first (``models/assets/styles``: eight public-domain
+paintings, re-encoded at most 512 px), then as the original file on ``STYLIZER_PATH``, in the cache,
+or downloaded (hash-checked).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import numpy as np
 import torch
 
 from models.base import StyleCode, StyleModel
+from models.bundle import STYLES_DIR, bundled_paintings, bundled_style_names
 from models.errors import InputError, WeightsError
 from models.images import IMAGE_SUFFIXES, read_image, resize_longest, to_tensor
 from models.weights import FileSpec, WeightStore
@@ -21,7 +27,8 @@ _JCJ_NS = "https://raw.githubusercontent.com/jcjohnson/neural-style/07c4b8299f8f
 _JCJ_FNS = "https://raw.githubusercontent.com/jcjohnson/fast-neural-style/813c83441953ead2adb3f65f4cc2d5599d735fa7/images/styles/"
 _NAOTO = "https://raw.githubusercontent.com/naoto0804/pytorch-AdaIN/47950d0e6656a95a80a4b105c4c0f58d38ef785c/input/style/"
 
-#: The built-in gallery: public-domain paintings (and the two classic fast-style images).
+#: The built-in gallery: public-domain paintings (and the two classic fast-style images, not bundled: their
+#: rights are unknown). These specs are of the original files; the bundled copies are found first.
 BUILTIN_STYLES: dict[str, FileSpec] = {
     "starry_night": FileSpec("starry_night.jpg", _JCJ_NS + "starry_night.jpg", sha256="0592ab0f7b51b3ce72608a95e53880bd93971e5b48f93a0ce8dfd3cbccf3d098", license="public domain"),
     "the_scream": FileSpec("the_scream.jpg", _JCJ_NS + "the_scream.jpg", sha256="f3075cddeb974a9ee1d6418f7f33fd05185a7ac7dcb4288bd2805d499a9dcaee", license="public domain"),
@@ -42,6 +49,8 @@ def find_style(name_or_path: str | Path, store: WeightStore) -> Path:
     if path.is_file():
         return path
     name = str(name_or_path)
+    if name in bundled_style_names():
+        return STYLES_DIR / f"{name}.jpg"
     if name in BUILTIN_STYLES:
         try:
             return store.resolve(BUILTIN_STYLES[name])
@@ -57,14 +66,24 @@ def find_style(name_or_path: str | Path, store: WeightStore) -> Path:
                      f"give a path or one of: {', '.join(BUILTIN_STYLES)}")
 
 
+def style_origin(path: Path, store: WeightStore) -> str:
+    """Where a style image came from: ``package``, ``STYLIZER_PATH``, ``cache`` or ``explicit path``."""
+    return "package" if Path(path).resolve().parent == STYLES_DIR else store.origin(path)
+
+
 def list_styles_on_path(store: WeightStore) -> list[Path]:
-    """Every image in a 'styles' folder on the search path (for galleries)."""
-    found: list[Path] = []
+    """The bundled paintings, then every image in a 'styles' folder on the search path (for galleries).
+
+    An image on the path with a bundled painting's name is the same painting, so it is left out.
+    """
+    found: list[Path] = [p.path for p in bundled_paintings()]
+    names = {p.stem for p in found}
     for root in store.search_path:
         if root.is_dir():
             for folder in [root] + sorted(p for p in root.rglob("styles") if p.is_dir()):
                 if folder.name == "styles":
-                    found.extend(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                    found.extend(sorted(p for p in folder.iterdir()
+                                        if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in names))
     return found
 
 

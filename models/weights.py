@@ -1,9 +1,11 @@
 """Find, verify and cache checkpoint files.
 
-Lookup order (timm's ``download_cached_file`` habit): explicit path → every directory of the
-search path (``STYLIZER_PATH``, searched recursively by file name) → the user cache → download
-from the canonical URL into a temporary file, verify, atomic rename. A file is used only after
-its SHA-256 (or git blob id, where only that is published) matches.
+Lookup order (timm's ``download_cached_file`` habit): explicit path → the package's own data folders
+(``models/weights``: files that ship with the app) → every directory of the search path
+(``STYLIZER_PATH``, searched recursively by file name) → the user cache → download from the
+canonical URL into a temporary file, verify, atomic rename. A file is used only after its SHA-256
+(or git blob id, where only that is published) matches; ``WeightStore.origin`` says which of these
+places a path came from.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from models.errors import WeightsError
 log = logging.getLogger(__name__)
 
 SEARCH_PATH_ENV = "STYLIZER_PATH"
+REINSTALL = "pip install --force-reinstall --no-deps . in the project's folder, or git checkout models/ in a clone"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class FileSpec:
     git_blob: str | None = None
     size: int | None = None
     license: str = "unknown"
+    #: True for a file that ships inside the package (``models/weights``): it has no URL, so a missing
+    #: or damaged copy means a broken install, and the message says to reinstall.
+    packaged: bool = False
 
     @property
     def expected_hash(self) -> str:
@@ -89,6 +95,8 @@ class WeightStore:
 
     search_path: list[Path] = field(default_factory=list)
     cache_dir: Path = field(default_factory=default_cache_dir)
+    #: folders inside the installed package, searched (by file name, not recursively) before anything else
+    package_dirs: list[Path] = field(default_factory=list)
     allow_download: bool = True
     _verified: dict[tuple[FileSpec, str, int, int], bool] = field(default_factory=dict, repr=False)
 
@@ -98,8 +106,8 @@ class WeightStore:
 
     # -- lookup -----------------------------------------------------------------------------
     def find_local(self, filename: str) -> list[Path]:
-        """Every copy of ``filename`` on the search path and in the cache, in lookup order."""
-        found: list[Path] = []
+        """Every copy of ``filename`` in the package, on the search path and in the cache, in lookup order."""
+        found: list[Path] = [d / filename for d in self.package_dirs if (d / filename).is_file()]
         for root in self.search_path:
             if root.is_file() and root.name == filename:
                 found.append(root)
@@ -109,6 +117,17 @@ class WeightStore:
         if cached.is_file():
             found.append(cached)
         return found
+
+    def origin(self, path: Path) -> str:
+        """Where a found file came from: ``package``, ``STYLIZER_PATH``, ``cache`` or ``explicit path``."""
+        path = Path(path).resolve()
+        for label, roots in (("package", self.package_dirs), (SEARCH_PATH_ENV, self.search_path),
+                             ("cache", [self.cache_dir])):
+            for root in roots:
+                root = Path(root).expanduser().resolve()
+                if path == root or root in path.parents:
+                    return label
+        return "explicit path"
 
     def _is_valid(self, spec: FileSpec, path: Path) -> bool:
         st = path.stat()
@@ -128,6 +147,9 @@ class WeightStore:
                                 spec.filename, bad[0], path)
                 return path
             bad.append(path)
+        if bad and spec.packaged:
+            raise WeightsError(f"{spec.filename} at {bad[0]} is corrupted (expected {spec.expected_hash}); it ships "
+                               f"with the package, so reinstall it ({REINSTALL})")
         if bad:
             raise WeightsError(
                 f"{spec.filename} at {bad[0]} is corrupted or a different version "
@@ -153,12 +175,18 @@ class WeightStore:
         path = self.locate(spec)
         if path is not None:
             return path
+        if spec.packaged:
+            raise self._missing(spec, "it ships with the package but is not in it")
         if not self.allow_download:
             raise self._missing(spec, "downloads are off")
         return self.download(spec)
 
     def _missing(self, spec: FileSpec, why: str) -> WeightsError:
         where = ", ".join(str(p) for p in self.search_path) or f"${SEARCH_PATH_ENV} (unset)"
+        if spec.packaged:
+            inside = ", ".join(str(p) for p in self.package_dirs) or "the package"
+            return WeightsError(f"{spec.filename} not found ({why}); looked in {inside}, {where} and "
+                                f"{self.cache_dir}. Reinstall the package ({REINSTALL})")
         return WeightsError(
             f"{spec.filename} not found ({why}); searched {where} and {self.cache_dir}. "
             f"Download {spec.url} (expected {spec.expected_hash}) into {self.cache_dir} "

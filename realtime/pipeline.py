@@ -24,7 +24,7 @@ from realtime.errors import SinkError
 from realtime.sinks import Sink
 from realtime.sources import Frame, FrameSource
 from realtime.stats import PipelineStats
-from realtime.stylizer import FrameStylizer
+from realtime.stylizer import FrameStylizer, StylizerState
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,9 @@ class Output:
     """One stylised frame as a front end sees it: ``seq`` counts outputs, so a reader can wait for a newer one."""
 
     seq: int
-    frame: Frame          # the input (uint8 BGR at source size, index, times)
-    image: np.ndarray     # the stylised frame, same size
+    frame: Frame                        # the input (uint8 BGR at source size, index, times)
+    image: np.ndarray                   # the stylised frame, same size
+    state: StylizerState | None = None  # the stylizer's settings this frame was made with
 
 
 class OutputSlot:
@@ -106,10 +107,10 @@ class OutputSlot:
         self._item: Output | None = None
         self._closed = False
 
-    def put(self, frame: Frame, image: np.ndarray) -> None:
+    def put(self, frame: Frame, image: np.ndarray, state: StylizerState | None = None) -> None:
         with self._cond:
             seq = self._item.seq + 1 if self._item is not None else 1
-            self._item = Output(seq, frame, image)
+            self._item = Output(seq, frame, image, state)
             self._cond.notify_all()
 
     def get(self, after: int = 0, timeout: float | None = None) -> Output | None:
@@ -314,7 +315,9 @@ class Pipeline:
                     self._warn(f"frame {frame.index} skipped: {exc}")  # a live session goes on
                     continue
                 self.stats["stylize"].record(time.perf_counter() - start)
-                self._latest.put(frame, image)
+                # Commands apply at the start of process(), so this state is the one the frame was made with.
+                # The slot is filled before the sinks: a display never waits behind the recorder's encoder.
+                self._latest.put(frame, image, self.stylizer.state)
                 if not self._out.put((frame, image), on_drop=self.stats["output"].drop):
                     break
         except BaseException as exc:

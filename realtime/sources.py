@@ -8,6 +8,7 @@ never drop one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -306,21 +307,38 @@ class CaptureSource(FrameSource):
         self._t0 = time.perf_counter()
         self._first: np.ndarray | None = None
         self.lost_message = ""
-        self._open()
-        if self._first is None:
-            raise SourceError(f"cannot read from {self.name}: it opened but gave no frame; check that it is free "
-                              "and streaming")
+        try:
+            self._open()
+            if self._first is None:
+                raise SourceError(f"cannot read from {self.name}: it opened but gave no frame; check that it is "
+                                  "free and streaming")
+        except SourceError as exc:
+            self.close()
+            if not self._is_local_camera():
+                raise
+            from realtime.cameras import cameras_hint
+
+            # name the cameras that do open, so the user need not guess indices (the probe takes at most ~3 s)
+            raise SourceError(f"{exc}; {cameras_hint(self.spec)}") from None
+
+    def _is_local_camera(self) -> bool:
+        return isinstance(self.spec, int) or str(self.spec).startswith("/dev/")
 
     def _open(self) -> None:
+        from realtime.cameras import quiet_opencv
+
         stream = isinstance(self.spec, str) and self.spec.lower().startswith(STREAM_SCHEMES)
-        cap = _responsive(lambda: _open_capture(self.spec)) if stream else cv2.VideoCapture(self.spec)
+        # OpenCV logs a WARN/ERROR block per backend that fails on a missing camera; our one line says it better
+        with quiet_opencv() if not log.isEnabledFor(logging.DEBUG) else contextlib.nullcontext():
+            cap = _responsive(lambda: _open_capture(self.spec)) if stream else cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
-            what = "camera" if isinstance(self.spec, int) else "source"
+            what = "camera" if self._is_local_camera() else "source"
             if stream:
                 raise SourceError(f"cannot open {self.spec}: no answer within {STREAM_TIMEOUT_S:g} s; check the URL "
                                   "and that the server is streaming")
-            raise SourceError(f"cannot open {what} {self.spec}; check the index, device path or URL")
+            raise SourceError(f"cannot open {what} {self.spec}" if self._is_local_camera()
+                              else f"cannot open {what} {self.spec}; check the URL")
         width, height, fps = self.requested
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -530,7 +548,9 @@ def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int =
     path = Path(text).expanduser()
     if text.startswith("/dev/"):
         if not path.exists():
-            raise SourceError(f"camera device {text} does not exist; list them with `ls /dev/video*`")
+            from realtime.cameras import cameras_hint
+
+            raise SourceError(f"camera device {text} does not exist; {cameras_hint()}")
         return CaptureSource(text, width, height, fps, stop=stop)
     pattern = not path.is_file() and ("%" in text or any(ch in text for ch in "*?["))
     if path.is_dir() or pattern or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):

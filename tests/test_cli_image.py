@@ -89,8 +89,15 @@ def test_what_runs_only_on_pytorch_refuses_another_backend(extra, words, content
 
 
 def test_style_by_name_equals_style_by_path(content_path, styles, tmp_path):
+    from models.bundle import STYLES_DIR
+
+    # a bundled name is the package's copy (found before the original on STYLIZER_PATH)
     by_name = stylise(content_path, tmp_path / "name.png", "--style", "starry_night")
-    by_path = stylise(content_path, tmp_path / "path.png", "--style", str(styles[0]))
+    by_path = stylise(content_path, tmp_path / "path.png", "--style", str(STYLES_DIR / "starry_night.jpg"))
+    np.testing.assert_array_equal(by_name, by_path)
+    # a name not bundled (rights unknown) is the file on STYLIZER_PATH
+    by_name = stylise(content_path, tmp_path / "candy_name.png", "--style", "candy")
+    by_path = stylise(content_path, tmp_path / "candy_path.png", "--style", str(styles[0].parent / "candy.jpg"))
     np.testing.assert_array_equal(by_name, by_path)
 
 

@@ -335,11 +335,17 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
                              "--record", str(live)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
-    time.sleep(0.3)  # a few frames recorded
+    seen = []
+    for line in iter(proc.stderr.readline, ""):  # an event, not a time: the recorder's first frame
+        seen.append(line)
+        if "recording to" in line and live.name in line:
+            break
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "12 styles loaded (keys 1-9 pick the first nine, n/p step through all)" in first
+    assert proc.wait(timeout=60) == 130, "".join(seen) + proc.stderr.read()
+    out, err = first + proc.stdout.read(), "".join(seen) + proc.stderr.read()
+    # the default styles: the 8 bundled paintings, then every style on the search path
+    assert "20 styles loaded (keys 1-9 pick the first nine, n/p step through all): starry_night, the_scream" in first
+    assert first.rstrip().endswith("mondrian, " + ", ".join(f"pattern{i:02d}" for i in range(12)))
     assert "Traceback" not in err and f"recorded {live}" in out
     with av.open(str(live)) as c:
         assert sum(1 for _ in c.decode(video=0)) >= 1

@@ -54,7 +54,7 @@ def load_models(inputs: Path, trained: Path, device: torch.device, names: tuple[
     from models.aesfa import AesFA
     from models.errors import WeightsError
     from models.microast import MicroAST
-    from models.registry import model_config
+    from models.registry import checkpoint_named
     from models.vgg import VGG19Features, load_relu4_1_cut
     from models.weights import matches
     from tools.prepare_gpu_inputs import VGG_NAME
@@ -69,7 +69,7 @@ def load_models(inputs: Path, trained: Path, device: torch.device, names: tuple[
             out.append(BenchModel("aesfa (ours)", AesFA.from_files({"main": trained / "aesfa.safetensors"})))
         elif name == "microast":
             files = {}
-            for role, spec in model_config("microast").checkpoints[0].files.items():
+            for role, spec in checkpoint_named("microast", "official").files.items():
                 path = inputs / "weights" / "microast" / spec.filename
                 if not matches(spec, path):
                     raise WeightsError(f"{path} does not match {spec.expected_hash}")

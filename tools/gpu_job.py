@@ -11,9 +11,9 @@ Stages (times are printed from the start of ``main``):
 2. preflight, so a broken job fails in its first minute: one real training step of each model,
    a snapshot (every result file written once), the exports loaded back by the project's loaders
    and one short benchmark pass over every variant at the smallest size;
-3. training (:func:`models.training.timed.train_together`) until ``--train-minutes`` have passed
-   or until ``--job-seconds`` minus ``--bench-reserve`` (whichever is first), snapshots every
-   ``--snapshot-seconds``;
+3. training (:func:`models.training.timed.train_together`) until ``--train-minutes`` have passed,
+   until ``--job-seconds`` minus ``--bench-reserve``, or after ``--max-steps`` steps (whichever is
+   first), snapshots every ``--snapshot-seconds``;
 4. the benchmark (:mod:`tools.gpu_bench`) until ``--job-seconds``;
 5. ``report.json``: environment, inputs, training summary, benchmark rows, errors.
 
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="result folder ($OUT on the device machine)")
     p.add_argument("--device", default="cuda", help="torch device")
     p.add_argument("--train-minutes", type=float, default=7.5, help="wall-clock training time (both models together)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="end training after this many steps of each model (after the preflight step), even "
+                        "with time left: a run sized by work, not by the clock (tests, quick proofs)")
     p.add_argument("--job-seconds", type=float, default=570.0,
                    help="the whole job ends by then, counted from the process start (benchmark items skipped past it)")
     p.add_argument("--bench-reserve", type=float, default=70.0, help="seconds kept for the benchmark after training")
@@ -204,9 +207,12 @@ def run(args: argparse.Namespace) -> int:
 
         # -- training ----------------------------------------------------------------------------
         seconds = min(args.train_minutes * 60.0, args.job_seconds - args.bench_reserve - job.t())
-        log.info("training %s for %.0f s (batch %d, %d px, %s)", "+".join(TASKS), seconds, args.batch, args.size, precision)
+        limit = f" or {args.max_steps} steps" if args.max_steps is not None else ""
+        log.info("training %s for %.0f s%s (batch %d, %d px, %s)", "+".join(TASKS), seconds, limit, args.batch,
+                 args.size, precision)
         summary = train_together(runs, content, style, out, max(0.0, seconds), precision=precision,
-                                 snapshot_seconds=args.snapshot_seconds, log_every=args.log_every)
+                                 snapshot_seconds=args.snapshot_seconds, log_every=args.log_every,
+                                 max_rounds=args.max_steps)
         for run_ in runs:
             summary[run_.name]["train_seconds"] = round(run_.seconds, 1)
             summary[run_.name]["steps_per_second"] = round(run_.step / max(run_.seconds, 1e-9), 2)

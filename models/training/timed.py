@@ -215,8 +215,9 @@ def snapshot(runs: list[TaskRun], out: Path, precision: str, wall: float) -> Non
 
 def train_together(runs: list[TaskRun], content: DeviceCorpus, style: DeviceCorpus, out: Path, seconds: float,
                    precision: str = "bf16", snapshot_seconds: float = 60.0, log_every: int = 25,
-                   status_seconds: float = 30.0) -> dict[str, dict]:
-    """Step every run in turn until ``seconds`` of wall time have passed; returns a summary per task."""
+                   status_seconds: float = 30.0, max_rounds: int | None = None) -> dict[str, dict]:
+    """Step every run in turn until ``seconds`` of wall time have passed or ``max_rounds`` rounds (one step of
+    each run) are done, whichever comes first; returns a summary per task."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     deadline = start + seconds
@@ -226,7 +227,7 @@ def train_together(runs: list[TaskRun], content: DeviceCorpus, style: DeviceCorp
     last_snapshot = last_status = start
     rounds = 0
     with _StopSignal() as stop:
-        while time.monotonic() < deadline and not stop.is_set():
+        while time.monotonic() < deadline and not stop.is_set() and (max_rounds is None or rounds < max_rounds):
             active = [r for r in runs if not r.stopped]
             if not active:
                 break

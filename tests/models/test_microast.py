@@ -12,7 +12,14 @@ from models.base import StyleCode
 from models.errors import InputError, ModelError, WeightsError
 from models.images import load_image
 from models.microast import MicroAST
-from models.registry import MODELS, create_model, default_store
+from models.registry import create_model, default_store
+
+def official_microast():
+    """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
+    from models.registry import checkpoint_named
+
+    return checkpoint_named("microast", "official")
+
 
 SIZE = 192
 
@@ -22,7 +29,7 @@ def weight_files(tmp_path_factory) -> dict[str, Path]:
     store = default_store()
     store.cache_dir = tmp_path_factory.mktemp("cache")
     store.allow_download = False
-    spec = MODELS["microast"].checkpoints[0].files
+    spec = official_microast().files
     return {role: store.resolve(s) for role, s in spec.items()}
 
 

@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from models.errors import WeightsError
-from models.registry import MODELS
 from models.weights import FileSpec, WeightStore, git_blob_of, sha256_of
+
+def official_microast():
+    """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
+    from models.registry import checkpoint_named
+
+    return checkpoint_named("microast", "official")
+
 
 #: git blob id of the official MicroAST modulator (MANIFEST §1a), the id GitHub's tree shows.
 MODULATOR_GIT_BLOB = "064bf781ed7df646626a98640ddd627acb17bca3"
@@ -19,7 +25,7 @@ MODULATOR_GIT_BLOB = "064bf781ed7df646626a98640ddd627acb17bca3"
 
 @pytest.fixture(scope="module")
 def modulator_spec() -> FileSpec:
-    return MODELS["microast"].checkpoints[0].files["modulator"]
+    return official_microast().files["modulator"]
 
 
 @pytest.fixture(scope="module")
@@ -172,14 +178,14 @@ def test_git_blob_spec_is_verified(tmp_path, copy_on_path, modulator_spec):
 
 
 def test_registered_microast_hashes_match_the_shared_files(shared):
-    for spec in MODELS["microast"].checkpoints[0].files.values():
+    for spec in official_microast().files.values():
         path = shared / "weights" / "microast" / spec.filename
         assert path.stat().st_size == spec.size
         assert sha256_of(path) == spec.sha256
 
 
 def test_a_file_verified_for_one_spec_is_not_valid_for_another(tmp_path, copy_on_path, modulator_spec):
-    decoder_spec = MODELS["microast"].checkpoints[0].files["decoder"]
+    decoder_spec = official_microast().files["decoder"]
     store = store_from_env(tmp_path)
     assert store.resolve(modulator_spec) == copy_on_path  # verified and remembered as the modulator
     with pytest.raises(WeightsError, match=rf"is not {re.escape(decoder_spec.filename)}"):
