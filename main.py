@@ -72,6 +72,11 @@ def sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
+    verbose = bool({"-v", "--verbose"} & set(sys.argv[1:] if argv is None else argv))
+    if not verbose:
+        # Before anything imports cv2 (the subcommands do): OpenCV reads it once, at import, and its own
+        # logger would add lines to our one-line errors (11 warnings before `webcam --camera 7` fails).
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     with sigterm_as_interrupt():
         try:
             return _run(argv)
@@ -84,8 +89,6 @@ def _run(argv: list[str] | None) -> int:
     from models.errors import StylizerError
 
     args = build_parser().parse_args(argv)
-    if not args.verbose:  # OpenCV's own logger would add lines to our one-line errors (e.g. a missing camera)
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

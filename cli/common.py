@@ -130,7 +130,9 @@ def note_replacing(path: Path) -> None:
     if path.exists():
         print(f"note: {path} exists; it is replaced when this job completes (if it is interrupted or fails, "
               f"{path.name} stays as it is)", file=sys.stderr)
-    if part.exists():
+    from models.atomic import is_being_written
+
+    if part.exists() and not is_being_written(part):  # a live job's .part: the writer refuses in one line
         print(f"note: {part} (left by an earlier interrupted run) will be overwritten", file=sys.stderr)
 
 

@@ -42,9 +42,15 @@ def run(args: argparse.Namespace) -> int:
                             opset=args.opset, style_size=args.style_size,
                             profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)))
     fmt = check_request(request)  # every argument checked before a model is built
-    if request.out_dir.is_dir():
-        from cli.common import check_output
-        check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
+    if not request.out_dir.is_dir():
+        from models.errors import InputError
+        try:  # now, not after the export: a read-only disk or folder above it is one line
+            request.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the output folder {request.out_dir}: {exc.strerror}; "
+                             "choose another -o folder") from None
+    from cli.common import check_output
+    check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
     config = model_config(args.model)
     if not config.feed_forward:
         from models.errors import ModelError

@@ -151,14 +151,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.reason}: {kept_line(sink)}", file=sys.stderr)
         return 130 if result.reason == "interrupted" else 1
     note_early_end(source, result.frames_out)  # after the run: the source has closed its container
+    note_repairs(source)
     print(f"wrote {output}: {result.frames_out} frames in {elapsed:.1f} s "
-          f"({result.frames_out / max(elapsed, 1e-9):.1f} fps)")
+          f"({result.frames_out / max(elapsed, 1e-9):.1f} fps; audio {sink.writer.audio})")
     return 0
 
 
 def kept_line(sink) -> str:
-    """'12 frames kept in out.mp4' / '… in out.mp4.part (out.mp4 existed …)' / 'no frame was written'."""
-    frames = sink.writer.frames
+    """'12 frames kept in out.mp4' / '… in out.mp4.part (out.mp4 existed …)' / 'no frame was written'.
+
+    The count is the frames the muxer took (in the file), not those handed to the encoder: a write
+    that fails (or a cut) leaves the encoder's look-ahead out of the file.
+    """
+    frames = sink.writer.written
     if sink.output.kept is None:
         return f"no frame was written; {sink.output.target} was not changed" if frames == 0 else \
             f"{frames} frames were written to {sink.output.part}"
@@ -166,7 +171,11 @@ def kept_line(sink) -> str:
 
 
 def note_early_end(source, frames: int) -> None:
-    """A file that ends well before its header says (cut short, truncated download): say where it stopped."""
+    """A file that ends well before its header says (cut short, truncated download): say where it stopped.
+
+    Where it stopped is the last frame's time, not ``frames / fps``: a variable-rate file's average
+    rate says nothing about how long its frames last.
+    """
     import sys
 
     import av
@@ -177,9 +186,21 @@ def note_early_end(source, frames: int) -> None:
     except (av.FFmpegError, OSError):
         return
     fps = getattr(source, "fps", 0.0) or 0.0
-    if duration and fps and frames / fps < duration - 1.0:
-        print(f"note: {source.name} ended at frame {frames} ({frames / fps:.1f} s) although its header says "
+    last, first = getattr(source, "last_time", None), getattr(source, "first_time", 0.0) or 0.0
+    ended = (last - first + 1 / fps) if last is not None and fps else (frames / fps if fps else 0.0)
+    if duration and fps and ended < duration - 1.0:
+        print(f"note: {source.name} ended at frame {frames} ({ended:.1f} s) although its header says "
               f"{duration:.1f} s; it may be truncated: the {frames} frames read are all written", file=sys.stderr)
+
+
+def note_repairs(source) -> None:
+    """Say when the file's own times were not used as they are (pts out of order, missing, or a size change)."""
+    import sys
+
+    repairs = getattr(source, "repairs", 0)
+    if repairs:
+        print(f"note: {source.name} has timestamps out of order or missing ({repairs} frames); they were repaired "
+              "from the frame order, as players do", file=sys.stderr)
 
 
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:

@@ -23,21 +23,21 @@ import shutil
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from fractions import Fraction
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from cluster.join import ChunkFile, JoinResult, join_chunks, muxer_for
 from cluster.plan import Chunk, VideoIndex, index_video, plan_chunks, warmup_frames
-from cluster.worker import ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
+from cluster.worker import ChunkFrames, ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
+from models.atomic import PartFile
 from models.errors import InputError, StylizerError
-from realtime.video_writer import VideoOptions
+from realtime.video_writer import VideoOptions, container_codec
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--workers needs Ray: pip install -e '.[cluster]' (or pip install 'ray>=2.9')"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: frames counted as the engine decodes them (best-effort times), not by packet pts
 POLL = 0.25  # seconds between progress polls
 
 
@@ -130,9 +130,24 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
     started = time.perf_counter()
     input_path, output = Path(input_path), Path(output)
     muxer_for(output)  # a bad suffix fails before any work
+    lock = PartFile(output)
+    lock.create()  # one job per output: a second one is refused here, naming this one's pid
+    try:
+        return _run_locked(ray, input_path, output, spec, options, config, progress, say, started, lock)
+    finally:
+        if lock.part.exists() and lock.part.stat().st_size == 0:
+            lock.discard()  # the join never started (or found nothing): no empty .part is left
+        lock.release()
+
+
+def _run_locked(ray, input_path: Path, output: Path, spec: WorkerSpec, options: VideoOptions, config: ClusterConfig,
+                progress: Progress | None, say: Callable[[str], None], started: float, lock: PartFile) -> JobReport:
     index = index_video(input_path)
-    rate = _frame_rate(input_path)
-    encode = EncodeSpec(rate, _resolve_codec(options, output), output.suffix.lower())
+    if index.resized:  # as VideoFileSource says it in one process
+        log.warning("%s changes its frame size (%d frames): such frames are scaled to fit %dx%d with black bars",
+                    input_path.name, index.resized, *index.size)
+    options = options if options.codec else replace(options, codec=container_codec(output))  # the writer's choice
+    encode = EncodeSpec(index.rate, options, output.suffix.lower())
     mode, strength = spec_temporal(spec)
     warmup = config.warmup if config.warmup is not None else warmup_frames(mode, strength)
     work = WorkFolder(output)
@@ -163,7 +178,7 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
         progress(index.frames, index.frames)
     t = time.perf_counter()
     files = [ChunkFile(work.chunk_path(c), index.time(c.start), c.frames) for c in plan]
-    joined: JoinResult = join_chunks(files, output, input_path if options.audio else None)
+    joined: JoinResult = join_chunks(files, output, input_path if options.audio else None, lock)
     report.join_seconds = time.perf_counter() - t
     report.audio = joined.audio
     if joined.frames != index.frames:
@@ -204,6 +219,7 @@ def connect(ray, config: ClusterConfig) -> bool:
         return False
     # Ray's own INFO/WARNING lines (auth token set-up, start-up) would break the progress bar; errors still show.
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    handlers = _signal_handlers()
     try:
         if config.address == "auto":
             # Workers on this machine import this checkout, installed or not.
@@ -216,7 +232,27 @@ def connect(ray, config: ClusterConfig) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"cannot reach the Ray cluster at {config.address}: {exc}; start it with "
                            "`ray start --head` on the head node, or use --cluster auto") from exc
+    finally:
+        _restore(handlers)  # ray.init puts its own SIGTERM handler (exit 1, a stack dump) over main.py's
     return True
+
+
+def _signal_handlers() -> dict:
+    """The current SIGTERM/SIGINT handlers (main thread only: elsewhere signals are not ours to keep)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(handlers: dict) -> None:
+    import signal
+
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 def _resources(ray, config: ClusterConfig, spec: WorkerSpec) -> tuple[int, dict[str, float], int]:
@@ -279,7 +315,8 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
             while idle and pending:
                 worker, chunk = idle.popleft(), pending.popleft()
                 attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
-                inflight[actors[worker].run.remote(chunk, source, encode, board)] = (chunk, worker)
+                inflight[actors[worker].run.remote(chunk, source, encode, ChunkFrames.of(index, chunk), board)] = \
+                    (chunk, worker)
             if not inflight:  # chunks left but every worker is gone
                 for chunk in pending:
                     failed[chunk.index] = "no worker left to run it (all died)"
@@ -300,8 +337,12 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
                 except RayTaskError as exc:
                     idle.append(worker)
                     cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                    _retry_or_fail(chunk, f"{type(cause).__name__}: {_first_line(cause)}", attempts, config, pending,
-                                   failed, report)
+                    why = f"{type(cause).__name__}: {_first_line(cause)}"
+                    if isinstance(cause, StylizerError):  # the input or settings: the same chunk fails the same way
+                        failed[chunk.index] = f"{why} (not retried: it fails the same way each time)"
+                        pending.clear()  # the other chunks share the input and settings: stop at the first
+                        continue
+                    _retry_or_fail(chunk, why, attempts, config, pending, failed, report)
                     continue
                 idle.append(worker)
                 work.save(chunk, result)
@@ -346,37 +387,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ----- inputs and settings -----
-
-def _frame_rate(path: Path) -> Fraction:
-    """The rate the one-machine writer is given (``VideoFileSource.rate``)."""
-    import av
-
-    from realtime.sources import sane_fps
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = sane_fps(stream.average_rate or stream.guessed_rate)
-        return stream.average_rate or Fraction(fps).limit_denominator(1001)
-
-
-def _resolve_codec(options: VideoOptions, output: Path) -> VideoOptions:
-    """The options with the codec the one-machine writer would pick for ``output``, so every chunk uses it."""
-    import io
-
-    import av
-
-    if options.codec:
-        return options
-    container = av.open(io.BytesIO(), mode="w", format=muxer_for(output))
-    try:
-        supported = container.supported_codecs
-        codec = "libx264" if "libx264" in supported else container.default_video_codec
-    finally:
-        container.close()
-    from dataclasses import replace
-
-    return replace(options, codec=codec)
-
 
 def _fingerprint(input_path: Path, spec: WorkerSpec, encode: EncodeSpec, warmup: int) -> str:
     """What the chunks depend on: the input file, the stylizer, the encoder settings and the warm-up."""

@@ -45,14 +45,18 @@ def muxer_for(path: Path) -> str:
     return check_video_suffix(path)
 
 
-def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None = None) -> JoinResult:
-    """Stream-copy ``chunks`` (in order) into ``output`` with the audio of ``audio_from``; atomic rename."""
+def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None = None,
+                target: PartFile | None = None) -> JoinResult:
+    """Stream-copy ``chunks`` (in order) into ``output`` with the audio of ``audio_from``; atomic rename.
+
+    ``target`` is the job's own ``PartFile`` of ``output`` when it already holds its lock.
+    """
     import av
 
     if not chunks:
         raise SinkError("nothing to join: the job has no finished chunks")
     output = Path(output)
-    target = PartFile(output)  # the same rule as the one-machine writer: <output>.part, renamed when whole
+    target = target or PartFile(output)  # the one-machine writer's rule: <output>.part, renamed when whole
     part = target.create()
     try:
         out = av.open(str(part), mode="w", format=muxer_for(output))

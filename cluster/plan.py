@@ -1,10 +1,14 @@
 """Split a video into chunks for the workers: at keyframes where they fall near the ideal cut, with warm-up.
 
-The index comes from demuxing packets only (no decoding), so planning an hour of footage takes
-seconds. A chunk is a range of frames in presentation order; its worker seeks to the keyframe at
-or before its first warm-up frame, decodes from there, drops what comes before the warm-up, runs
-the warm-up frames through the stylizer (building up temporal state) without keeping them, and
-then writes exactly the chunk's frames.
+The index comes from the engine's own decoder (``realtime.sources.scan_video``: every frame in
+the order ``VideoFileSource`` gives it, with the same best-effort times, without converting a
+pixel), so the plan lists exactly the frames and times the one-process run has, whatever the
+file's own pts say (pairs swapped in a DivX AVI, duplicates, an edit list's pre-roll). Decoding
+costs about a hundredth of stylising. A chunk is a range of those frames; its worker seeks to
+the keyframe at or before its first warm-up frame, decodes from there (counting frames, checked
+against the index's pts), drops what comes before the warm-up, runs the warm-up frames through
+the stylizer (building up temporal state) without keeping them, and then writes exactly the
+chunk's frames at the index's times.
 
 Cuts go to the keyframe nearest the ideal (equal-length) cut when one lies within a quarter of a
 chunk of it, so a worker decodes few frames it does not need. Clips whose keyframes are far apart
@@ -21,8 +25,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from realtime.errors import SourceError
-from realtime.sources import open_video
 
 SNAP = 0.25  # a keyframe within this fraction of a chunk's length of the ideal cut becomes the cut
 MIN_CHUNK = 24  # frames: shorter chunks cost more in warm-up and start-up than they gain in balance
@@ -32,20 +34,24 @@ RESIDUAL = 0.5 / 255  # warm-up until the missing history weighs less than half 
 
 @dataclass(frozen=True)
 class VideoIndex:
-    """The frames of a video's first video stream: pts in presentation order and which are keyframes."""
+    """The frames of a video's first video stream as the engine decodes them: pts, times, keyframes, size."""
 
     path: Path
     time_base: Fraction
-    pts: tuple[int, ...]         # every decodable frame, in presentation order
+    pts: tuple[int | None, ...]  # every decodable frame's pts as the decoder gave it (names it; may be out of order)
     keyframes: tuple[int, ...]   # indices into ``pts`` of the frames a decoder can start at
+    times: tuple[float, ...] = ()  # best-effort presentation time of every frame (s): the one-process run's
+    size: tuple[int, int] = (0, 0)  # the first frame's upright size: every frame is fitted to it
+    resized: int = 0             # frames of another size (a stream that changes size mid-way)
+    rate: Fraction = Fraction(30)  # the frame rate the writer is given (as in the one-process run)
 
     @property
     def frames(self) -> int:
         return len(self.pts)
 
     def time(self, index: int) -> float:
-        """Presentation time of frame ``index`` in seconds (as the decoder gives it)."""
-        return float(self.pts[index] * self.time_base)
+        """Presentation time of frame ``index`` in seconds (as ``VideoFileSource`` gives it)."""
+        return self.times[index] if self.times else float(self.pts[index] * self.time_base)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Chunk:
     stop: int
     warmup: int
     seek_pts: int    # pts of the keyframe the worker seeks to (at or before the first warm-up frame)
+    # The *_pts below name frames for people reading job.json; the worker goes by frame numbers.
     first_pts: int   # pts of the first warm-up frame (or of ``start`` without warm-up)
     start_pts: int
     last_pts: int    # pts of frame ``stop - 1``
@@ -65,6 +72,11 @@ class Chunk:
     @property
     def frames(self) -> int:
         return self.stop - self.start
+
+    @property
+    def key(self) -> int:
+        """The frame number of the keyframe the worker seeks to."""
+        return self.start - self.warmup - self.decode_only
 
     @property
     def name(self) -> str:
@@ -76,36 +88,16 @@ class Chunk:
 
 
 def index_video(path: str | Path) -> VideoIndex:
-    """Demux the first video stream's packets: the pts of every frame a decoder will output, and keyframes."""
-    import av
+    """Every frame the engine's decoder gives: its pts, best-effort time and whether it is a keyframe."""
+    from realtime.sources import scan_video
 
     path = Path(path)
-    with open_video(path) as container:
-        stream = container.streams.video[0]
-        time_base = stream.time_base or Fraction(1, 90000)
-        frames: list[tuple[int, bool]] = []
-        try:
-            for packet in container.demux(stream):
-                # Flush packets carry nothing; discarded ones are an edit list's pre-roll that no decoder shows.
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                if packet.pts is None:
-                    raise SourceError(f"{path} has frames without timestamps; remux it first "
-                                      "(ffmpeg -i IN -c copy OUT.mkv) or run it on one machine")
-                frames.append((packet.pts, bool(packet.is_keyframe)))
-        except av.FFmpegError as exc:
-            raise SourceError(f"cannot read {path}: {exc}") from exc
-    if not frames:
-        raise SourceError(f"video {path} holds no decodable frames")
-    frames.sort()
-    pts = tuple(p for p, _ in frames)
-    if len(set(pts)) != len(pts):  # chunks are cut and found again by pts: they must name one frame each
-        raise SourceError(f"{path} has frames with the same timestamp; remux it first "
-                          "(ffmpeg -i IN -c copy OUT.mkv) or run it on one machine (without --workers)")
-    keys = tuple(i for i, (_, key) in enumerate(frames) if key)
+    scan = scan_video(path)
+    # A keyframe without a pts cannot be sought to; the first frame is always a start.
+    keys = tuple(i for i, (key, pts) in enumerate(zip(scan.keyframes, scan.pts)) if key and pts is not None)
     if not keys or keys[0] != 0:
-        keys = (0,) + keys  # the decoder starts at the first frame whatever the flag says
-    return VideoIndex(path, time_base, pts, keys)
+        keys = (0,) + keys
+    return VideoIndex(path, scan.time_base, scan.pts, keys, scan.times, scan.size, scan.resized, scan.rate)
 
 
 def warmup_frames(mode: str = "off", strength: float = 0.0) -> int:
@@ -152,7 +144,7 @@ def plan_chunks(index: VideoIndex, chunks: int, warmup: int = 0, min_frames: int
         w = min(warmup, start)
         first = start - w
         key = keys[bisect.bisect_right(keys, first) - 1]
-        plan.append(Chunk(index=i, start=start, stop=stop, warmup=w, seek_pts=index.pts[key],
-                          first_pts=index.pts[first], start_pts=index.pts[start], last_pts=index.pts[stop - 1],
-                          decode_only=first - key))
+        plan.append(Chunk(index=i, start=start, stop=stop, warmup=w, seek_pts=index.pts[key] or 0,
+                          first_pts=index.pts[first] or 0, start_pts=index.pts[start] or 0,
+                          last_pts=index.pts[stop - 1] or 0, decode_only=first - key))
     return plan

@@ -1,5 +1,10 @@
 """What runs on a worker: build the stylizer once, then stylise and encode chunk after chunk.
 
+A chunk goes through the engine as the one-process run does: decoded by ``VideoFileSource``
+(from the keyframe before it, frames fitted to the file's first size), stylised by
+``FrameStylizer``, encoded by ``VideoFileWriter`` at the times of the plan's index (the same
+best-effort times ``VideoFileSource`` gives one process).
+
 ``ChunkWorker`` is a plain class; ``cluster.job`` makes it a Ray actor (one per GPU, or a share of
 the CPUs), so the model and backend load once per worker, not once per chunk. Each chunk gets a
 fresh ``FrameStylizer`` on that backend, so no temporal state leaks from one chunk into the next;
@@ -9,7 +14,6 @@ its warm-up frames build the state up again. The style codes come from the drive
 
 from __future__ import annotations
 
-import io
 import os
 import socket
 import tempfile
@@ -22,8 +26,9 @@ from typing import Any, Iterator, Protocol
 import cv2
 import numpy as np
 
-from cluster.plan import Chunk
+from cluster.plan import Chunk, VideoIndex
 from realtime.errors import SourceError
+from realtime.sources import VideoFileSource
 from realtime.video_writer import VideoFileWriter, VideoOptions
 
 REPORT_EVERY = 0.5  # seconds between progress reports to the driver
@@ -127,6 +132,19 @@ class EncodeSpec:
 
 
 @dataclass(frozen=True)
+class ChunkFrames:
+    """The index's word on a chunk: the pts of its frames from its keyframe on, the times of its own, the size."""
+
+    pts: tuple[int | None, ...]  # frames ``chunk.key`` .. ``chunk.stop - 1``, as the decoder names them
+    times: tuple[float, ...]     # frames ``chunk.start`` .. ``chunk.stop - 1``: where the writer puts them
+    size: tuple[int, int]        # the file's first frame size: frames of another size are fitted to it
+
+    @classmethod
+    def of(cls, index: VideoIndex, chunk: Chunk) -> "ChunkFrames":
+        return cls(tuple(index.pts[chunk.key:chunk.stop]), tuple(index.times[chunk.start:chunk.stop]), index.size)
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """One finished chunk: the encoded file's bytes and what the worker saw."""
 
@@ -156,23 +174,26 @@ class ChunkWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, chunk: Chunk, source: str | bytes, encode: EncodeSpec, board: Any = None) -> ChunkResult:
+    def run(self, chunk: Chunk, source: str | bytes, encode: EncodeSpec, frames: ChunkFrames,
+            board: Any = None) -> ChunkResult:
         """Stylise and encode ``chunk`` of ``source`` (a path, or the file's bytes); returns the chunk file."""
         started = time.perf_counter()
         stylizer = self.spec.new_stylizer(self.backend)
         with tempfile.TemporaryDirectory(prefix="stylizer-chunk-") as tmp:
+            if isinstance(source, bytes):  # a remote cluster: the input came through Ray's object store
+                (Path(tmp) / "input").write_bytes(source)
+                source = str(Path(tmp) / "input")
             path = Path(tmp) / f"{chunk.name}{encode.suffix}"
             writer = VideoFileWriter(path, encode.rate, replace(encode.options, audio=False))
             warm = written = decoded = 0
             last_report = time.perf_counter()
             try:
-                for pts, t, image, n in decode_chunk(source, chunk):
-                    decoded = n
+                for n, image, decoded in decode_chunk(source, chunk, frames):
                     out = stylizer.process(image)  # warm-up frames too: they build the temporal state
-                    if pts < chunk.start_pts:
+                    if n < chunk.start:
                         warm += 1
                         continue
-                    writer.write(out, t)
+                    writer.write(out, frames.times[n - chunk.start])
                     written += 1
                     if board is not None and time.perf_counter() - last_report > REPORT_EVERY:
                         board.report.remote(chunk.index, written)
@@ -189,35 +210,39 @@ class ChunkWorker:
                            socket.gethostname(), os.getpid(), self.restarted)
 
 
-def decode_chunk(source: str | bytes, chunk: Chunk) -> Iterator[tuple[int, float, np.ndarray, int]]:
-    """(pts, seconds, upright BGR image, frames decoded so far) of the chunk's warm-up and own frames."""
-    import av
+def decode_chunk(source: str | Path, chunk: Chunk, frames: ChunkFrames) -> Iterator[tuple[int, np.ndarray, int]]:
+    """(frame number, upright BGR image, frames decoded so far) of the chunk's warm-up and own frames.
 
-    opened = av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source))
-    with opened as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if chunk.start - chunk.warmup > 0:
-            # Backward: the keyframe at or before; frames before the first warm-up frame are dropped below.
-            container.seek(chunk.seek_pts, stream=stream, backward=True)
+    Decoded by ``VideoFileSource`` from the keyframe the plan names. Frames are counted from there
+    and each one's pts is checked against the index. Where the seek lands elsewhere (MPEG-TS seeks
+    by byte and can land a GOP late; an open GOP starts with frames the index does not have there)
+    the chunk is decoded from the file's start instead: slower, the same frames.
+    """
+    first = chunk.start - chunk.warmup
+    seek = chunk.seek_pts if chunk.key > 0 else None
+    source_ = VideoFileSource(source, seek_pts=seek, size=frames.size)
+    try:
+        position = chunk.key if seek is not None else 0
+        frame = source_.read()
+        if seek is not None and (frame is None or frame.pts != frames.pts[0]):
+            source_.close()
+            source_ = VideoFileSource(source, size=frames.size)
+            position, frame = 0, source_.read()
         decoded = 0
-        try:
-            for frame in container.decode(stream):
-                decoded += 1
-                if frame.pts is None or frame.pts < chunk.first_pts:
-                    continue
-                if frame.pts > chunk.last_pts:
-                    break
-                if decoded == 1 and frame.pts > chunk.first_pts:
-                    raise SourceError(f"chunk {chunk.index}: seeking landed after its first frame; "
-                                      "the input's keyframe index is wrong (remux it: ffmpeg -i IN -c copy OUT)")
-                image = frame.to_ndarray(format="bgr24")
-                turns = round(frame.rotation / 90) % 4  # as realtime.sources.VideoFileSource: shown upright
-                if turns:
-                    image = np.ascontiguousarray(np.rot90(image, turns))
-                yield frame.pts, float(frame.time), image, decoded
-        except av.FFmpegError as exc:
-            raise SourceError(f"chunk {chunk.index}: cannot decode the input: {exc}") from exc
+        while frame is not None and position < chunk.stop:
+            decoded += 1
+            if position >= chunk.key and frame.pts != frames.pts[position - chunk.key]:
+                raise SourceError(f"chunk {chunk.index}: frame {position} was decoded with pts {frame.pts}, the index "
+                                  f"says {frames.pts[position - chunk.key]}; the input decodes differently each time")
+            if position >= first:
+                yield position, frame.image, decoded
+            position += 1
+            frame = source_.read()
+        if position < chunk.stop:
+            raise SourceError(f"chunk {chunk.index}: the input ended at frame {position}, the plan says it has "
+                              f"{chunk.stop}")
+    finally:
+        source_.close()
 
 
 def _was_restarted() -> bool:

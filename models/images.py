@@ -5,6 +5,7 @@ Tensors are float RGB in [0, 1], shape (1, 3, H, W). Frames are OpenCV's uint8 B
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from models.errors import InputError
 
 MIN_SIDE = 16
 MAX_PIXELS = 80_000_000  # beyond this a decode alone needs gigabytes; ask for --size instead
+log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -42,10 +44,11 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{path} has {image.dtype} pixels; convert it to 8- or 16-bit")
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.shape[2] == 2:  # grey + alpha
-        image = _over_white(cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR), image[..., 1])
-    elif image.shape[2] == 4:
-        image = _over_white(image[..., :3], image[..., 3])
+    elif image.shape[2] in (2, 4):  # grey + alpha, BGRA
+        colour, alpha = image[..., :-1], image[..., -1]
+        if alpha.min() < 255:  # the output has no alpha: say where the see-through parts went
+            log.warning("%s has transparent parts: they are flattened onto white", path.name)
+        image = _over_white(cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR) if colour.shape[2] == 1 else colour, alpha)
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise InputError(f"{path} is {w}x{h} px; images need at least {MIN_SIDE} px per side")

@@ -24,11 +24,13 @@ import numpy as np
 
 from models.errors import InputError
 from realtime.errors import SourceError
+from realtime.timestamps import BestEffortTimes
 from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0
+STREAM_TIMEOUT_S = 10.0  # a stream URL that opens but never answers gives up after this (FFmpeg's own: 30 s)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".gif")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -43,6 +45,7 @@ class Frame:
     captured: float = field(default_factory=time.perf_counter)  # wall clock when read: latency base
     media_time: float | None = None  # time within the file when a looping source plays it again
     pass_start: bool = False         # the first frame after the source was reopened
+    pts: int | None = None           # a file's frame: the pts the decoder gave (names it; ``timestamp`` is repaired)
 
     @property
     def position(self) -> float:
@@ -111,25 +114,61 @@ def open_video(path: Path):
     return container
 
 
-class VideoFileSource(FrameSource):
-    """A video file decoded with PyAV; every frame, in order, with its pts. Never trusts the frame count."""
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) keeping its aspect ratio, centred on black bars."""
+    width, height = size
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top:top + new_h, left:left + new_w] = scaled
+    return out
 
-    def __init__(self, path: str | Path) -> None:
+
+def stream_rate(stream) -> Fraction:
+    """The frame rate a writer is given for ``stream``: its average rate, else a sane guess."""
+    return stream.average_rate or Fraction(sane_fps(stream.average_rate or stream.guessed_rate)).limit_denominator(1001)
+
+
+def frame_period(stream) -> float:
+    """One frame's duration (s) by the stream's average rate: the step for times a file does not give."""
+    return 1.0 / sane_fps(stream.average_rate or stream.guessed_rate)
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with PyAV; every frame, in order, with a best-effort time. Never trusts the frame count.
+
+    Times come from ``realtime.timestamps.BestEffortTimes`` (increasing even where the file's pts
+    are not). A frame whose size differs from the first frame's (a stream that changes resolution
+    mid-way) is scaled to fit the first size keeping its aspect ratio, with black bars, and one
+    warning: encoders take one size. ``size`` forces that target size (a cluster chunk uses the
+    whole file's); ``seek_pts`` starts decoding at the keyframe at or before that pts (times then
+    restart their repair there: a chunk takes its times from the plan).
+    """
+
+    def __init__(self, path: str | Path, *, seek_pts: int | None = None, size: tuple[int, int] | None = None) -> None:
         self.path = Path(path)
         self.name = str(path)
         if not self.path.is_file():
             raise SourceError(f"video {self.path} does not exist; check the path")
         self._container = open_video(self.path)
+        self.resized = 0  # frames fitted to the first frame's size
         try:
             self.stream = self._container.streams.video[0]
             self.stream.thread_type = "AUTO"
             self.fps = sane_fps(self.stream.average_rate or self.stream.guessed_rate)
-            self.rate = self.stream.average_rate or Fraction(self.fps).limit_denominator(1001)
+            self.rate = stream_rate(self.stream)
             self.time_base = self.stream.time_base or Fraction(1, 90000)
             self.frame_count_hint = int(self.stream.frames or 0)  # the header's claim; may be wrong
             self.has_audio = bool(self._container.streams.audio)
-            self._frames = self._container.decode(self.stream)
+            if seek_pts is not None:
+                self._container.seek(seek_pts, stream=self.stream, backward=True)
+            self._times = BestEffortTimes(self._container.decode(self.stream), self.time_base,
+                                          frame_period(self.stream))
             self._index = 0
+            self._target = size
             self._pending = self._decode_next()
         except BaseException:
             self._container.close()
@@ -137,19 +176,35 @@ class VideoFileSource(FrameSource):
         if self._pending is None:
             self._container.close()
             raise SourceError(f"video {self.path} holds no decodable frames")
-        self.size = (self._pending.image.shape[1], self._pending.image.shape[0])
+        self.size = self._target  # the first frame's (upright) size, or the one asked for
+        self.first_time = self._pending.timestamp
+        self.last_time: float | None = None  # the latest frame read's time
+
+    @property
+    def repairs(self) -> int:
+        """Frames whose time was not the file's pts (out of order, missing or stacked)."""
+        return self._times.repairs
 
     def _decode_next(self) -> Frame | None:
         import av
 
         try:
-            frame = next(self._frames)
+            frame, t = next(self._times)
         except StopIteration:
             return None
         except av.FFmpegError as exc:
             raise SourceError(f"cannot decode frame {self._index} of {self.path}: {exc}") from exc
-        t = float(frame.time) if frame.time is not None else self._index / self.fps
-        out = Frame(upright_bgr(frame), self._index, t)
+        image = upright_bgr(frame)
+        if self._target is None:
+            self._target = (image.shape[1], image.shape[0])
+        elif (image.shape[1], image.shape[0]) != self._target:
+            if not self.resized:
+                log.warning("%s changes its frame size at frame %d (%dx%d, the first frames are %dx%d): such "
+                            "frames are scaled to fit %dx%d with black bars", self.path.name, self._index,
+                            image.shape[1], image.shape[0], *self._target, *self._target)
+            self.resized += 1
+            image = fit_size(image, self._target)
+        out = Frame(image, self._index, t, pts=frame.pts)
         self._index += 1
         return out
 
@@ -157,11 +212,57 @@ class VideoFileSource(FrameSource):
         frame, self._pending = self._pending, None
         if frame is not None:
             frame.captured = time.perf_counter()
+            self.last_time = frame.timestamp
             self._pending = self._decode_next()
         return frame
 
     def close(self) -> None:
         self._container.close()
+
+
+@dataclass(frozen=True)
+class VideoScan:
+    """What ``scan_video`` found: per frame, in ``VideoFileSource`` order, its pts, time and key flag."""
+
+    time_base: Fraction
+    rate: Fraction  # what the writer is given (``VideoFileSource.rate``)
+    pts: tuple[int | None, ...]
+    times: tuple[float, ...]
+    keyframes: tuple[bool, ...]
+    size: tuple[int, int]
+    resized: int
+
+
+def scan_video(path: str | Path) -> VideoScan:
+    """Decode every frame of ``path`` as ``VideoFileSource`` does, without converting pixels: the cluster's index."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"video {path} does not exist; check the path")
+    pts, times, keys = [], [], []
+    size, resized = None, 0
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base or Fraction(1, 90000)
+        rate = stream_rate(stream)
+        try:
+            for frame, t in BestEffortTimes(container.decode(stream), time_base, frame_period(stream)):
+                turns = round(frame.rotation / 90) % 4
+                shape = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                if size is None:
+                    size = shape
+                elif shape != size:
+                    resized += 1
+                pts.append(frame.pts)
+                times.append(t)
+                keys.append(bool(frame.key_frame))
+        except av.FFmpegError as exc:
+            raise SourceError(f"cannot decode frame {len(pts)} of {path}: {exc}") from exc
+    if not pts:
+        raise SourceError(f"video {path} holds no decodable frames")
+    return VideoScan(time_base, rate, tuple(pts), tuple(times), tuple(keys), size, resized)
 
 
 class PacedVideoSource(VideoFileSource):
@@ -226,12 +327,16 @@ class CaptureSource(FrameSource):
     def _open(self) -> None:
         from realtime.cameras import quiet_opencv
 
+        stream = isinstance(self.spec, str) and self.spec.lower().startswith(STREAM_SCHEMES)
         # OpenCV logs a WARN/ERROR block per backend that fails on a missing camera; our one line says it better
         with quiet_opencv() if not log.isEnabledFor(logging.DEBUG) else contextlib.nullcontext():
-            cap = cv2.VideoCapture(self.spec)
+            cap = _responsive(lambda: _open_capture(self.spec)) if stream else cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
             what = "camera" if self._is_local_camera() else "source"
+            if stream:
+                raise SourceError(f"cannot open {self.spec}: no answer within {STREAM_TIMEOUT_S:g} s; check the URL "
+                                  "and that the server is streaming")
             raise SourceError(f"cannot open {what} {self.spec}" if self._is_local_camera()
                               else f"cannot open {what} {self.spec}; check the URL")
         width, height, fps = self.requested
@@ -242,7 +347,7 @@ class CaptureSource(FrameSource):
         if fps:
             cap.set(cv2.CAP_PROP_FPS, fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer stale frames queued inside the driver
-        ok, image = cap.read()
+        ok, image = _responsive(cap.read) if stream else cap.read()
         self._cap = cap
         if ok and image is not None:
             self._first = image
@@ -281,6 +386,36 @@ class CaptureSource(FrameSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _open_capture(url: str) -> cv2.VideoCapture:
+    """A stream URL through OpenCV's FFmpeg backend, giving up after ``STREAM_TIMEOUT_S`` to open or read."""
+    ms = int(STREAM_TIMEOUT_S * 1000)
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+
+
+def _responsive(call: Callable):
+    """``call()`` in a helper thread, so the caller's thread still runs signal handlers (SIGTERM, Ctrl-C) meanwhile.
+
+    A blocking OpenCV call holds the thread that made it until it returns; Python runs handlers only
+    between bytecodes of the main thread. Interrupted, the helper is left to end on its own timeout.
+    """
+    result: list = []
+    errors: list = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name="stream-open", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.1)  # wakes for signals; join() without a timeout would not
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 class ImageSequenceSource(FrameSource):

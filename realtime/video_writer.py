@@ -46,6 +46,8 @@ CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
     ".mp4": ("mp4", _FRAGMENTED_MP4), ".m4v": ("mp4", _FRAGMENTED_MP4), ".mov": ("mov", _FRAGMENTED_MP4),
     ".mkv": ("matroska", _CLUSTERED_MKV), ".webm": ("webm", _CLUSTERED_MKV), ".avi": ("avi", {}),
 }
+# The quality scale of each encoder --crf reaches (x264/x265: 0-51, libvpx: 0-63); others take no --crf.
+CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx": 63, "libvpx-vp9": 63}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 
@@ -58,6 +60,24 @@ def check_video_suffix(path: str | Path) -> str:
         raise SinkError(f"cannot write video as {suffix or 'a file without a suffix'} ({Path(path).name}); "
                         f"use {', '.join(CONTAINERS)}{hint}")
     return CONTAINERS[suffix][0]
+
+
+def default_codec(supported, default: str) -> str:
+    """The codec a writer picks when none is asked for: libx264 where the container takes it."""
+    return "libx264" if "libx264" in supported else default
+
+
+def container_codec(path: str | Path) -> str:
+    """The video codec ``VideoFileWriter`` picks for ``path``'s container (the cluster encodes every chunk with it)."""
+    import io
+
+    import av
+
+    container = av.open(io.BytesIO(), mode="w", format=check_video_suffix(path))
+    try:
+        return default_codec(container.supported_codecs, container.default_video_codec)
+    finally:
+        container.close()
 
 
 def disk_full_message(path: Path, exc: BaseException) -> str:
@@ -105,7 +125,8 @@ class VideoFileWriter:
         self._last_pts = -1
         self._broken = False  # a write failed (disk full...): close keeps what is on disk and stays quiet
         self._encoded_until = -1.0  # latest presentation time (s) of a video packet the encoder returned
-        self.frames = 0
+        self.frames = 0  # frames handed to the encoder
+        self.written = 0  # video packets the muxer took (what is in the file once it is closed)
         self.last_time = 0.0
         self.closed = False
         try:
@@ -119,6 +140,11 @@ class VideoFileWriter:
             raise
 
     @property
+    def audio(self) -> str:
+        """How the input's audio goes in: 'copied', 'copied (ADTS … aac_adtstoasc)', 're-encoded to aac', 'none'."""
+        return self._audio.describe() if self._audio is not None else "none"
+
+    @property
     def kept(self) -> Path | None:
         """Where the frames are once closed: the output, its ``.part`` file, or None (nothing written)."""
         return self.output.kept
@@ -128,7 +154,7 @@ class VideoFileWriter:
 
         supported = self._out.supported_codecs
         if codec is None:
-            return "libx264" if "libx264" in supported else self._out.default_video_codec
+            return default_codec(supported, self._out.default_video_codec)
         if codec not in supported:
             if codec not in av.codecs_available:
                 raise SinkError(f"unknown video codec {codec!r}; try --codec {self._out.default_video_codec}")
@@ -138,11 +164,13 @@ class VideoFileWriter:
 
     def _encoder_options(self, encoder: str) -> dict[str, str]:
         opts = self.options
+        # AVI stores no presentation times: B-frames (reordered) would play in decode order, scrambled.
+        order = {"bf": "0"} if self.path.suffix.lower() == ".avi" else {}
         if encoder in ("libx264", "libx265"):
-            return {"crf": str(opts.crf), "preset": opts.preset}
+            return {"crf": str(opts.crf), "preset": opts.preset, **order}
         if encoder.startswith("libvpx"):
-            return {"crf": str(opts.crf), "b": "0"}
-        return {}
+            return {"crf": str(opts.crf), "b": "0", **order}
+        return order
 
     def _check_encoder(self) -> None:
         """Open the encoder once on a tiny frame, so a bad --preset or --crf fails before any model loads."""
@@ -153,6 +181,10 @@ class VideoFileWriter:
         except (av.FFmpegError, ValueError) as exc:
             raise SinkError(f"video codec {self.codec!r} is not available: {exc}; try --codec libx264") from exc
         encoder = ctx.codec.name
+        top = CRF_RANGES.get(encoder)
+        if top is not None and not 0 <= self.options.crf <= top:  # x264 would clamp 99 to 51 without a word
+            raise SinkError(f"--crf {self.options.crf} is out of range for {encoder}: use 0 (lossless) to {top} "
+                            "(lowest quality); 18 looks like the input")
         if encoder in ("libx264", "libx265") and self.options.preset not in X264_PRESETS:
             raise SinkError(f"--preset {self.options.preset!r} is not a {encoder} preset; use one of "
                             f"{', '.join(X264_PRESETS)}")
@@ -225,6 +257,7 @@ class VideoFileWriter:
             if self._audio is not None:
                 self._audio.pump(self._encoded_until)
             self._out.mux(packets)
+            self.written += len(packets)
         except (av.FFmpegError, OSError) as exc:
             self._broken = True
             raise self._error(exc, f"write frame {self.frames} to") from exc
@@ -245,7 +278,9 @@ class VideoFileWriter:
         try:
             try:
                 if self._video is not None:
-                    self._out.mux(self._video.encode(None))
+                    tail = self._video.encode(None)
+                    self._out.mux(tail)
+                    self.written += len(tail)
                     end = None if complete and not self._trim_audio else self.last_time + float(1 / self.rate)
                     if self._audio is not None:
                         self._audio.pump(end)

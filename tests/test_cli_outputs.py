@@ -371,3 +371,13 @@ def test_a_failed_export_keeps_the_artifact_already_there(tmp_path, store, monke
         export_onnx_verified(create_model("microast", store=store), target, "fp32", store)
     assert target.read_bytes() == b"a verified artifact from yesterday"
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["microast-fp32.onnx"]
+
+
+def test_export_into_a_new_folder_under_a_read_only_one_is_one_line(capsys):
+    """Issue 21: mkdir under a folder no one may write (here /sys; a read-only disk gives OSError 30 the same way)."""
+    from main import main
+
+    assert main(["export", "--model", "microast", "--format", "onnx", "-o", "/sys/stylizer-new/models"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: cannot create the output folder /sys/stylizer-new/models: ")
+    assert line.endswith("choose another -o folder")

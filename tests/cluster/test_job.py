@@ -122,7 +122,7 @@ def test_a_chunk_failing_for_good_is_named(tmp_path: Path, ray_cluster, write_go
                                params=StylizerParams(temporal="off", style_index=5))
     out = tmp_path / "out.mp4"
     with pytest.raises(ClusterError, match=r"chunk 0 \(frames 0-23, 0\.00-0\.9\d s\): InputError: style 6 does not "
-                                           r"exist.*tried 2 times"):
+                                           r"exist.*not retried"):
         run_job(clip, out, bad, VideoOptions(), ClusterConfig(workers=2, retries=1, chunks_per_worker=1,
                                                               min_chunk=8), say=_quiet)
     assert not out.exists() and (tmp_path / "out.mp4.work" / "job.json").is_file()

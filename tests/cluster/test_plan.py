@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cluster.plan import MAX_WARMUP, index_video, plan_chunks, warmup_frames
-from cluster.worker import decode_chunk
+from cluster.worker import ChunkFrames, decode_chunk
 
 
 def _decoded_pts(path: Path) -> list[int]:
@@ -61,10 +61,29 @@ def test_large_gop_chunks_decode_exactly_their_frames(tmp_path: Path, write_gop_
     plan = plan_chunks(index, 3, warmup=4, min_frames=8)
     _check_cover(plan, 90)
     for chunk in plan:
-        got = [pts for pts, _, _, _ in decode_chunk(str(clip), chunk)]
-        assert got == list(index.pts[chunk.start - chunk.warmup:chunk.stop])
-    data = clip.read_bytes()  # the bytes a remote cluster receives decode the same
-    assert [p for p, _, _, _ in decode_chunk(data, plan[2])] == list(index.pts[plan[2].start - 4:])
+        got = [n for n, _, _ in decode_chunk(str(clip), chunk, ChunkFrames.of(index, chunk))]
+        assert got == list(range(chunk.start - chunk.warmup, chunk.stop))
+
+
+def test_index_has_the_one_process_times_of_a_file_with_swapped_pts(tmp_path: Path):
+    """Issue 21: a DivX-like file's pts swap in pairs; the index has VideoFileSource's repaired times, and a chunk
+    cut between a swapped pair decodes exactly its frames (counted from its keyframe, checked by pts)."""
+    from realtime.sources import VideoFileSource
+    from tests.odd_clips import swapped_pts, which_frame
+
+    clip = swapped_pts(tmp_path / "divx.mkv", frames=48)
+    index = index_video(clip)
+    source = VideoFileSource(clip)
+    times = []
+    while (frame := source.read()) is not None:
+        times.append(frame.timestamp)
+    assert list(index.times) == times and index.frames == 48
+    plan = plan_chunks(index, 3, warmup=2, min_frames=8)
+    _check_cover(plan, 48)
+    assert all(c.key > 0 for c in plan[1:])  # the later chunks seek
+    for chunk in plan:
+        got = [(n, which_frame(image)) for n, image, _ in decode_chunk(str(clip), chunk, ChunkFrames.of(index, chunk))]
+        assert got == [(n, n % 32) for n in range(chunk.start - chunk.warmup, chunk.stop)]  # the column wraps at 32
 
 
 def test_warmup_follows_the_temporal_memory():
