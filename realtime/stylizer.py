@@ -37,6 +37,7 @@ from realtime.temporal.base import TemporalStage
 
 log = logging.getLogger(__name__)
 
+LOOK_FADE_S = 0.3  # live: a new look (style, strength, size...) fades in over this long instead of cutting
 PROCESSING_SIZES = (0, 240, 360, 480, 720)  # short side in px; 0 = the frame's own size (CLI help, GUI menu)
 _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
@@ -140,6 +141,9 @@ class FrameStylizer:
         self.governor: SizeGovernor | AutoSize | None = None  # live: adapts the processing size to measured costs
         self._sync_infer_s = 0.0  # network time spent inside process() itself (a restart), not per-frame work
         self._process_thread: int | None = None
+        self._last_out: np.ndarray | None = None  # live: the frame shown last, the start of a look's fade-in
+        self._fade_from: np.ndarray | None = None  # live: the old look, while a new one fades in over it
+        self._fade_start: float | None = None
         self._stage: TemporalStage = create_stage(self._params.temporal, self._params.stability)
         self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
         self._frames = 0
@@ -301,6 +305,8 @@ class FrameStylizer:
             self._last_error = f"{type(exc).__name__}: {exc}"
             self._publish()
             raise
+        if self.live:
+            out = self._fade_look(out)
         self._frames += 1
         if self.governor is not None and self.live and not p.bypass:
             now = time.perf_counter()
@@ -331,6 +337,27 @@ class FrameStylizer:
 
     # ----- internals -----
 
+    def _fade_look(self, out: np.ndarray) -> np.ndarray:
+        """Live: a new look blended over the last frame of the old one, for ``LOOK_FADE_S`` from its first frame.
+
+        The temporal stage was reset behind the change, so nothing of the old look is carried on;
+        only the frame shown last fades out (a still image: short, so a moving scene shows no trail).
+        """
+        old = self._fade_from
+        if old is not None and old.shape == out.shape:
+            now = time.perf_counter()
+            if self._fade_start is None:
+                self._fade_start = now
+            ramp = (now - self._fade_start) / LOOK_FADE_S
+            if ramp < 1.0:
+                out = cv2.addWeighted(out, max(ramp, 0.1), old, 1.0 - max(ramp, 0.1), 0.0)
+            else:
+                self._fade_from = None
+        else:
+            self._fade_from = None
+        self._last_out = out
+        return out
+
     def _submit(self, command: Callable[[], None]) -> None:
         self._commands.put(command)
 
@@ -346,6 +373,8 @@ class FrameStylizer:
             self._stage.strength = new.stability
         if new.identity() != old.identity():
             self._stage.reset()  # what it holds belongs to the old look
+            if self.live and self._last_out is not None:
+                self._fade_from, self._fade_start = self._last_out, None
         self._params = new
 
     def _inference(self, backend: Backend, code: StyleCode, alpha: float) -> Callable[[np.ndarray], np.ndarray]:

@@ -12,9 +12,10 @@ upscales that once to the frame's size.
 
 A finished keyframe, computed for a frame a few frames back, is brought to the current frame by
 the map accumulated meanwhile and faded in over a few frames. The fade happens in the new
-keyframe's own coordinates: the keyframe shown when its frame was sent to the network is sampled
-into them once, at arrival (the map between the two is known then), and each frame of the fade
-blends two uint8 images of one size before the one remap. ``strength`` sets the fade's length
+keyframe's own coordinates: the network output of the keyframe shown when its frame was sent off
+is sampled into them once, at arrival (the map between the two is known then), and each frame of
+the fade blends two uint8 images of one size before the one remap. Never a blend is resampled
+(a keyframe may arrive before the last fade ended): repeated resampling would blur the strokes. ``strength`` sets the fade's length
 (1: four frames, 0: cut over at once).
 """
 
@@ -63,10 +64,10 @@ def full_map(low: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def render(image: np.ndarray, low: np.ndarray) -> np.ndarray:
+def render(image: np.ndarray, low: np.ndarray, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
     """``image`` (processing size) sampled along the flow-resolution map ``low``: the one remap of a frame."""
     h, w = image.shape[:2]
-    return cv2.remap(image, full_map(low, (w, h)), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, full_map(low, (w, h)), None, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 class LiveFlowStage(TemporalStage):
@@ -74,8 +75,10 @@ class LiveFlowStage(TemporalStage):
 
     name = "flow"
 
-    def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5) -> None:
+    def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5,
+                 interpolation: int = cv2.INTER_CUBIC) -> None:
         self.strength = strength
+        self.interpolation = interpolation
         self.fade_frames = fade_frames
         self.flow_scale = flow_scale
         self._flow = FlowEstimator("ultrafast", 1.0)  # run on greys already at flow resolution
@@ -128,7 +131,7 @@ class LiveFlowStage(TemporalStage):
             self._arrive(ready)
         if self._fade_from is not None:
             self._fade_step()
-        return render(self._key.shown, self._key.map)
+        return render(self._key.shown, self._key.map, self.interpolation)
 
     def _arrive(self, key: LiveKey) -> None:
         """A finished keyframe takes over; the one shown when its frame was sent off fades out in its coordinates."""
@@ -141,7 +144,7 @@ class LiveFlowStage(TemporalStage):
             return
         old, old_map = base
         h, w = key.styled.shape[:2]
-        faded = render(old.shown, old_map)
+        faded = render(old.styled, old_map, self.interpolation)  # its own output, not a blend: fades must not resample fades
         outside = ~inside(old_map, *old.map.shape[:2])  # the old keyframe has nothing there: the new one at once
         if outside.any():
             mask = cv2.resize(outside.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
