@@ -15,7 +15,10 @@ the map accumulated meanwhile and faded in over a few frames. The fade happens i
 keyframe's own coordinates: the network output of the keyframe shown when its frame was sent off
 is sampled into them once, at arrival (the map between the two is known then), and each frame of
 the fade blends two uint8 images of one size before the one remap. Never a blend is resampled
-(a keyframe may arrive before the last fade ended): repeated resampling would blur the strokes. ``strength`` sets the fade's length
+(a keyframe may arrive before the last fade ended): repeated resampling would blur the strokes.
+Where the old keyframe has nothing (newly visible) or shows something else (its input there no
+longer looks like the new keyframe's: a person walked on), the new one shows at once: a fade
+there would be a half-transparent ghost. ``strength`` sets the fade's length
 (1: four frames, 0: cut over at once).
 """
 
@@ -29,7 +32,7 @@ import cv2
 import numpy as np
 
 from realtime.temporal.base import Infer, TemporalStage
-from realtime.temporal.flow import _grid, _is_cut
+from realtime.temporal.flow import CHANGE_THRESHOLD, _grid, _is_cut
 from realtime.temporal.optical_flow import FlowEstimator, compose, identity_map, inside, to_grey
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,11 @@ class LiveKey:
     """A keyframe: the network's stylisation of one frame (processing size) and the map from the current
     frame into it (flow resolution, in flow-resolution pixels)."""
 
-    def __init__(self, styled: np.ndarray, low_shape: tuple[int, int]) -> None:
+    def __init__(self, styled: np.ndarray, grey: np.ndarray) -> None:
         self.styled = styled  # the network's output, uint8 BGR
         self.shown = styled   # what is sampled: the output, or during its fade-in a blend with the keyframe before
-        self.map = identity_map(*low_shape)
+        self.grey = grey      # its frame's grey at flow resolution
+        self.map = identity_map(*grey.shape)
         self.base: tuple[LiveKey, np.ndarray] | None = None  # the key shown when this frame was sent off, its map then
 
     def advance(self, positions: np.ndarray) -> None:
@@ -62,6 +66,14 @@ def full_map(low: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     sx, sy = w / lw, h / lh
     scaled = low * np.float32([sx, sy]) + np.float32([(sx - 1) / 2, (sy - 1) / 2])
     return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def changed(grey: np.ndarray, mapping: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Where ``grey`` carried along ``mapping`` no longer looks like ``current`` (bool, flow resolution, widened
+    by a pixel): what a keyframe shows there belongs to something that has moved on."""
+    carried = cv2.remap(grey, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    diff = cv2.absdiff(cv2.blur(carried, (3, 3)), cv2.blur(current, (3, 3)))
+    return cv2.dilate((diff > CHANGE_THRESHOLD).view(np.uint8), np.ones((3, 3), np.uint8)) > 0
 
 
 def render(image: np.ndarray, low: np.ndarray, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
@@ -145,9 +157,11 @@ class LiveFlowStage(TemporalStage):
         old, old_map = base
         h, w = key.styled.shape[:2]
         faded = render(old.styled, old_map, self.interpolation)  # its own output, not a blend: fades must not resample fades
-        outside = ~inside(old_map, *old.map.shape[:2])  # the old keyframe has nothing there: the new one at once
-        if outside.any():
-            mask = cv2.resize(outside.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        # The new keyframe shows at once where the old one has nothing (it came into view) or shows
+        # something else (a person walked on): fading over those would be a half-transparent ghost.
+        fresh = ~inside(old_map, *old.map.shape[:2]) | changed(old.grey, old_map, key.grey)
+        if fresh.any():
+            mask = cv2.resize(fresh.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
             np.copyto(faded, key.styled, where=mask[..., None].astype(bool))
         self._fade_from, self._fade = faded, 0
 
@@ -166,7 +180,7 @@ class LiveFlowStage(TemporalStage):
         styled = infer(frame)
         with self._lock:
             self._generation += 1
-            self._key, self._job_key, self._ready = LiveKey(styled, grey.shape), None, None
+            self._key, self._job_key, self._ready = LiveKey(styled, grey), None, None
             self._fade_from = None
             self._newest = None
         self.keyframes += 1
@@ -180,7 +194,7 @@ class LiveFlowStage(TemporalStage):
         frame, infer = self._newest
         self._newest = None
         self._busy = True
-        key = LiveKey(np.empty(0, np.uint8), self._previous.shape)  # identity map at that frame; steps advance it
+        key = LiveKey(np.empty(0, np.uint8), self._previous)  # identity map at that frame; steps advance it
         if self._key is not None:
             key.base = (self._key, self._key.map)  # compose() makes a new map each frame: this one stays as it is
         self._job_key = key
