@@ -88,8 +88,9 @@ class LiveFlowStage(TemporalStage):
     name = "flow"
 
     def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5,
-                 interpolation: int = cv2.INTER_CUBIC) -> None:
+                 interpolation: int = cv2.INTER_CUBIC, show_changed: bool = True) -> None:
         self.strength = strength
+        self.show_changed = show_changed  # the new keyframe at once where the old one shows something else
         self.interpolation = interpolation
         self.fade_frames = fade_frames
         self.flow_scale = flow_scale
@@ -159,7 +160,9 @@ class LiveFlowStage(TemporalStage):
         faded = render(old.styled, old_map, self.interpolation)  # its own output, not a blend: fades must not resample fades
         # The new keyframe shows at once where the old one has nothing (it came into view) or shows
         # something else (a person walked on): fading over those would be a half-transparent ghost.
-        fresh = ~inside(old_map, *old.map.shape[:2]) | changed(old.grey, old_map, key.grey)
+        fresh = ~inside(old_map, *old.map.shape[:2])
+        if self.show_changed:
+            fresh |= changed(old.grey, old_map, key.grey)
         if fresh.any():
             mask = cv2.resize(fresh.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
             np.copyto(faded, key.styled, where=mask[..., None].astype(bool))
@@ -195,8 +198,9 @@ class LiveFlowStage(TemporalStage):
         self._newest = None
         self._busy = True
         key = LiveKey(np.empty(0, np.uint8), self._previous)  # identity map at that frame; steps advance it
-        if self._key is not None:
-            key.base = (self._key, self._key.map)  # compose() makes a new map each frame: this one stays as it is
+        latest = self._ready or self._key  # a finished keyframe not yet picked up is what will be on screen
+        if latest is not None:
+            key.base = (latest, latest.map)  # compose() makes a new map each frame: this one stays as it is
         self._job_key = key
         generation = self._generation
         try:
