@@ -43,7 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def size_or_auto(text: str) -> int | str:
-    return "auto" if text == "auto" else positive_int(text)
+    """``--size``: auto, or a short side in px (0 = frame size)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
