@@ -45,7 +45,7 @@ class LiveResult:
     out_of_order: int       # shown index not after the previous one
     reason: str
     network_fps: float = float("nan")  # the network alone, timed just before and after this run (mean)
-    propagate_ms: float = float("nan")  # mean (last 240 frames) per shown frame of the stylizer's own work (resize, propagate, upscale)
+    propagate_ms: float = float("nan")  # the stylizer's own work per shown frame (resize, propagate, upscale), mean
     size: int = 0                        # the processing size at the end of the run
     size_note: str = ""                  # why (--size auto)
 
@@ -102,7 +102,8 @@ def live_run(path: Path, stylizer, fps: float) -> LiveResult:
         keyframe_fps=keyframes / seconds, latency_p50_ms=float(np.percentile(latencies, 50)),
         latency_p95_ms=float(np.percentile(latencies, 95)), dropped=snap["read"].drops + snap["output"].drops,
         raw=sum(s[3] for s in shown), out_of_order=sum(b <= a for a, b in zip(indices, indices[1:])),
-        reason=result.reason, propagate_ms=snap["stylize"].mean_ms, size=stylizer.state.params.size, size_note=stylizer.state.size_note)
+        reason=result.reason, propagate_ms=snap["stylize"].mean_ms, size=stylizer.state.params.size,
+        size_note=stylizer.state.size_note)
 
 
 def format_results(results: list[LiveResult], fps: float) -> list[str]:

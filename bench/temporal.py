@@ -162,13 +162,15 @@ def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResul
     """A table: one row per mode (and the input), then the issue's figures for this kind of clip."""
     rows = [f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
             f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
-            f"{'moving':>6s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} {'network':>8s}"]
+            f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} "
+            f"{'network':>8s}"]
     for r in results.values():
         q = r.ratios
         line = (f"  {r.mode:6s} {r.warp:9.2e} {q['warp_vs_input']:7.1f} {q['warp_vs_off']:6.3f} {r.warp_long:9.2e} "
                 f"{q['warp_long_vs_input']:7.1f}")
         if r.mode != "input":
-            line += (f" {q['warp_moving_vs_off']:6.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} {q['style_vs_off']:5.2f} "
+            line += (f" {q['warp_moving_vs_off']:7.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} "
+                     f"{q['style_vs_off']:5.2f} "
                      f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}")
         rows.append(line)
     rows.extend("  " + c for c in figure_checks(clip.kind, results))

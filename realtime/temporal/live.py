@@ -157,7 +157,8 @@ class LiveFlowStage(TemporalStage):
             return
         old, old_map = base
         h, w = key.styled.shape[:2]
-        faded = render(old.styled, old_map, self.interpolation)  # its own output, not a blend: fades must not resample fades
+        # the old keyframe's own output, not its blend: a fade must never resample an earlier fade
+        faded = render(old.styled, old_map, self.interpolation)
         # The new keyframe shows at once where the old one has nothing (it came into view) or shows
         # something else (a person walked on): fading over those would be a half-transparent ghost.
         fresh = ~inside(old_map, *old.map.shape[:2])
