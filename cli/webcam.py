@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                  "frame with >= 8 keyframes/s, re-chosen as the load changes (the overlay says which and why)")
     p.add_argument("--target-fps", type=positive_float, default=None, metavar="F",
                    help="adapt the processing size (160-720 px short side, with hysteresis) so the network "
-                        "delivers about F keyframes/s; the overlay shows the size in use (default: fixed --size)")
+                        "delivers about F keyframes/s; the overlay shows the size in use (default: --size auto)")
     p.add_argument("--record", type=Path, default=None, metavar="FILE",
                    help="record the stylised stream to FILE from the start. As for video -o, an existing FILE is "
                         "replaced when the recording ends (q, Ctrl-C, --max-seconds); one cut short by a failure "
