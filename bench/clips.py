@@ -128,3 +128,55 @@ def make_walkers_clip(path: Path, frames: int = 90, width: int = WIDTH, height: 
     """Write the static-camera clip (``texture`` figures walking over ``background``) to ``path``."""
     return write_frames(path, walker_frames(content_photo(background), content_photo(texture), frames, width, height,
                                             walkers), fps)
+
+
+def handheld_frames(photo: np.ndarray, frames: int, width: int = WIDTH, height: int = HEIGHT, seed: int = 0,
+                    noise: float = 3.0) -> Iterator[np.ndarray]:
+    """A handheld camera over ``photo``: a slow drift with jitter (a random walk of position and a little
+    rotation), motion blur along each frame's own motion, and sensor noise; deterministic for ``seed``."""
+    if frames < 1:
+        raise ValueError("frames must be >= 1")
+    rng = np.random.default_rng(seed)
+    margin = 48
+    canvas = cover(photo, width + 2 * margin, height + 2 * margin)
+    pos, vel, angle = np.zeros(2), np.array([1.2, 0.3]), 0.0
+    for _ in range(frames):
+        step = vel + rng.normal(0.0, 1.0, 2)  # a drift plus the hand's tremor, px per frame
+        pos = np.clip(pos + step, -margin + 4, margin - 4)
+        angle = float(np.clip(angle + rng.normal(0.0, 0.08), -1.5, 1.5))  # degrees
+        m = cv2.getRotationMatrix2D((width / 2 + margin, height / 2 + margin), angle, 1.0)
+        m[:, 2] -= (margin + pos[0], margin + pos[1])
+        image = cv2.warpAffine(canvas, m, (width, height), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+        length = int(round(float(np.hypot(*step))))
+        if length >= 2:  # the shutter is open while the hand moves: blur along the motion
+            k = length | 1
+            d = step / np.hypot(*step) * (k - 1) / 2
+            kernel = np.zeros((k, k), np.float32)
+            c = k // 2
+            cv2.line(kernel, (int(round(c - d[0])), int(round(c - d[1]))), (int(round(c + d[0])), int(round(c + d[1]))),
+                     1.0, 1)
+            image = cv2.filter2D(image, -1, kernel / kernel.sum())
+        yield add_noise(image, noise, rng)
+
+
+def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``image`` with Gaussian sensor noise of ``sigma`` grey levels."""
+    if sigma <= 0:
+        return image
+    return np.clip(image + rng.normal(0.0, sigma, image.shape).astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+
+
+def make_handheld_clip(path: Path, frames: int = 90, width: int = WIDTH, height: int = HEIGHT, fps: float = FPS,
+                       photo: str = "chicago", crf: int = 26) -> Path:
+    """Write the handheld clip to ``path``, compressed as a phone would (x264 ``crf`` 26)."""
+    return write_frames(path, handheld_frames(content_photo(photo), frames, width, height), fps, crf=crf)
+
+
+def make_street_clip(path: Path, frames: int = 90, width: int = WIDTH, height: int = HEIGHT, fps: float = FPS,
+                     background: str = "hoovertowernight", person: str = "astronaut", crf: int = 26) -> Path:
+    """A still camera with people-like figures (regions cut from a real photo of a person) crossing a real
+    background, with sensor noise and x264 compression (``crf`` 26): what a street camera sends."""
+    rng = np.random.default_rng(1)
+    walking = walker_frames(content_photo(background), content_photo(person), frames, width, height, walkers=3,
+                            seed=3, speeds=(3.0, 6.0))
+    return write_frames(path, (add_noise(f, 2.0, rng) for f in walking), fps, crf=crf)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 SHOWN_SHARE, KEYFRAME_SHARE, LATENCY_FRAMES = 0.95, 0.80, 2.0  # the issue's live figures
+MIN_KEYFRAME_FPS, MAX_P95_MS = 8.0, 80.0  # issue 20: live defaults on a real 640×480 30 fps clip
 
 
 @dataclass
@@ -44,6 +45,9 @@ class LiveResult:
     out_of_order: int       # shown index not after the previous one
     reason: str
     network_fps: float = float("nan")  # the network alone, timed just before and after this run (mean)
+    propagate_ms: float = float("nan")  # the stylizer's own work per shown frame (resize, propagate, upscale), mean
+    size: int = 0                        # the processing size at the end of the run
+    size_note: str = ""                  # why (--size auto)
 
 
 def resize_short(frame: np.ndarray, short: int) -> np.ndarray:
@@ -98,7 +102,8 @@ def live_run(path: Path, stylizer, fps: float) -> LiveResult:
         keyframe_fps=keyframes / seconds, latency_p50_ms=float(np.percentile(latencies, 50)),
         latency_p95_ms=float(np.percentile(latencies, 95)), dropped=snap["read"].drops + snap["output"].drops,
         raw=sum(s[3] for s in shown), out_of_order=sum(b <= a for a, b in zip(indices, indices[1:])),
-        reason=result.reason)
+        reason=result.reason, propagate_ms=snap["stylize"].mean_ms, size=stylizer.state.params.size,
+        size_note=stylizer.state.size_note)
 
 
 def format_results(results: list[LiveResult], fps: float) -> list[str]:
@@ -110,7 +115,8 @@ def format_results(results: list[LiveResult], fps: float) -> list[str]:
                     f"at {r.shown_fps:5.1f} fps | keyframes {r.keyframes} at {r.keyframe_fps:5.2f} fps "
                     f"({r.keyframe_fps / net_fps:.0%} of the network alone) | latency p50 {r.latency_p50_ms:5.0f} ms "
                     f"p95 {r.latency_p95_ms:5.0f} ms | dropped {r.dropped} | raw {r.raw} | "
-                    f"out of order {r.out_of_order} | {r.reason}")
+                    f"out of order {r.out_of_order} | {r.reason} | own work {r.propagate_ms:.1f} ms/frame (mean) at "
+                    f"{r.size} px" + (f"\n      {r.size_note}" if r.size_note else ""))
     flow = next((r for r in results if r.mode == "flow"), None)
     if flow is None:
         return rows + ["  (no flow mode in this build: figures not checked)"]
@@ -122,6 +128,9 @@ def format_results(results: list[LiveResult], fps: float) -> list[str]:
                flow.keyframe_fps / reachable, KEYFRAME_SHARE, True),
               ("latency p50 in frame intervals", flow.latency_p50_ms / interval, LATENCY_FRAMES, False),
               ("latency p95 in frame intervals", flow.latency_p95_ms / interval, LATENCY_FRAMES, False)]
+    checks += [("frames shown (issue 20)", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
+               ("keyframes per second (issue 20)", flow.keyframe_fps, MIN_KEYFRAME_FPS, True),
+               ("latency p95 ms (issue 20)", flow.latency_p95_ms, MAX_P95_MS, False)]
     for what, value, limit, at_least in checks:
         met = value >= limit if at_least else value <= limit
         rows.append(f"  figure: {what} {value:.2f} (target {'≥' if at_least else '≤'} {limit:.2f}): "
@@ -129,13 +138,32 @@ def format_results(results: list[LiveResult], fps: float) -> list[str]:
     return rows
 
 
+def make_clip(name: str, folder: Path, frames: int) -> Path:
+    """A 640×480 30 fps clip in ``folder``: generated (pan, walkers), composed from real photos (handheld,
+    street) or real drone footage (ntu: shared/video/ntu.mp4, its 60 fps taken every other frame)."""
+    from bench.clips import make_handheld_clip, make_pan_clip, make_street_clip, make_walkers_clip, write_frames
+    from bench.temporal import read_frames, shared_video
+    from models.errors import InputError
+
+    path = folder / f"{name}.mp4"
+    if name == "ntu":
+        real = shared_video("ntu.mp4")
+        if real is None:
+            raise InputError("ntu.mp4 was not found beside the search path's folders (shared/video); give --video")
+        images, rate = read_frames(real, 2 * frames)
+        return write_frames(path, images[::2] if rate > 45 else images, 30, crf=18)
+    makers = {"pan": make_pan_clip, "walkers": make_walkers_clip, "handheld": make_handheld_clip,
+              "street": make_street_clip}
+    return makers[name](path, frames=frames, fps=30)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point from ``cli/bench.py`` (options defined there)."""
-    from bench.clips import make_pan_clip, make_walkers_clip
     from bench.temporal import available_modes, read_frames
     from models.errors import InputError
     from models.registry import create_model, default_store
     from models.styles import StyleImage, find_style
+    from realtime.adaptive import AUTO_START
     from realtime.backends.factory import create_backend
     from realtime.stylizer import FrameStylizer, StylizerParams
 
@@ -155,22 +183,29 @@ def run(args: argparse.Namespace) -> int:
         if args.video is not None:
             path = Path(args.video)
         else:
-            maker = make_pan_clip if args.clip == "pan" else make_walkers_clip
-            path = maker(Path(tmp_name) / f"{args.clip}.mp4", frames=round(args.seconds * 30), fps=30)
+            path = make_clip(args.clip, Path(tmp_name), round(args.seconds * 30))
         frames, fps = read_frames(path, 8)
         backend = create_backend(args.backend, model, live=True)  # as webcam and the app build it
         backend_name = str(backend.info)  # while it is open
         try:
-            stylizer = FrameStylizer(backend, [style], StylizerParams(size=args.size, temporal=modes[0], **extra))
+            auto = args.size == "auto"
+            stylizer = FrameStylizer(backend, [style], StylizerParams(size=0 if auto else args.size,
+                                                                      temporal=modes[0], **extra))
+            net_size = AUTO_START if auto else args.size  # auto: the network alone at the size it starts at
+            if auto:
+                stylizer.set_auto_size()
             code = stylizer.cache.get(backend.model, style, stylizer.style_size)  # the code the stylizer runs with
             nets = []  # the network alone, timed before, between and after the live runs
             results = []
             for mode in modes:
-                nets.append(network_fps(backend, code, frames, args.size, args.net_runs))
+                nets.append(network_fps(backend, code, frames, net_size, args.net_runs))
                 stylizer.set_temporal(mode)
+                if auto:
+                    stylizer.set_size(0)
+                    stylizer.set_auto_size()  # each mode chooses afresh
                 stylizer.apply_pending()
                 results.append(live_run(path, stylizer, fps))
-            nets.append(network_fps(backend, code, frames, args.size, args.net_runs))
+            nets.append(network_fps(backend, code, frames, net_size, args.net_runs))
         finally:
             backend.close()
     for i, r in enumerate(results):  # each run against the network timed right around it: load drifts here
@@ -178,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = frames[0].shape[:2]
     rows = [f"live: {path.name if args.video else args.clip} {w}x{h} @ {fps:.0f} fps as a camera, "
             f"{results[0].source_frames} frames; size {args.size}, {backend_name}, style {style.name}",
-            f"  network alone at size {args.size}: {', '.join(f'{n:.2f}' for n in nets)} fps (timed before, between "
+            f"  network alone at size {net_size}: {', '.join(f'{n:.2f}' for n in nets)} fps (timed before, between "
             "and after the runs; each run is compared with the mean of the two around it)"]
     if missing:
         rows.append(f"  (not in this build: {', '.join(missing)})")

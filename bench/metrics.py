@@ -25,6 +25,7 @@ import numpy as np
 
 FB_RELATIVE, FB_ABSOLUTE = 0.01, 0.5        # forward–backward check: |F + G(x+F)|² > 0.01(|F|² + |G|²) + 0.5
 MB_RELATIVE, MB_ABSOLUTE = 0.01, 0.002      # motion boundary: |∇u|² + |∇v|² > 0.01|F|² + 0.002
+MOVING_PX = 1.0                             # flow above this: a moving pixel (a person, not the still background)
 LONG_GAP = 10                               # frames between the two of a long-term pair
 
 
@@ -105,11 +106,15 @@ class Correspondence:
         back = estimator.flow(earlier, later)
         return cls(flow, valid_mask(flow, back))
 
-    def error(self, later_out: np.ndarray, earlier_out: np.ndarray) -> float:
-        """The warping error of one output pair along this correspondence."""
+    def error(self, later_out: np.ndarray, earlier_out: np.ndarray, mask: np.ndarray | None = None) -> float:
+        """The warping error of one output pair along this correspondence (on ``mask`` ∧ the trusted pixels)."""
         if later_out.shape[:2] != self.flow.shape[:2]:
             raise ValueError(f"output {later_out.shape[:2]} is not the input's size {self.flow.shape[:2]}")
-        return pair_error(later_out, warp(earlier_out, self.flow), self.mask)
+        return pair_error(later_out, warp(earlier_out, self.flow), self.mask if mask is None else self.mask & mask)
+
+    def moving(self, threshold: float = MOVING_PX) -> np.ndarray:
+        """The trusted pixels whose content moved by more than ``threshold`` px (bool)."""
+        return self.mask & (np.einsum("ijk,ijk->ij", self.flow, self.flow) > threshold * threshold)
 
 
 @dataclass
@@ -125,6 +130,7 @@ class WarpingErrors:
     estimator: FlowEstimator = field(default_factory=FlowEstimator)
     short: dict[str, list[float]] = field(default_factory=dict)
     long: dict[str, list[float]] = field(default_factory=dict)
+    moving: dict[str, list[float]] = field(default_factory=dict)  # short-term, on moving pixels only
     masked: list[float] = field(default_factory=list)  # fraction of pixels masked out, short-term pairs
     _history: list[tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=list)
 
@@ -134,8 +140,11 @@ class WarpingErrors:
             prev_frame, prev_out = self._history[-1]
             c = Correspondence.between(self.estimator, frame, prev_frame)
             self.masked.append(1.0 - float(c.mask.mean()))
+            moving = c.moving()
             for name, out in outputs.items():
                 self.short.setdefault(name, []).append(c.error(out, prev_out[name]))
+                if moving.mean() > 0.002:  # pairs with something moving: a pan, or a person in a still shot
+                    self.moving.setdefault(name, []).append(c.error(out, prev_out[name], moving))
         if self.long_term and len(self._history) >= self.gap:
             old_frame, old_out = self._history[-self.gap]
             c = Correspondence.between(self.estimator, frame, old_frame)
@@ -147,7 +156,8 @@ class WarpingErrors:
     def summary(self) -> dict[str, dict[str, float]]:
         """name → {"short", "long"} mean errors (NaN where no pair was seen)."""
         names = list(self.short) or list(self.long)
-        return {n: {"short": _mean(self.short.get(n, [])), "long": _mean(self.long.get(n, []))} for n in names}
+        return {n: {"short": _mean(self.short.get(n, [])), "long": _mean(self.long.get(n, [])),
+                    "moving": _mean(self.moving.get(n, []))} for n in names}
 
 
 def _mean(values: list[float]) -> float:

@@ -27,12 +27,14 @@ import numpy as np
 #: the issue's figures: (what, limit)
 PAN_WARP_VS_OFF, PAN_STYLE_VS_OFF = 1 / 8, 1.25
 WALKERS_WARP_VS_INPUT, WALKERS_STYLE_VS_OFF = 1.3, 1.25
+STREET_WARP_VS_OFF, STREET_STYLE_VS_OFF = 0.4, 1.25  # issue 20: a still camera with people walking
 TIME_VS_OFF = 1.25
 
 
 @dataclass
 class Clip:
-    """A clip to measure and what kind of motion it shows ("pan", "walkers" or "video")."""
+    """A clip to measure and what kind of motion it shows ("pan": a moving camera, "walkers" (generated) or
+    "street" (composed): a still camera with people walking, or "video": either)."""
 
     path: Path
     kind: str
@@ -49,6 +51,7 @@ class ModeResult:
     mode: str
     warp: float = float("nan")
     warp_long: float = float("nan")
+    warp_moving: float = float("nan")  # short-term, on moving pixels only (where ghosts would show)
     content: float = float("nan")
     style: float = float("nan")
     ms_median: float = float("nan")
@@ -128,10 +131,12 @@ def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: 
             for mode, pair in losses.many(frame, outputs).items():
                 sampled[mode].append(pair)
     summary = warps.summary()
-    results = {"input": ModeResult("input", summary["input"]["short"], summary["input"]["long"], frames=len(frames))}
+    results = {"input": ModeResult("input", summary["input"]["short"], summary["input"]["long"],
+                                   summary["input"]["moving"], frames=len(frames))}
     for mode in modes:
         content, style = np.mean(sampled[mode], axis=0)
-        results[mode] = ModeResult(mode, summary[mode]["short"], summary[mode]["long"], float(content), float(style),
+        results[mode] = ModeResult(mode, summary[mode]["short"], summary[mode]["long"], summary[mode]["moving"],
+                                   float(content), float(style),
                                    statistics.median(times[mode]), float(np.mean(times[mode])),
                                    _keyframes(stylizers[mode]) - before[mode], len(frames))
     for name, r in results.items():  # per-pair errors for the JSON: where keyframes renew, errors jump
@@ -140,7 +145,8 @@ def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: 
     for r in results.values():
         r.ratios = {"warp_vs_input": r.warp / results["input"].warp,
                     "warp_long_vs_input": r.warp_long / results["input"].warp_long,
-                    "warp_vs_off": r.warp / off.warp, "warp_long_vs_off": r.warp_long / off.warp_long}
+                    "warp_vs_off": r.warp / off.warp, "warp_long_vs_off": r.warp_long / off.warp_long,
+                    "warp_moving_vs_off": r.warp_moving / off.warp_moving}
         if r.mode != "input":
             r.ratios.update({"content_vs_off": r.content / off.content, "style_vs_off": r.style / off.style,
                              "time_vs_off": r.ms_median / off.ms_median})
@@ -156,13 +162,15 @@ def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResul
     """A table: one row per mode (and the input), then the issue's figures for this kind of clip."""
     rows = [f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
             f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
-            f"{'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} {'network':>8s}"]
+            f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} "
+            f"{'network':>8s}"]
     for r in results.values():
         q = r.ratios
         line = (f"  {r.mode:6s} {r.warp:9.2e} {q['warp_vs_input']:7.1f} {q['warp_vs_off']:6.3f} {r.warp_long:9.2e} "
                 f"{q['warp_long_vs_input']:7.1f}")
         if r.mode != "input":
-            line += (f" {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} {q['style_vs_off']:5.2f} "
+            line += (f" {q['warp_moving_vs_off']:7.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} "
+                     f"{q['style_vs_off']:5.2f} "
                      f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}")
         rows.append(line)
     rows.extend("  " + c for c in figure_checks(clip.kind, results))
@@ -179,6 +187,9 @@ def figure_checks(kind: str, results: dict[str, ModeResult]) -> list[str]:
     if kind == "pan":
         checks += [("warping error flow/off", q["warp_vs_off"], PAN_WARP_VS_OFF),
                    ("style loss flow/off", q["style_vs_off"], PAN_STYLE_VS_OFF)]
+    if kind == "street":
+        checks += [("warping error flow/off", q["warp_vs_off"], STREET_WARP_VS_OFF),
+                   ("style loss flow/off", q["style_vs_off"], STREET_STYLE_VS_OFF)]
     if kind == "walkers":
         checks += [("warping error flow/input", q["warp_vs_input"], WALKERS_WARP_VS_INPUT),
                    ("style loss flow/off", q["style_vs_off"], WALKERS_STYLE_VS_OFF)]
@@ -231,12 +242,13 @@ def end_to_end(path: Path, stylizers: dict, tmp: Path, frames: int, rounds: int 
     return {m: float(np.mean(t)) for m, t in times.items()}
 
 
-DEFAULT_CLIPS = ("pan", "walkers", "bunny")
+DEFAULT_CLIPS = ("pan", "walkers", "bunny", "ntu", "handheld", "street")
 
 
 def default_clips(tmp: Path, frames: int, fps: int, which: tuple[str, ...] = DEFAULT_CLIPS) -> list[Clip]:
-    """The generated pan and walkers clips (written to ``tmp``) and cutBunny.mp4 where it is found."""
-    from bench.clips import make_pan_clip, make_walkers_clip
+    """The generated pan and walkers clips, the composed real-photo ones (handheld; street: a still camera with
+    people) written to ``tmp``, and the real cutBunny.mp4 and ntu.mp4 (drone footage) where they are found."""
+    from bench.clips import make_handheld_clip, make_pan_clip, make_street_clip, make_walkers_clip
     from models.errors import InputError
 
     bad = [c for c in which if c not in DEFAULT_CLIPS]
@@ -247,9 +259,14 @@ def default_clips(tmp: Path, frames: int, fps: int, which: tuple[str, ...] = DEF
         clips.append(Clip(make_pan_clip(tmp / "pan.mp4", frames, fps=fps), "pan", "pan1.7px"))
     if "walkers" in which:
         clips.append(Clip(make_walkers_clip(tmp / "walkers.mp4", frames, fps=fps), "walkers", "walkers"))
-    bunny = shared_video("cutBunny.mp4") if "bunny" in which else None
-    if bunny is not None:
-        clips.append(Clip(bunny, "video"))
+    if "handheld" in which:
+        clips.append(Clip(make_handheld_clip(tmp / "handheld.mp4", frames, fps=fps), "pan", "handheld"))
+    if "street" in which:
+        clips.append(Clip(make_street_clip(tmp / "street.mp4", frames, fps=fps), "street", "street"))
+    for name, file, kind in (("bunny", "cutBunny.mp4", "video"), ("ntu", "ntu.mp4", "pan")):
+        found = shared_video(file) if name in which else None
+        if found is not None:
+            clips.append(Clip(found, kind))
     return clips
 
 

@@ -91,8 +91,9 @@ def add_temporal_parsers(kind: argparse._SubParsersAction, backends: tuple[str, 
     temporal.add_argument("--video", type=Path, nargs="+", default=None, metavar="PATH",
                           help="clips to measure (default: a generated 1.7 px/frame pan, generated walkers, and "
                                "shared/video/cutBunny.mp4 where found)")
-    temporal.add_argument("--clips", default="pan,walkers,bunny",
-                          help="default clips to measure when no --video is given: pan, walkers, bunny (cutBunny.mp4)")
+    temporal.add_argument("--clips", default="pan,walkers,bunny,ntu,handheld,street",
+                          help="default clips to measure when no --video is given: pan, walkers (generated), bunny "
+                               "(cutBunny.mp4), ntu (ntu.mp4, drone), handheld, street (composed from real photos)")
     temporal.add_argument("--frames", type=positive_int, default=90, help="frames per clip (and of generated clips)")
     temporal.add_argument("--size", type=positive_int, default=360, help="processing short side")
     temporal.add_argument("--modes", default="off,hold,flow", help="temporal modes compared (off is always run)")
@@ -111,9 +112,11 @@ def add_temporal_parsers(kind: argparse._SubParsersAction, backends: tuple[str, 
     live = kind.add_parser("live", help="a 640x480 30 fps clip played as a camera: shown/keyframe fps, latency",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     live.add_argument("--video", type=Path, default=None, metavar="PATH", help="clip to play (default: generated)")
-    live.add_argument("--clip", default="pan", choices=("pan", "walkers"), help="which clip to generate")
+    live.add_argument("--clip", default="pan", choices=("pan", "walkers", "handheld", "street", "ntu"),
+                      help="which clip to play: generated, composed from real photos, or ntu.mp4 (real drone footage)")
     live.add_argument("--seconds", type=finite_float, default=10.0, help="length of the generated clip")
-    live.add_argument("--size", type=positive_int, default=480, help="processing short side (480: the webcam default)")
+    live.add_argument("--size", type=lambda t: "auto" if t == "auto" else positive_int(t), default="auto",
+                      help="processing short side, or auto (the webcam default: realtime.adaptive.AutoSize)")
     live.add_argument("--modes", default="flow,off", help="temporal modes compared")
     live.add_argument("--stability", type=unit_float, default=None, help="strength 0..1 (default: the app's)")
     live.add_argument("--style", default="starry_night", help="style image or name")

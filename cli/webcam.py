@@ -23,10 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "style on the search path)")
     add_model_args(p)
     add_backend_args(p)
-    p.set_defaults(size=480)
+    p.set_defaults(size="auto")  # realtime.adaptive.AutoSize; an explicit --size N (or --target-fps) wins
+    size = next(a for a in p._actions if a.dest == "size")
+    size.type = size_or_auto
+    size.help = ("processing short side in px, 0 = frame size, or auto: the largest size that shows every camera "
+                 "frame with >= 8 keyframes/s, re-chosen as the load changes (the overlay says which and why)")
     p.add_argument("--target-fps", type=positive_float, default=None, metavar="F",
                    help="adapt the processing size (160-720 px short side, with hysteresis) so the network "
-                        "delivers about F keyframes/s; the overlay shows the size in use (default: fixed --size)")
+                        "delivers about F keyframes/s; the overlay shows the size in use (default: --size auto)")
     p.add_argument("--record", type=Path, default=None, metavar="FILE",
                    help="record the stylised stream to FILE from the start. As for video -o, an existing FILE is "
                         "replaced when the recording ends (q, Ctrl-C, --max-seconds); one cut short by a failure "
@@ -37,6 +41,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves PNG snapshots")
     p.set_defaults(run=run)
+
+
+def size_or_auto(text: str) -> int | str:
+    """``--size``: auto, or a short side in px (0 = frame size)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         note_replacing(record)
     if args.no_window and not record and not args.virtual_cam and args.max_seconds is None:
         print("note: no window, recording or virtual camera: frames are stylised and discarded (Ctrl-C stops)")
+    auto_size, args.size = args.size == "auto", 0 if args.size == "auto" else args.size
     styles = args.style or [str(p) for p in list_styles_on_path(default_store())] or ["starry_night"]
     session = LiveSession(SessionConfig(source=args.camera, width=args.width, height=args.height, fps=args.fps,
                                         record=record, snapshot_dir=args.snapshot_dir,
@@ -73,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         raise
     count = len(stylizer.state.styles)
     keys = "keys 1-9 pick the first nine, n/p step through all" if count > 9 else f"keys 1-{count} pick"
-    stylizer.set_target_fps(args.target_fps)
+    if auto_size and args.target_fps is None:
+        stylizer.set_auto_size()
+    else:
+        stylizer.set_target_fps(args.target_fps)
     print(f"{source.describe()} | {stylizer.state.model} on {stylizer.state.backend} | {count} styles loaded "
           f"({keys}): {', '.join(stylizer.state.styles)}")
     try:
@@ -85,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stylizer.close()
     print(f"{result.reason}: {result.stats.summary()}")
+    if stylizer.state.size_note:
+        print(stylizer.state.size_note)
     for path in session.recorder.files:
         print(f"recorded {path}")
     if result.reason == "interrupted":  # Ctrl-C or SIGTERM: the same exit code as every other command

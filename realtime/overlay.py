@@ -17,6 +17,8 @@ def overlay_lines(state: StylizerState, stats: dict[str, StageSnapshot], extra: 
     lines = [f"{state.model} | {state.backend}",
              state.describe(),
              f"{rates} | latency {lat.mean_ms:.0f} ms (p95 {lat.p95_ms:.0f}) | drops {drops}"]
+    if state.size_note:
+        lines.append(state.size_note)  # the live size governor: the size in use and why
     if extra:
         lines.append(extra)
     if state.last_error:

@@ -29,7 +29,7 @@ from models.checks import finite, unit
 from models.errors import InputError
 from models.styles import StyleCodeCache, StyleImage
 from models.weights import WeightStore
-from realtime.adaptive import SizeGovernor
+from realtime.adaptive import AutoSize, SizeGovernor
 from realtime.backends.base import Backend
 from realtime.stats import StageStats
 from realtime.temporal import check_mode, create_stage
@@ -37,6 +37,7 @@ from realtime.temporal.base import TemporalStage
 
 log = logging.getLogger(__name__)
 
+LOOK_FADE_S = 0.3  # live: a new look (style, strength, size...) fades in over this long instead of cutting
 PROCESSING_SIZES = (0, 240, 360, 480, 720)  # short side in px; 0 = the frame's own size (CLI help, GUI menu)
 _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
@@ -100,6 +101,7 @@ class StylizerState:
     frames: int
     errors: int
     last_error: str
+    size_note: str = ""  # live: why the governor chose the size in use ("" with a fixed size)
 
     @property
     def blend_style(self) -> str | None:
@@ -114,6 +116,8 @@ class StylizerState:
         if p.temporal != "off":
             flags.append(f"{p.temporal} {p.stability:.2f}")
         size = f"  {p.size} px" if p.size else ""
+        if self.size_note.startswith("auto"):
+            size = f"  {p.size} px (auto)" if p.size else "  auto"
         return f"{style}  alpha {p.alpha:.2f}{size}" + (f"  [{', '.join(flags)}]" if flags else "")
 
 
@@ -134,7 +138,12 @@ class FrameStylizer:
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.live = False  # a live session: the flow stage then runs the network asynchronously
         self.keyframe_stats = StageStats("keyframe")  # every network run (all of them, unless flow skips some)
-        self.governor: SizeGovernor | None = None  # live: adapts the processing size to a keyframe rate
+        self.governor: SizeGovernor | AutoSize | None = None  # live: adapts the processing size to measured costs
+        self._sync_infer_s = 0.0  # network time spent inside process() itself (a restart), not per-frame work
+        self._process_thread: int | None = None
+        self._last_out: np.ndarray | None = None  # live: the frame shown last, the start of a look's fade-in
+        self._fade_from: np.ndarray | None = None  # live: the old look, while a new one fades in over it
+        self._fade_start: float | None = None
         self._stage: TemporalStage = create_stage(self._params.temporal, self._params.stability)
         self._code: StyleCode | None = None  # the code for the current params, rebuilt when they change
         self._frames = 0
@@ -201,6 +210,11 @@ class FrameStylizer:
         if fps is not None and finite(fps, "target fps") <= 0:
             raise InputError(f"target fps must be above 0, got {fps}")
         governor = SizeGovernor(fps) if fps else None
+        self._submit(lambda: setattr(self, "governor", governor))
+
+    def set_auto_size(self) -> None:
+        """Live sessions: the largest size that shows every frame with ≥ 8 keyframes/s (``--size auto``)."""
+        governor = AutoSize()
         self._submit(lambda: setattr(self, "governor", governor))
 
     def set_live(self, live: bool) -> None:
@@ -271,6 +285,10 @@ class FrameStylizer:
     def process(self, frame: np.ndarray) -> np.ndarray:
         """Stylise one uint8 BGR frame with the current parameters; returns a frame of the same size."""
         self.apply_pending()
+        start = time.perf_counter()
+        self._process_thread, self._sync_infer_s = threading.get_ident(), 0.0
+        if isinstance(self.governor, AutoSize) and self.live and not self._params.size:
+            self._update(size=self.governor.start_size(min(frame.shape[:2])))
         p = self._params
         try:
             if p.bypass:
@@ -287,12 +305,17 @@ class FrameStylizer:
             self._last_error = f"{type(exc).__name__}: {exc}"
             self._publish()
             raise
+        if self.live:
+            out = self._fade_look(out)
         self._frames += 1
         if self.governor is not None and self.live and not p.bypass:
-            size = self.governor.observe(time.perf_counter(), self.keyframe_stats.frames, p.size,
-                                         min(frame.shape[:2]))
+            now = time.perf_counter()
+            note = self.governor.reason
+            size = self.governor.observe(now, self.keyframe_stats.frames, p.size, min(frame.shape[:2]),
+                                         now - start - self._sync_infer_s)
             if size is not None:
                 self._update(size=size)
+            if size is not None or note != self.governor.reason:
                 self._publish()
         if self._frames % 16 == 0:  # the counters in the snapshot need not be exact per frame
             self._publish()
@@ -314,6 +337,27 @@ class FrameStylizer:
 
     # ----- internals -----
 
+    def _fade_look(self, out: np.ndarray) -> np.ndarray:
+        """Live: a new look blended over the last frame of the old one, for ``LOOK_FADE_S`` from its first frame.
+
+        The temporal stage was reset behind the change, so nothing of the old look is carried on;
+        only the frame shown last fades out (a still image: short, so a moving scene shows no trail).
+        """
+        old = self._fade_from
+        if old is not None and old.shape == out.shape:
+            now = time.perf_counter()
+            if self._fade_start is None:
+                self._fade_start = now
+            ramp = (now - self._fade_start) / LOOK_FADE_S
+            if ramp < 1.0:
+                out = cv2.addWeighted(out, max(ramp, 0.1), old, 1.0 - max(ramp, 0.1), 0.0)
+            else:
+                self._fade_from = None
+        else:
+            self._fade_from = None
+        self._last_out = out
+        return out
+
     def _submit(self, command: Callable[[], None]) -> None:
         self._commands.put(command)
 
@@ -329,6 +373,8 @@ class FrameStylizer:
             self._stage.strength = new.stability
         if new.identity() != old.identity():
             self._stage.reset()  # what it holds belongs to the old look
+            if self.live and self._last_out is not None:
+                self._fade_from, self._fade_start = self._last_out, None
         self._params = new
 
     def _inference(self, backend: Backend, code: StyleCode, alpha: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -338,7 +384,10 @@ class FrameStylizer:
         def infer(image: np.ndarray) -> np.ndarray:
             start = time.perf_counter()
             out = backend.run(image, code, alpha)
-            stats.record(time.perf_counter() - start)
+            spent = time.perf_counter() - start
+            stats.record(spent)
+            if threading.get_ident() == self._process_thread:  # a restart, not the keyframe thread
+                self._sync_infer_s += spent
             return out
 
         return infer
@@ -373,7 +422,8 @@ class FrameStylizer:
         names = tuple(s.name for s in self._styles)
         return StylizerState(model=self.backend.model.name, backend=str(self.backend.info), styles=names,
                              style=names[self._params.style_index], params=self._params, frames=self._frames,
-                             errors=self._errors, last_error=self._last_error)
+                             errors=self._errors, last_error=self._last_error,
+                             size_note=self.governor.reason if self.governor is not None and self.live else "")
 
     def _publish(self) -> None:
         state = self._make_state()

@@ -2,7 +2,7 @@
 
 ``off`` stylises every frame on its own; ``hold`` keeps the previous output where the input stood
 still (``hold.py``); ``flow`` carries stylised textures along the input's optical flow, and live
-shows every frame by propagating keyframes (``flow.py``). ``create_stage`` builds one by name.
+shows every frame by propagating keyframes (``flow.py``, live: ``live.py``). ``create_stage`` builds one by name.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def create_stage(mode: str, strength: float = 0.6, live: bool = False) -> Tempor
 
         return HoldStage(strength)
     if mode == "flow":
-        from realtime.temporal.flow import FlowStage, LiveFlowStage
+        from realtime.temporal.flow import FlowStage
+        from realtime.temporal.live import LiveFlowStage
 
         return LiveFlowStage(strength) if live else FlowStage(strength)
     return OffStage()

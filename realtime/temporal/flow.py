@@ -14,20 +14,13 @@ view) are *invalid*; validity travels with the map.
   pixel of a keyframe is sampled once, never resampled again and again. ``strength``
   (``--stability``) sets the interval (every frame at 0, about 2.5 s at 1) and how much of the
   carried output fills in over the fresh one. Scene cuts reset.
-- Live (``LiveFlowStage``): the network runs in a thread of its own on the newest frame whenever
-  it is free; every frame is shown at once as the latest keyframe carried to it (flow at half
-  size). A finished keyframe, computed for a frame a few frames back, is brought to the current
-  frame by the map accumulated meanwhile and faded in over a few frames (a linear fade: two
-  keyframes of nearby frames carry nearly the same texture). ``strength`` sets the fade's length
-  (1: four frames, 0: cut over at once).
+
+The live stage, which shows every camera frame by carrying keyframes, is in ``live.py``.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from functools import lru_cache
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import cv2
 import numpy as np
@@ -35,8 +28,6 @@ import numpy as np
 from realtime.temporal.base import Infer, TemporalStage
 from realtime.temporal.optical_flow import (FlowEstimator, compose, consistent, contrast_blend, feather,
                                             identity_map, inside, linear_blend, sample, to_grey, to_uint8)
-
-log = logging.getLogger(__name__)
 
 CUT_THRESHOLD = 40.0     # mean grey-level change between frames that marks a scene cut
 CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
@@ -196,138 +187,3 @@ class FlowStage(TemporalStage):
         self._output = fresh.astype(np.float32)
         self.keyframes += 1
         return fresh
-
-
-class LiveFlowStage(TemporalStage):
-    """Live: the network runs asynchronously; every frame is the latest keyframe carried along the flow."""
-
-    name = "flow"
-
-    def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5) -> None:
-        self.strength = strength
-        self.fade_frames = fade_frames
-        self._flow = FlowEstimator("ultrafast", flow_scale)
-        self._lock = threading.Lock()  # guards what the keyframe thread hands over
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyframe")
-        self._generation = 0
-        self._key: Keyframe | None = None
-        self._incoming: Keyframe | None = None  # a finished keyframe being faded in
-        self._fade = 0
-        self._busy = False
-        self._future: Future | None = None
-        self._job_key: Keyframe | None = None  # the frame being stylised; its map follows the frames shown meanwhile
-        self._ready: Keyframe | None = None    # a finished keyframe, not yet picked up by step()
-        self._newest: tuple[np.ndarray, np.ndarray, Infer] | None = None  # frame, grey, infer of the last step
-        self._previous: np.ndarray | None = None
-        self.keyframes = 0
-        self.cuts = 0
-
-    def reset(self) -> None:
-        with self._lock:
-            self._generation += 1  # a keyframe still being computed belongs to the old look: drop it
-            self._key = self._incoming = self._job_key = self._ready = self._newest = None
-            self._previous = None
-
-    def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
-        grey = to_grey(frame)
-        previous, self._previous = self._previous, grey
-        if self._key is None or previous is None or previous.shape != grey.shape:
-            return self._restart(frame, grey, infer)
-        if _is_cut(grey, previous):
-            self.cuts += 1
-            return self._restart(frame, grey, infer)
-        positions = _grid(*grey.shape) + self._flow(grey, previous)
-        with self._lock:
-            for key in (self._key, self._incoming, self._job_key, self._ready):
-                if key is not None:
-                    key.advance(positions, None)
-            ready, self._ready = self._ready, None
-            self._newest = (frame, grey, infer)
-            if not self._busy:
-                self._launch()
-        if ready is not None:
-            if self._incoming is not None:  # a fade still running: the newer keyframe takes its place
-                self._key = self._incoming
-            self._incoming, self._fade = ready, 0
-        out = self._key.render()
-        if self._incoming is not None:
-            out = self._fade_in(out)
-        return out
-
-    def _restart(self, frame: np.ndarray, grey: np.ndarray, infer: Infer) -> np.ndarray:
-        """No keyframe to carry (start, reset, scene cut): stylise this frame now."""
-        styled = infer(frame)
-        with self._lock:
-            self._generation += 1
-            self._key, self._incoming, self._job_key, self._ready = Keyframe(styled, grey, False), None, None, None
-            self._newest = None
-        self.keyframes += 1
-        return styled
-
-    def _launch(self) -> None:
-        """Stylise the newest frame in the keyframe thread (called with the lock held)."""
-        if self._newest is None:
-            self._busy = False
-            return
-        frame, grey, infer = self._newest
-        self._newest = None
-        self._busy = True
-        key = Keyframe(np.empty(0, np.uint8), grey, False)  # identity map at that frame; steps advance it
-        self._job_key = key
-        generation = self._generation
-        try:
-            future = self._pool.submit(infer, frame)
-        except RuntimeError:  # closed: the session is ending
-            self._busy, self._job_key = False, None
-            return
-        self._future = future
-        future.add_done_callback(lambda done: self._finished(done, key, generation))
-
-    def _finished(self, done: Future, key: Keyframe, generation: int) -> None:
-        """In the keyframe thread: hand the result over and start on the newest frame at once."""
-        try:
-            styled = done.result()
-        except Exception as exc:  # a failed keyframe: keep carrying the last one, try the next frame
-            log.warning("keyframe failed: %s", exc)
-            styled = None
-        with self._lock:
-            if generation == self._generation and self._job_key is key:
-                self._job_key = None
-                if styled is not None:
-                    key.styled = styled
-                    self._ready = key
-                    self.keyframes += 1
-                self._launch()
-            elif generation == self._generation:
-                self._busy = False
-            else:  # from before a reset: nothing to hand over; the new generation starts its own job
-                self._busy = False
-
-    def _fade_in(self, old: np.ndarray) -> np.ndarray:
-        new_key = self._incoming
-        self._fade += 1
-        steps = max(1, round(self.fade_frames * self.strength))
-        ramp = min(1.0, self._fade / steps)
-        h, w = new_key.grey.shape
-        ok_new, ok_old = inside(new_key.map, h, w), inside(self._key.map, h, w)
-        new = new_key.render()
-        if ok_new.all() and ok_old.all():  # the usual case: one weight for the whole frame
-            out = cv2.addWeighted(new, ramp, old, 1.0 - ramp, 0.0)
-        else:  # new content wins where the old keyframe has none, the old one where the new has none
-            new_f, old_f = ok_new.astype(np.float32), ok_old.astype(np.float32)
-            weight = np.maximum(ramp * new_f, new_f * (1.0 - old_f))
-            out = to_uint8(linear_blend(new.astype(np.float32), old.astype(np.float32), weight))
-        if ramp >= 1.0:
-            self._key, self._incoming = new_key, None
-        return out
-
-    def quiesce(self) -> None:
-        future = self._future
-        if future is not None:
-            wait([future], timeout=60)
-
-    def close(self) -> None:
-        """Stop and wait for a keyframe still being computed (at most one network run): the backend
-        it runs on is closed next, and must not be freed under it."""
-        self.reset()
-        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -145,7 +145,7 @@ def test_live_flow_shows_every_frame_stylised_and_survives_a_style_switch(tmp_pa
 def test_live_stage_close_waits_for_the_keyframe_in_flight(pan):
     import time
 
-    from realtime.temporal.flow import LiveFlowStage
+    from realtime.temporal.live import LiveFlowStage
 
     running = threading.Event()
     finished = []
