@@ -170,3 +170,13 @@ def logging_through(bar):
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm(tqdm_class=type(bar))
+
+
+def size_or_auto(text: str) -> int | str:
+    """``--size``: auto, or a short side in px (0 = frame size)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None

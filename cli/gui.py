@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import bundled_styles_text, positive_int
+from cli.common import bundled_styles_text, positive_int, size_or_auto
 
 ORDER = 50
 
@@ -26,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="inference backend (default: last used, else auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto: a usable GPU, else cpu)")
-    p.add_argument("--size", type=positive_int, default=None,
-                   help="processing short side in px, 0 = frame size (default: last used, else 360)")
+    p.add_argument("--size", type=size_or_auto, default=None,
+                   help="processing short side in px, 0 = frame size, or auto: the largest size that shows every "
+                        "camera frame with >= 8 keyframes/s (default: last used, else auto)")
     from realtime.temporal import TEMPORAL_MODES
 
     p.add_argument("--temporal", default=None, choices=TEMPORAL_MODES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, bundled_styles_text, positive_float, positive_int, weight_files
+from cli.common import add_model_args, bundled_styles_text, positive_float, positive_int, size_or_auto, weight_files
 from cli.video import add_backend_args, stylizer_params
 
 ORDER = 30
@@ -41,16 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves PNG snapshots")
     p.set_defaults(run=run)
-
-
-def size_or_auto(text: str) -> int | str:
-    """``--size``: auto, or a short side in px (0 = frame size)."""
-    if text == "auto":
-        return text
-    try:
-        return positive_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from gui.qt_env import fix_qt_plugin_path
 from gui.settings import GuiSettings, SettingsStore
 from models.registry import feed_forward_models
 
-DEFAULT_SIZE = 360  # short side; what a 2-core CPU stylises at interactive rates with MicroAST
+DEFAULT_SIZE = "auto"  # realtime.adaptive.AutoSize: the largest short side this machine keeps up with
 
 
 def check_display() -> None:

@@ -24,7 +24,7 @@ class ControlPanel(QWidget):
 
     model_changed = pyqtSignal(str)
     backend_changed = pyqtSignal(str)
-    size_changed = pyqtSignal(int)
+    size_changed = pyqtSignal(object)  # a short side (int, 0 = frame size) or "auto"
     alpha_changed = pyqtSignal(float)
     color_toggled = pyqtSignal(bool)
     blend_changed = pyqtSignal(bool, int, int, float)  # enabled, style a, style b, mix (0 = a, 1 = b)
@@ -42,6 +42,8 @@ class ControlPanel(QWidget):
         self.backend_running.setToolTip("The backend really running (after 'auto' picked or a fallback)")
         self.backend_running.setWordWrap(True)
         self.size = QComboBox()
+        self.size.addItem("auto", "auto")
+        self.size.setToolTip("auto: the largest size that shows every camera frame with >= 8 keyframes/s")
         for s in PROCESSING_SIZES:
             self.size.addItem("original" if s == 0 else f"{s} px", s)
         self.alpha = _slider(100)
@@ -122,7 +124,7 @@ class ControlPanel(QWidget):
     def _connect(self) -> None:
         self.model.currentTextChanged.connect(self.model_changed)
         self.backend.currentTextChanged.connect(self.backend_changed)
-        self.size.currentIndexChanged.connect(lambda i: self.size_changed.emit(int(self.size.itemData(i))))
+        self.size.currentIndexChanged.connect(lambda i: self.size_changed.emit(self.size.itemData(i)))
         self.alpha.valueChanged.connect(self._alpha_moved)
         self.stability.valueChanged.connect(self._stability_moved)
         self.temporal.currentTextChanged.connect(self.temporal_changed)

@@ -41,7 +41,7 @@ class GuiOptions:
     model: str = "microast"
     backend: str = "auto"
     device: str = "cpu"
-    size: int = 360
+    size: int | str = "auto"  # a short side, 0 = frame size, or auto (realtime.adaptive.AutoSize)
     temporal: str = "flow"  # live: every frame shown, keyframes carried along the flow
     output_dir: Path = Path(".")
     style_size: int = 512
@@ -56,6 +56,15 @@ class _LoadedStyle:
     image: StyleImage
     thumb: QImage
 
+
+
+def _apply_size(stylizer: FrameStylizer, size: int | str) -> None:
+    """The size combo's choice: auto hands the size to the AutoSize governor, a number fixes it."""
+    if size == "auto":
+        stylizer.set_auto_size()
+    else:
+        stylizer.set_target_fps(None)
+        stylizer.set_size(int(size))
 
 class MainWindow(QMainWindow):
     """Everything the user sees; heavy work goes to the worker thread or the background pools."""
@@ -139,7 +148,7 @@ class MainWindow(QMainWindow):
         self.gallery.add_requested.connect(self.choose_styles)
         c.model_changed.connect(lambda name: self.switch_backend(model=name))
         c.backend_changed.connect(lambda name: self.switch_backend(backend=name))
-        c.size_changed.connect(lambda size: self._command(lambda s: s.set_size(size)))
+        c.size_changed.connect(lambda size: self._command(lambda s: _apply_size(s, size)))
         c.alpha_changed.connect(lambda a: self._command(lambda s: s.set_alpha(a)))
         c.color_toggled.connect(lambda on: self._command(lambda s: s.set_preserve_color(on)))
         c.bypass_toggled.connect(lambda on: self._command(lambda s: s.set_bypass(on)))
@@ -174,13 +183,16 @@ class MainWindow(QMainWindow):
             return
         first, rest = self.options.styles[0], self.options.styles[1:]
         opts = self.options
-        params = StylizerParams(size=opts.size, temporal=self.controls.temporal.currentText(),
+        params = StylizerParams(size=0 if opts.size == "auto" else opts.size, temporal=self.controls.temporal.currentText(),
                                 stability=self.controls.stability.value() / 100)  # read widgets here, not in build()
 
         def build() -> tuple[FrameStylizer, _LoadedStyle]:
             loaded = _load_style(first)
             backend = _build_backend(opts.model, opts.backend, opts.device, opts.allow_download)
-            return FrameStylizer(backend, [loaded.image], params, style_size=opts.style_size), loaded
+            stylizer = FrameStylizer(backend, [loaded.image], params, style_size=opts.style_size)
+            if opts.size == "auto":
+                stylizer.set_auto_size()
+            return stylizer, loaded
 
         self.setup_tasks.submit(build, lambda result: self._ready(*result, rest), self._startup_failed)
 
@@ -472,7 +484,7 @@ class MainWindow(QMainWindow):
         folder = self.options.styles_folder
         return GuiSettings(styles_folder=str(folder) if folder else None, model=self.controls.model.currentText(),
                            backend=self.controls.backend.currentText(),
-                           size=int(self.controls.size.currentData()), geometry=self.saveGeometry())
+                           size=self.controls.size.currentData(), geometry=self.saveGeometry())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.shutdown()

@@ -18,7 +18,7 @@ class GuiSettings:
     styles_folder: str | None = None
     model: str | None = None
     backend: str | None = None
-    size: int | None = None
+    size: int | str | None = None  # a short side, 0 = frame size, or "auto"
     geometry: QByteArray | None = None
 
 
@@ -42,7 +42,7 @@ class SettingsStore:
 
         size = self._qs.value("size")
         try:
-            size_value = int(size) if size not in (None, "") else None
+            size_value = None if size in (None, "") else "auto" if size == "auto" else int(size)
         except (TypeError, ValueError):  # a hand-edited file: ignore the bad value, keep the default
             size_value = None
         geometry = self._qs.value("geometry")

@@ -38,6 +38,8 @@ def test_settings_round_trip_in_a_private_file(qapp, tmp_path):
     assert (again.styles_folder, again.model, again.backend, again.size) == (str(tmp_path), "microast", "torch", 480)
     assert bytes(again.geometry) == b"\x01\x02"
     assert Path(store.file_name) == tmp_path / "s.ini"
+    store.save(GuiSettings(size="auto"))
+    assert SettingsStore(tmp_path / "s.ini").load().size == "auto"
 
 
 def test_saved_settings_fill_in_what_the_command_line_leaves_out(qapp, style_folder, tmp_path):
@@ -54,6 +56,7 @@ def test_saved_settings_fill_in_what_the_command_line_leaves_out(qapp, style_fol
     gone = GuiSettings(styles_folder=str(tmp_path / "gone"), model="no-such-model")
     options = merge_options({}, gone)  # stale settings fall back to the search path and the default model
     assert options.model == "microast" and options.styles_folder is None and options.styles
+    assert options.size == "auto"  # nothing saved, nothing asked: the size this machine keeps up with
 
 
 def test_gallery_thumbnails_labels_and_dropped_paths(qapp, style_folder, tmp_path):

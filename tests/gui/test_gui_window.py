@@ -273,6 +273,20 @@ def test_close_ends_every_thread_within_a_second_and_saves_settings(qtbot, qapp,
     assert saved.geometry is not None
 
 
+def test_size_auto_hands_the_size_to_the_governor_and_a_number_takes_it_back(qtbot, qapp, shared, video_path,
+                                                                               tmp_path):
+    from realtime.adaptive import AutoSize
+
+    win = make_window(qapp, shared, tmp_path, video_path, styles=STYLES[:1])
+    qtbot.waitUntil(lambda: win.live.frames_shown > 0, timeout=WAIT_MS)
+    combo = win.controls.size
+    combo.setCurrentIndex(combo.findData("auto"))
+    qtbot.waitUntil(lambda: isinstance(win.stylizer.governor, AutoSize), timeout=WAIT_MS)
+    combo.setCurrentIndex(combo.findData(240))
+    qtbot.waitUntil(lambda: win.stylizer.governor is None and win.stylizer.state.params.size == 240, timeout=WAIT_MS)
+    win.close()
+
+
 def test_dropped_style_joins_the_gallery_and_is_selected(qtbot, window, shared):
     from PyQt6.QtCore import QMimeData, QPointF, QUrl
     from PyQt6.QtGui import QDropEvent
