@@ -70,7 +70,8 @@ def run_eval(args: argparse.Namespace) -> int:
     contents = pick(contents, args.contents, args.content_names, "content")
     styles = pick(styles, args.styles, args.style_names, "style")
     candidates = [Candidate(m, weights.get(m)) for m in dict.fromkeys(args.model)]
-    with progress_bar(None, "eval", "pair") as bar:
+    columns = len(candidates) + (not any(c.model == "microast" and c.weights is None for c in candidates))
+    with progress_bar(len(contents) * len(styles) * columns, "eval", "pair") as bar:
         def progress(label: str, done: int, total: int) -> None:
             bar.set_description(label[:40])
             bar.update(1)
