@@ -212,21 +212,29 @@ class StyleLosses:
     def many(self, content: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
         """name → (content loss, style loss) for several stylisations of one frame (its features computed once)."""
         import torch
-        import torch.nn.functional as F
 
-        from models.adain import adain, feature_stats
-        from models.training.adain_train import LAYER_SCALES
+        from models.adain import adain
 
         result = {}
         with torch.inference_mode():
-            target = adain(self.encoder(self._tensor(self._resize(content))), *self.style_stats[-1]) / LAYER_SCALES[-1]
+            target = adain(self.encoder(self._tensor(self._resize(content))), *self.style_stats[-1])
             for name, output in outputs.items():
                 feats = self.encoder.features(self._tensor(self._resize(output)))
-                content_loss = float(F.mse_loss(feats[-1] / LAYER_SCALES[-1], target))
-                style_loss = 0.0
-                for g, (s_mean, s_std), scale in zip(feats, self.style_stats, LAYER_SCALES):
-                    g_mean, g_std = feature_stats(g)
-                    style_loss += float(F.mse_loss(g_mean / scale, s_mean / scale)
-                                        + F.mse_loss(g_std / scale, s_std / scale))
-                result[name] = (content_loss, style_loss)
+                result[name] = adain_losses(feats, target, self.style_stats)
         return result
+
+
+def adain_losses(feats: list, target, style_stats: list) -> tuple[float, float]:
+    """(content, style) loss of an output's relu1_1…relu4_1 ``feats`` against the AdaIN ``target`` (relu4_1 of the
+    content given the style's statistics) and the style's (mean, std) per layer, on layer-normalised features."""
+    import torch.nn.functional as F
+
+    from models.adain import feature_stats
+    from models.training.adain_train import LAYER_SCALES
+
+    content_loss = float(F.mse_loss(feats[-1] / LAYER_SCALES[-1], target / LAYER_SCALES[-1]))
+    style_loss = 0.0
+    for g, (s_mean, s_std), scale in zip(feats, style_stats, LAYER_SCALES):
+        g_mean, g_std = feature_stats(g)
+        style_loss += float(F.mse_loss(g_mean / scale, s_mean / scale) + F.mse_loss(g_std / scale, s_std / scale))
+    return content_loss, style_loss

@@ -1,8 +1,11 @@
-"""``main.py models``: list the models and where their checkpoints are, or fetch them."""
+"""``main.py models``: list the models and where their checkpoints are, fetch them, or evaluate their quality."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from cli.common import positive_int
 
 ORDER = 80
 
@@ -14,6 +17,73 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fetch = action.add_parser("fetch", help="download and verify checkpoints into the cache")
     fetch.add_argument("name", nargs="?", default=None, help="model name (default: all)")
     fetch.set_defaults(run=run_fetch)
+    add_eval_parser(action)
+
+
+def add_eval_parser(action: argparse._SubParsersAction) -> None:
+    """``models eval``: VGG content/style loss of each model on the evaluation images, against MicroAST."""
+    p = action.add_parser("eval", help="VGG content/style loss of models on the eval images, with MicroAST as reference",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", nargs="+", default=["microast"], metavar="NAME",
+                   help="feed-forward models to evaluate (microast official is always the reference)")
+    p.add_argument("--weights", nargs="+", default=[], metavar="MODEL=PATH",
+                   help="weights for a model: our .safetensors export or a training last.pt, e.g. adain=runs/adain/last.pt")
+    p.add_argument("--size", type=positive_int, default=512, help="longest side of content and style images in px")
+    p.add_argument("--contents", type=positive_int, default=0, help="use the first N content images (0: all)")
+    p.add_argument("--styles", type=positive_int, default=0, help="use the first N style images (0: all)")
+    p.add_argument("--content-names", nargs="+", default=None, metavar="NAME", help="content images by name instead")
+    p.add_argument("--style-names", nargs="+", default=None, metavar="NAME", help="style images by name instead")
+    p.add_argument("--gatys-pairs", type=positive_int, default=0,
+                   help="also run Gatys on this many pairs (minutes each on a CPU)")
+    p.add_argument("--gatys-iters", type=positive_int, default=100, help="Gatys L-BFGS steps per pair")
+    p.add_argument("--grid", type=Path, default=Path("eval_grid.png"), help="sample grid PNG to write")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from bench.quality import Candidate, eval_folders, evaluate, format_table, pick, write_json
+    from cli.common import check_output, progress_bar
+    from models.errors import InputError
+    from models.registry import check_device, default_store, model_config
+
+    weights: dict[str, Path] = {}
+    for pair in args.weights:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--weights takes MODEL=PATH pairs, got {pair!r}")
+        weights[name] = Path(path).expanduser()
+    unknown = sorted(set(weights) - set(args.model))
+    if unknown:
+        raise InputError(f"--weights names {', '.join(unknown)}, which is not in --model; add it to --model")
+    for name in args.model:
+        if not model_config(name).feed_forward:
+            raise InputError(f"{name} is not a feed-forward model; use --gatys-pairs N for Gatys")
+    if args.gatys_pairs and args.size > 512:
+        print(f"note: Gatys at {args.size} px takes many minutes per pair on a CPU")
+    grid = check_output(args.grid)
+    if args.json is not None:
+        args.json = check_output(args.json)
+    device = str(check_device(args.device))
+    contents, styles = eval_folders(default_store().search_path)
+    contents = pick(contents, args.contents, args.content_names, "content")
+    styles = pick(styles, args.styles, args.style_names, "style")
+    candidates = [Candidate(m, weights.get(m)) for m in dict.fromkeys(args.model)]
+    columns = len(candidates) + (not any(c.model == "microast" and c.weights is None for c in candidates))
+    with progress_bar(len(contents) * len(styles) * columns, "eval", "pair") as bar:
+        def progress(label: str, done: int, total: int) -> None:
+            bar.set_description(label[:40])
+            bar.update(1)
+
+        report = evaluate(candidates, contents, styles, size=args.size, gatys_pairs=args.gatys_pairs,
+                          gatys_iters=args.gatys_iters, device=device, grid=grid, progress=progress)
+    print(format_table(report))
+    print(f"wrote {grid}")
+    if args.json is not None:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -122,9 +122,10 @@ class AesFATask:
         m = self.model
         out_n, style_s = self._stylize(content, style)
         out = denormalize(out_n)
-        with torch.no_grad():
-            target_c = self._vgg(content)[CONTENT_TAP]
-            target_s = self._vgg(style)
+        with torch.no_grad():  # content and style through the frozen VGG in one call (see adain_train)
+            n = content.shape[0]
+            both = self._vgg(torch.cat([content, style]))
+            target_c, target_s = both[CONTENT_TAP][:n], {k: v[n:] for k, v in both.items()}
         feats = self._vgg(out)
         content_loss = F.mse_loss(feats[CONTENT_TAP], target_c)
         # Each tensor is sorted once (sorting dominates this loss on a GPU): the style loss, the

@@ -120,6 +120,11 @@ class StepSampler(Sampler[list[SampleKey]]):
             yield [self.key(step * self.batch + b) for b in range(self.batch)]
 
 
+def _one_thread(_worker: int) -> None:
+    """A loader worker decodes and resizes on one thread (torch already does): workers must not crowd the training threads."""
+    cv2.setNumThreads(1)
+
+
 def make_loader(config, start: int = 0) -> DataLoader:
     """The DataLoader of a TrainConfig's remaining steps (from ``start``)."""
     content = list_images(config.content_dir, "content")
@@ -128,7 +133,7 @@ def make_loader(config, start: int = 0) -> DataLoader:
     sampler = StepSampler(len(content), len(style), config.batch, config.seed, start, config.iters)
     return DataLoader(
         PairDataset(content, style, config.size), batch_sampler=sampler, num_workers=config.num_workers,
-        pin_memory=str(config.device).startswith("cuda"), persistent_workers=False,
+        pin_memory=str(config.device).startswith("cuda"), persistent_workers=False, worker_init_fn=_one_thread,
         # the loader's own seed comes from here, so creating it leaves the global RNG untouched
         generator=torch.Generator().manual_seed(config.seed),
     )

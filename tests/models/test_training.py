@@ -177,3 +177,69 @@ def test_cli_refuses_the_eval_set(shared, tmp_path, capsys):
                       "--style", str(shared / "datasets" / "style"), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "evaluation image" in capsys.readouterr().err
+
+
+# -- a cheaper CPU step (issue 19) ---------------------------------------------------------------
+def test_one_batched_encoder_pass_gives_the_losses_of_two_passes(corpus, shared, tmp_path):
+    import torch.nn.functional as F
+
+    from models.adain import adain, feature_stats
+    from models.training.adain_train import LAYER_SCALES
+    from models.training.data import make_loader
+
+    task, config = create_task("adain", make_config(corpus, tmp_path, shared, batch=3))
+    content, style = next(iter(make_loader(config)))
+    losses = task.losses(content, style)
+    encoder, decoder = task.model.encoder, task.model.decoder
+    with torch.no_grad():  # the former formulation: content and style through the encoder separately
+        style_feats = encoder.features(style)
+        target = adain(encoder(content), *feature_stats(style_feats[-1]))
+        out_feats = encoder.features(decoder(target * task.model.feature_scale))
+    content_loss = F.mse_loss(out_feats[-1] / LAYER_SCALES[-1], target / LAYER_SCALES[-1])
+    style_loss = sum(F.mse_loss(feature_stats(g)[0] / k, feature_stats(s)[0] / k)
+                     + F.mse_loss(feature_stats(g)[1] / k, feature_stats(s)[1] / k)
+                     for g, s, k in zip(out_feats, style_feats, LAYER_SCALES))
+    torch.testing.assert_close(losses["content"].detach(), content_loss, rtol=1e-4, atol=0)
+    torch.testing.assert_close(losses["style"].detach(), style_loss, rtol=1e-4, atol=0)
+
+
+def test_the_fused_adam_continues_an_old_checkpoints_state_as_the_loop_adam_would(shared):
+    import copy
+
+    from models.adain import make_decoder
+    from models.training.common import make_adam
+
+    state = torch.load(shared / "warmstart" / "adain" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["fused"] is None  # written by the for-loop Adam
+    results = []
+    for fused in (False, True):
+        decoder = make_decoder()
+        decoder.load_state_dict(state["model"])
+        params = list(decoder.parameters())
+        opt = make_adam(params, 1e-4, torch.device("cpu")) if fused else torch.optim.Adam(params, lr=1e-4)
+        opt.load_state_dict(copy.deepcopy(state["optimizer"]))  # loading shares the tensors; the step updates them
+        if fused:
+            assert opt.param_groups[0]["fused"] is None  # what torch does: the file's flag wins...
+            opt.param_groups[0]["fused"] = True  # ...so the loop sets it back, as here
+        generator = torch.Generator().manual_seed(0)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator) * 1e-3
+        opt.step()
+        results.append([p.detach().clone() for p in params])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_the_warm_start_checkpoint_resumes_on_the_fused_adam(corpus, shared, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(shared / "warmstart" / "adain" / "last.pt", run / CHECKPOINT_NAME)
+    task, config = create_task("adain", make_config(corpus, run, shared, iters=2555, resume=run))
+    train(task, config)
+    state = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    assert state["step"] == 2555
+    assert state["optimizer"]["param_groups"][0]["fused"] is True  # set back after loading the old file
+    assert int(state["optimizer"]["state"][0]["step"]) == 2555
+    assert [r["step"] for r in read_loss_log(run / "losses.csv")] == [2555]
