@@ -42,15 +42,6 @@ def run(args: argparse.Namespace) -> int:
                             opset=args.opset, style_size=args.style_size,
                             profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)))
     fmt = check_request(request)  # every argument checked before a model is built
-    if not request.out_dir.is_dir():
-        from models.errors import InputError
-        try:  # now, not after the export: a read-only disk or folder above it is one line
-            request.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the output folder {request.out_dir}: {exc.strerror}; "
-                             "choose another -o folder") from None
-    from cli.common import check_output
-    check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
     config = model_config(args.model)
     if not config.feed_forward:
         from models.errors import ModelError
@@ -66,6 +57,17 @@ def run(args: argparse.Namespace) -> int:
     files = weight_files(args.weights)
     _, paths = resolve_checkpoint(config, store, args.checkpoint, files)
     request = replace(request, checkpoint_sha256=checkpoint_fingerprint(paths))
+    # the folder is made once every argument, the model and its weights are known good: a refused export leaves
+    # nothing behind; a read-only disk or folder above it is one line now, not after the export
+    if not request.out_dir.is_dir():
+        from models.errors import InputError
+        try:
+            request.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the output folder {request.out_dir}: {exc.strerror}; "
+                             "choose another -o folder") from None
+    from cli.common import check_output
+    check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
     model = create_model(args.model, checkpoint=args.checkpoint, store=store, device="cpu", files=files)
     path = export_artifact(model.eval(), request, store)
     print(f"wrote {path}")

@@ -328,6 +328,11 @@ class FrameStylizer:
             return self._state
 
     @property
+    def fading(self) -> bool:
+        """Live: a new look is still fading in over the old one (``LOOK_FADE_S``)."""
+        return self._fade_from is not None
+
+    @property
     def styles(self) -> list[StyleImage]:
         return list(self._styles)
 
@@ -373,7 +378,9 @@ class FrameStylizer:
             self._stage.strength = new.stability
         if new.identity() != old.identity():
             self._stage.reset()  # what it holds belongs to the old look
-            if self.live and self._last_out is not None:
+            if new.bypass != old.bypass:  # bypass is a before/after comparison: it cuts, both ways
+                self._fade_from = None
+            elif self.live and self._last_out is not None:
                 self._fade_from, self._fade_start = self._last_out, None
         self._params = new
 

@@ -89,8 +89,10 @@ def test_cli_tensorrt_export_without_tensorrt_suggests_an_export_option(tmp_path
     assert "--format onnx" in err and "--backend" not in err, err
 
 
-def test_cli_export_rejects_bad_arguments(capsys):
+def test_cli_export_rejects_bad_arguments(capsys, tmp_path, monkeypatch):
     import main
+
+    monkeypatch.chdir(tmp_path)  # "unused" is relative: never the working tree
 
     assert main.main(["export", "--model", "gatys", "-o", "unused"]) == 2
     assert "no per-frame network" in capsys.readouterr().err

@@ -59,6 +59,12 @@ def wait_frames(qtbot, window, more: int = 1) -> None:
     qtbot.waitUntil(lambda: window.live.frames_shown >= start + more, timeout=WAIT_MS)
 
 
+def wait_look(qtbot, window) -> None:
+    """Until a look change has faded in (realtime.stylizer.LOOK_FADE_S) and a frame after it is shown."""
+    qtbot.waitUntil(lambda: not window.stylizer.fading, timeout=WAIT_MS)
+    wait_frames(qtbot, window, 2)
+
+
 def wait_styles(qtbot, window, n: int = len(STYLES)) -> None:
     qtbot.waitUntil(lambda: window.gallery.count() == n and len(window.stylizer.state.styles) == n,
                     timeout=WAIT_MS)
@@ -95,7 +101,7 @@ def test_key_2_switches_style_and_moves_highlight(qtbot, window):
     qtbot.waitUntil(lambda: window.worker.latest().state.params.style_index == 0, timeout=WAIT_MS)
     qtbot.keyClick(window, "2")
     qtbot.waitUntil(lambda: window.worker.latest().state.params.style_index == 1, timeout=WAIT_MS)
-    wait_frames(qtbot, window)
+    wait_look(qtbot, window)
     assert window.gallery.active() == 1
     live = window.worker.latest()
     expected = reference_output(window, live.source, 1)
