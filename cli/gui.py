@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import bundled_styles_text, positive_int, size_or_auto
+from cli.common import bundled_styles_text, size_or_auto
 
 ORDER = 50
 

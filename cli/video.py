@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import add_model_args, bundled_styles_text, check_output, positive_int, unit_float, weight_files
+from cli.common import add_model_args, bundled_styles_text, positive_int, unit_float, weight_files
 
 ORDER = 20
 

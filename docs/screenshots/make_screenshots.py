@@ -63,7 +63,7 @@ def main() -> int:
     from gui.main_window import GuiOptions, MainWindow
     from gui.settings import SettingsStore
 
-    app = QApplication(sys.argv[:1])
+    _app = QApplication(sys.argv[:1])  # kept alive for the windows below
     options = GuiOptions(source=str(SHARED / "video" / "cutBunny.mp4"), styles=gallery_styles(None),
                          backend="auto", size=args.size, output_dir=Path("/tmp"),
                          keyframe_iterations=args.iterations, keyframe_size=args.keyframe_size)

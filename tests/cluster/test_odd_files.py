@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import av
 import pytest
 
 from cluster.job import ClusterConfig, run_job
