@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import logging
 import sys
 from collections import Counter
@@ -30,6 +29,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from models.errors import InputError, StylizerError  # noqa: E402
+from models.weights import sha256_of  # noqa: E402
 
 MAX_BYTES = 16 * 1024 * 1024
 SMOOTH_WINDOW = 40  # logged rows per moving-average window of the loss curve
@@ -38,14 +38,6 @@ ROLE = {"adain": "decoder", "aesfa": "main"}
 
 def weights_name(task: str) -> str:
     return f"{task}_ours.safetensors"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- the card's parts ----------------------------------------------------------------------------
@@ -233,7 +225,7 @@ def ship(args: argparse.Namespace) -> int:
         verdict = "meets the ship bar" if new.meets_bar else "below the ship bar (shipped with --force)"
         candidate.replace(target)
         grid_part.replace(grid)
-        digest = sha256(target)
+        digest = sha256_of(target)
         curve = plot_losses(losses_csv, cards_dir / f"{args.task}_loss.png")
         card = write_card(cards_dir / f"{args.task}.md", args.task, snapshot, target, digest, report, sources,
                           curve, grid, verdict)
