@@ -120,20 +120,17 @@ class StepSampler(Sampler[list[SampleKey]]):
             yield [self.key(step * self.batch + b) for b in range(self.batch)]
 
 
-def _one_thread(_worker: int) -> None:
-    """A loader worker decodes and resizes on one thread (torch already does): workers must not crowd the training threads."""
-    cv2.setNumThreads(1)
-
-
 def make_loader(config, start: int = 0) -> DataLoader:
     """The DataLoader of a TrainConfig's remaining steps (from ``start``)."""
     content = list_images(config.content_dir, "content")
     style = list_images(config.style_dir, "style")
     log.info("training data: %d content and %d style images", len(content), len(style))
     sampler = StepSampler(len(content), len(style), config.batch, config.seed, start, config.iters)
+    # no cv2.setNumThreads(1) in the workers: a worker forked from a process whose OpenCV pool already ran
+    # (a test suite, the app) waits forever in it for pool threads that did not survive the fork
     return DataLoader(
         PairDataset(content, style, config.size), batch_sampler=sampler, num_workers=config.num_workers,
-        pin_memory=str(config.device).startswith("cuda"), persistent_workers=False, worker_init_fn=_one_thread,
+        pin_memory=str(config.device).startswith("cuda"), persistent_workers=False,
         # the loader's own seed comes from here, so creating it leaves the global RNG untouched
         generator=torch.Generator().manual_seed(config.seed),
     )
