@@ -256,7 +256,7 @@ def _row(label: str, model: str, scored: list[tuple[str, str, float, float]], re
 def format_table(report: QualityReport) -> str:
     """The table printed by ``models eval``."""
     lines = [f"VGG content/style loss at {report.size} px longest side, {len(report.contents)} contents x "
-             f"{len(report.styles)} styles (lower is better; ratios to MicroAST official on the same pairs; "
+             f"{len(report.styles)} styles (lower is better; ratios to MicroAST (official weights) on the same pairs; "
              f"ship bar <= {SHIP_BAR}x both)",
              f"{'model':44s} {'pairs':>5s} {'content':>8s} {'style':>8s} {'c/MicroAST':>10s} {'s/MicroAST':>10s} "
              f"{'s/pair':>7s}  bar"]

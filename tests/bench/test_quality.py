@@ -48,7 +48,7 @@ def test_eval_of_a_training_checkpoint_against_microast(images, shared, tmp_path
     contents, styles = images
     report = evaluate([Candidate("adain", warm)], contents, styles, size=SIZE, grid=tmp_path / "grid.png")
     ref, ours = report.rows
-    assert ref.label == "microast (official)" and ref.content_ratio == ref.style_ratio == 1.0
+    assert ref.label == "microast (bundled)" and ref.content_ratio == ref.style_ratio == 1.0  # official weights, packaged
     assert ours.label == "adain (last.pt, step 2554)" and ours.pairs == ref.pairs == 4
     assert {(c, s) for c, s, _, _ in ours.per_pair} == {(c.stem, s.stem) for c in contents for s in styles}
     for row in report.rows:
@@ -83,5 +83,5 @@ def test_cli_prints_the_table_and_writes_the_grid(tmp_path):
     r = run_cli("--contents", "1", "--styles", "1", "--size", "64", "--grid", str(tmp_path / "g.png"),
                 "--json", str(tmp_path / "r.json"))
     assert r.returncode == 0, r.stderr
-    assert "microast (official)" in r.stdout and "ref" in r.stdout
+    assert "microast (bundled)" in r.stdout and "ref" in r.stdout
     assert cv2.imread(str(tmp_path / "g.png")) is not None and (tmp_path / "r.json").stat().st_size > 0

@@ -49,7 +49,7 @@ def test_ship_refuses_below_the_bar_then_ships_with_force_and_guards_the_shipped
     assert f"sha256 {digest}" in out and f'sha256="{digest}"' in out  # printed, and in the registry row
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["adain_ours.safetensors"]
     card = (tmp_path / "cards" / "adain.md").read_text()
-    assert digest in card and "3 steps" in card and "| microast (official) |" in card
+    assert digest in card and "3 steps" in card and "| microast (bundled) |" in card
     assert "Berkeley BSDS500: non-commercial research/education" in card  # the licences the images carried
     for png in ("adain_loss.png", "adain_grid.png"):
         assert (tmp_path / "cards" / png).stat().st_size > 1000 and f"]({png})" in card
