@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--keyframe-size", type=int, default=320, help="Gatys image size (longest side)")
     parser.add_argument("--size", type=int, default=360, help="live processing size (short side)")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
 
     from gui.app import feed_forward_models, gallery_styles
     from gui.help_dialog import HelpDialog
