@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # during start-up (imports, parsing) or anything not handled below
             print("interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `stylizer models list | head`: the reader left; no traceback, as `ls | head`
+            # Python's own recipe: point stdout at devnull so the flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, what a shell reports for a program a pipe stopped
 
 
 def _run(argv: list[str] | None) -> int:

@@ -266,12 +266,20 @@ def speedups(results: list[BenchResult]) -> list[str]:
 
 
 def write_json(results: list[BenchResult], path: Path, config: BenchConfig) -> None:
-    """Results plus the machine they were measured on."""
-    import onnxruntime
+    """Results plus the machine they were measured on (a PyTorch-only install has no ONNX Runtime version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
+    try:
+        ort_version = version("onnxruntime")
+    except PackageNotFoundError:
+        try:
+            ort_version = version("onnxruntime-gpu")
+        except PackageNotFoundError:
+            ort_version = None
     machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
-               "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "onnxruntime": ort_version, "threads": torch.get_num_threads(),
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     data = {"machine": machine, "config": {**asdict(config), "sizes": [str(s) for s in config.sizes],
                                            "cache_dir": str(config.cache_dir) if config.cache_dir else None},

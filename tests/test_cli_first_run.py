@@ -91,3 +91,13 @@ def test_webcam_plays_the_bundled_clip_as_a_camera(tmp_path, capsys):
     ok, frame = capture.read()
     capture.release()
     assert ok and frame.shape[:2] == (320, 480)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`stylizer models list | head -1`: the pipe closes before the listing is written; 141 as a shell says."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "models", "list"], cwd=tmp_path,
+                            env=new_user_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the first line is printed
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
