@@ -71,3 +71,20 @@ def test_stacked_pts_send_the_file_to_the_decoder(tmp_path: Path):
     assert len(set(scan.pts)) < len(scan.pts)  # the clip does hold a repeated pts
     assert packet_scan(clip) is None
     _same_plans(clip)
+
+
+def test_a_last_chunk_with_frames_past_the_index_fails_loudly(tmp_path: Path):
+    """An index short of the input's last frames (however it came about) stops the last chunk, never drops them."""
+    from dataclasses import replace
+
+    from cluster.worker import ChunkFrames, decode_chunk
+    from realtime.errors import SourceError
+
+    clip = odd_clips.encoded_clip(tmp_path / "in.mp4", "libx264", 40, X264, audio=None)
+    index = index_video(clip)
+    short = replace(index, pts=index.pts[:-3], times=index.times[:-3])
+    last = plan_chunks(short, 2, min_frames=8)[-1]
+    with pytest.raises(SourceError, match="frames after frame 36"):
+        list(decode_chunk(str(clip), last, ChunkFrames.of(short, last)))
+    whole = plan_chunks(index, 2, min_frames=8)[-1]
+    assert len(list(decode_chunk(str(clip), whole, ChunkFrames.of(index, whole)))) == whole.frames
