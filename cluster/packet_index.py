@@ -1,4 +1,4 @@
-"""The planner's fast path: the decoder's frame list read from the packets, where that is provably the same.
+"""The planner's fast path: the decoder's frame list read from the packets, where they show it is the same.
 
 ``scan_video`` decodes every frame (0.6-2.6 ms a frame) so that the plan lists exactly the frames
 and times of the one-process run. For a plain file the packets already say it all: the decoder
@@ -16,7 +16,9 @@ and returns ``None`` (decode instead) at the first doubt:
 - any time ``BestEffortTimes`` would change (too close to the one before).
 
 Packets the demuxer marks to be discarded (an edit list's pre-roll) make no frame, as in the decoder.
-A file that still decodes differently (corrupt data) is caught by the workers, which check every
+The one thing taken on trust is that an H.264/HEVC decoder's output order (picture order count) is
+the pts order, as every muxer writes it. A file that still decodes differently (pts against the
+picture order, corrupt data) is caught by the workers, which check every
 frame's pts against the plan and stop with an error.
 """
 
@@ -32,7 +34,7 @@ CODECS = ("h264", "hevc")  # decoders that output in pts order (by picture order
 
 
 def packet_scan(path: str | Path) -> VideoScan | None:
-    """``scan_video``'s result from the packets (and decoded keyframes) of ``path``; ``None`` where not provably equal."""
+    """``scan_video``'s result from the packets (and decoded keyframes) of ``path``; ``None`` where it might differ."""
     import av
 
     with open_video(Path(path)) as container:
