@@ -88,3 +88,28 @@ def test_a_last_chunk_with_frames_past_the_index_fails_loudly(tmp_path: Path):
         list(decode_chunk(str(clip), last, ChunkFrames.of(short, last)))
     whole = plan_chunks(index, 2, min_frames=8)[-1]
     assert len(list(decode_chunk(str(clip), whole, ChunkFrames.of(index, whole)))) == whole.frames
+
+
+def test_h264_with_swapped_pts_and_no_b_frames_is_decoded(tmp_path: Path):
+    """H.264 without B-frames outputs in decode order: pts swapped in pairs there are repaired, so no packet path."""
+    from fractions import Fraction
+
+    import av
+
+    packets, _ = odd_clips._encode("libx264", range(30), options={"preset": "ultrafast", "bf": "0", "g": "12"})
+    order = list(range(30))
+    for k in range(3, 29, 3):
+        order[k], order[k + 1] = order[k + 1], order[k]
+    clip = tmp_path / "h264-swapped.ts"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("h264", rate=odd_clips.FPS)
+        video.width, video.height = odd_clips.SIZE
+        video.time_base = Fraction(1, odd_clips.FPS)
+        for i, packet in enumerate(packets):
+            packet.stream, packet.time_base = video, Fraction(1, odd_clips.FPS)
+            packet.dts, packet.pts = i, order[i] + 1  # as odd_clips.swapped_pts, in H.264
+            out.mux(packet)
+    scan = scan_video(clip)
+    assert list(scan.pts) != sorted(scan.pts)  # the decoder names them out of order
+    assert packet_scan(clip) is None
+    _same_plans(clip)
