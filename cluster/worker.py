@@ -138,10 +138,12 @@ class ChunkFrames:
     pts: tuple[int | None, ...]  # frames ``chunk.key`` .. ``chunk.stop - 1``, as the decoder names them
     times: tuple[float, ...]     # frames ``chunk.start`` .. ``chunk.stop - 1``: where the writer puts them
     size: tuple[int, int]        # the file's first frame size: frames of another size are fitted to it
+    last: bool = False           # the chunk ends the index: the input must end there too
 
     @classmethod
     def of(cls, index: VideoIndex, chunk: Chunk) -> "ChunkFrames":
-        return cls(tuple(index.pts[chunk.key:chunk.stop]), tuple(index.times[chunk.start:chunk.stop]), index.size)
+        return cls(tuple(index.pts[chunk.key:chunk.stop]), tuple(index.times[chunk.start:chunk.stop]), index.size,
+                   chunk.stop == index.frames)
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,9 @@ def decode_chunk(source: str | Path, chunk: Chunk, frames: ChunkFrames) -> Itera
         if position < chunk.stop:
             raise SourceError(f"chunk {chunk.index}: the input ended at frame {position}, the plan says it has "
                               f"{chunk.stop}")
+        if frames.last and frame is not None:  # an index short of frames would drop the film's end silently
+            raise SourceError(f"chunk {chunk.index}: the input has frames after frame {chunk.stop - 1} (pts "
+                              f"{frame.pts}), where the index ends; the input decodes differently each time")
     finally:
         source_.close()
 
