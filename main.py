@@ -41,8 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # installed (pip install .), the console script is `stylizer`; in a checkout, `python main.py`
     prog = "stylizer" if os.path.basename(sys.argv[0]) == "stylizer" else "python main.py"
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     modules = [importlib.import_module(f"cli.{m.name}") for m in pkgutil.iter_modules(cli.__path__)]
@@ -55,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """SIGTERM raises KeyboardInterrupt in the main thread, once, so it ends a job like Ctrl-C."""
+
     def on_sigterm(signum, frame) -> None:
         # Later SIGTERMs must not break the clean-up the first one started (finishing the file).
         signal.signal(signal.SIGTERM, lambda *_: print("still finishing the output…", file=sys.stderr))
@@ -93,8 +93,9 @@ def _run(argv: list[str] | None) -> int:
     from models.errors import StylizerError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.run(args) or 0)
     except StylizerError as exc:

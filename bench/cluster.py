@@ -50,8 +50,9 @@ class SleepStylizer:
         return frame
 
 
-def write_clip(path: Path, frames: int, fps: int = 30, size: tuple[int, int] = (64, 36), gop: int = 60,
-               audio_rate: int = 16000) -> Path:
+def write_clip(
+    path: Path, frames: int, fps: int = 30, size: tuple[int, int] = (64, 36), gop: int = 60, audio_rate: int = 16000
+) -> Path:
     """Tiny moving frames, a keyframe every ``gop`` frames, and a tone, as a long video would have."""
     import av
 
@@ -100,22 +101,39 @@ def run(args: argparse.Namespace) -> int:
     try:
         t = time.perf_counter()
         clip = write_clip(folder / "in.mp4", frames, args.fps)
-        print(f"input: {frames} frames ({args.minutes:g} min at {args.fps} fps, 64x36, audio), made in "
-              f"{time.perf_counter() - t:.1f} s; simulated GPU time {args.delay_ms:g} ms/frame")
+        print(
+            f"input: {frames} frames ({args.minutes:g} min at {args.fps} fps, 64x36, audio), made in "
+            f"{time.perf_counter() - t:.1f} s; simulated GPU time {args.delay_ms:g} ms/frame"
+        )
         t = time.perf_counter()
         started = connect(ray, ClusterConfig(workers=max(counts)))
-        print(f"local Ray started in {time.perf_counter() - t:.1f} s (not counted below): "
-              f"{ray.cluster_resources().get('CPU', 0):g} CPUs")
+        print(
+            f"local Ray started in {time.perf_counter() - t:.1f} s (not counted below): "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs"
+        )
         try:
             for n in counts:
                 out = folder / f"out{n}.mp4"
-                report = run_job(clip, out, SimulatedSpec(delay), VideoOptions(),
-                                 ClusterConfig(workers=n, chunks_per_worker=args.chunks_per_worker),
-                                 say=lambda _line: None)
+                report = run_job(
+                    clip,
+                    out,
+                    SimulatedSpec(delay),
+                    VideoOptions(),
+                    ClusterConfig(workers=n, chunks_per_worker=args.chunks_per_worker),
+                    say=lambda _line: None,
+                )
                 ideal = frames * delay / n
-                rows.append({"workers": n, "wall_s": report.seconds, "ideal_s": ideal, "chunks": report.chunks,
-                             "startup_s": report.startup_seconds, "join_s": report.join_seconds,
-                             "frames": report.frames})
+                rows.append(
+                    {
+                        "workers": n,
+                        "wall_s": report.seconds,
+                        "ideal_s": ideal,
+                        "chunks": report.chunks,
+                        "startup_s": report.startup_seconds,
+                        "join_s": report.join_seconds,
+                        "frames": report.frames,
+                    }
+                )
                 out.unlink()
                 print(f"  {n} workers: {report.seconds:.1f} s", flush=True)
         finally:
@@ -129,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         r["speedup"] = base / r["wall_s"]
         r["overhead"] = r["wall_s"] / r["ideal_s"] - 1.0
-        print(f"| {r['workers']} | {r['chunks']} | {r['wall_s']:.1f} | {r['ideal_s']:.1f} | {r['speedup']:.2f}x | "
-              f"{100 * r['overhead']:.1f} % | {r['startup_s']:.1f} | {r['join_s']:.2f} |")
+        print(
+            f"| {r['workers']} | {r['chunks']} | {r['wall_s']:.1f} | {r['ideal_s']:.1f} | {r['speedup']:.2f}x | "
+            f"{100 * r['overhead']:.1f} % | {r['startup_s']:.1f} | {r['join_s']:.2f} |"
+        )
     if args.json is not None:
         args.json.write_text(json.dumps({"frames": frames, "delay_ms": args.delay_ms, "rows": rows}, indent=1))
         print(f"wrote {args.json}")

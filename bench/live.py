@@ -41,13 +41,13 @@ class LiveResult:
     latency_p50_ms: float
     latency_p95_ms: float
     dropped: int
-    raw: int                # shown frames identical to their input: passed through, not stylised
-    out_of_order: int       # shown index not after the previous one
+    raw: int  # shown frames identical to their input: passed through, not stylised
+    out_of_order: int  # shown index not after the previous one
     reason: str
     network_fps: float = float("nan")  # the network alone, timed just before and after this run (mean)
     propagate_ms: float = float("nan")  # the stylizer's own work per shown frame (resize, propagate, upscale), mean
-    size: int = 0                        # the processing size at the end of the run
-    size_note: str = ""                  # why (--size auto)
+    size: int = 0  # the processing size at the end of the run
+    size_note: str = ""  # why (--size auto)
 
 
 def resize_short(frame: np.ndarray, short: int) -> np.ndarray:
@@ -97,13 +97,23 @@ def live_run(path: Path, stylizer, fps: float) -> LiveResult:
     span = shown[-1][1] - shown[0][1] if len(shown) > 1 else 0.0
     indices = [s[0] for s in shown]
     return LiveResult(
-        mode=stylizer.state.params.temporal, source_frames=result.frames_in, shown=len(shown), seconds=seconds,
-        shown_fps=(len(shown) - 1) / span if span > 0 else 0.0, keyframes=keyframes,
-        keyframe_fps=keyframes / seconds, latency_p50_ms=float(np.percentile(latencies, 50)),
-        latency_p95_ms=float(np.percentile(latencies, 95)), dropped=snap["read"].drops + snap["output"].drops,
-        raw=sum(s[3] for s in shown), out_of_order=sum(b <= a for a, b in zip(indices, indices[1:])),
-        reason=result.reason, propagate_ms=snap["stylize"].mean_ms, size=stylizer.state.params.size,
-        size_note=stylizer.state.size_note)
+        mode=stylizer.state.params.temporal,
+        source_frames=result.frames_in,
+        shown=len(shown),
+        seconds=seconds,
+        shown_fps=(len(shown) - 1) / span if span > 0 else 0.0,
+        keyframes=keyframes,
+        keyframe_fps=keyframes / seconds,
+        latency_p50_ms=float(np.percentile(latencies, 50)),
+        latency_p95_ms=float(np.percentile(latencies, 95)),
+        dropped=snap["read"].drops + snap["output"].drops,
+        raw=sum(s[3] for s in shown),
+        out_of_order=sum(b <= a for a, b in zip(indices, indices[1:])),
+        reason=result.reason,
+        propagate_ms=snap["stylize"].mean_ms,
+        size=stylizer.state.params.size,
+        size_note=stylizer.state.size_note,
+    )
 
 
 def format_results(results: list[LiveResult], fps: float) -> list[str]:
@@ -111,30 +121,42 @@ def format_results(results: list[LiveResult], fps: float) -> list[str]:
     rows = []
     for r in results:
         net_fps = r.network_fps
-        rows.append(f"  {r.mode:5s} shown {r.shown}/{r.source_frames} ({r.shown / max(1, r.source_frames):.0%}) "
-                    f"at {r.shown_fps:5.1f} fps | keyframes {r.keyframes} at {r.keyframe_fps:5.2f} fps "
-                    f"({r.keyframe_fps / net_fps:.0%} of the network alone) | latency p50 {r.latency_p50_ms:5.0f} ms "
-                    f"p95 {r.latency_p95_ms:5.0f} ms | dropped {r.dropped} | raw {r.raw} | "
-                    f"out of order {r.out_of_order} | {r.reason} | own work {r.propagate_ms:.1f} ms/frame (mean) at "
-                    f"{r.size} px" + (f"\n      {r.size_note}" if r.size_note else ""))
+        rows.append(
+            f"  {r.mode:5s} shown {r.shown}/{r.source_frames} ({r.shown / max(1, r.source_frames):.0%}) "
+            f"at {r.shown_fps:5.1f} fps | keyframes {r.keyframes} at {r.keyframe_fps:5.2f} fps "
+            f"({r.keyframe_fps / net_fps:.0%} of the network alone) | latency p50 {r.latency_p50_ms:5.0f} ms "
+            f"p95 {r.latency_p95_ms:5.0f} ms | dropped {r.dropped} | raw {r.raw} | "
+            f"out of order {r.out_of_order} | {r.reason} | own work {r.propagate_ms:.1f} ms/frame (mean) at "
+            f"{r.size} px" + (f"\n      {r.size_note}" if r.size_note else "")
+        )
     flow = next((r for r in results if r.mode == "flow"), None)
     if flow is None:
         return rows + ["  (no flow mode in this build: figures not checked)"]
     interval = 1000.0 / fps
     reachable = min(flow.network_fps, fps)  # a keyframe needs a new frame: never more than the camera's rate
-    checks = [("frames shown", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
-              ("shown unstylised", flow.raw, 0, False),
-              (f"keyframes / reachable rate ({reachable:.1f} fps: the network alone, at most the camera)",
-               flow.keyframe_fps / reachable, KEYFRAME_SHARE, True),
-              ("latency p50 in frame intervals", flow.latency_p50_ms / interval, LATENCY_FRAMES, False),
-              ("latency p95 in frame intervals", flow.latency_p95_ms / interval, LATENCY_FRAMES, False)]
-    checks += [("frames shown (issue 20)", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
-               ("keyframes per second (issue 20)", flow.keyframe_fps, MIN_KEYFRAME_FPS, True),
-               ("latency p95 ms (issue 20)", flow.latency_p95_ms, MAX_P95_MS, False)]
+    checks = [
+        ("frames shown", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
+        ("shown unstylised", flow.raw, 0, False),
+        (
+            f"keyframes / reachable rate ({reachable:.1f} fps: the network alone, at most the camera)",
+            flow.keyframe_fps / reachable,
+            KEYFRAME_SHARE,
+            True,
+        ),
+        ("latency p50 in frame intervals", flow.latency_p50_ms / interval, LATENCY_FRAMES, False),
+        ("latency p95 in frame intervals", flow.latency_p95_ms / interval, LATENCY_FRAMES, False),
+    ]
+    checks += [
+        ("frames shown (issue 20)", flow.shown / max(1, flow.source_frames), SHOWN_SHARE, True),
+        ("keyframes per second (issue 20)", flow.keyframe_fps, MIN_KEYFRAME_FPS, True),
+        ("latency p95 ms (issue 20)", flow.latency_p95_ms, MAX_P95_MS, False),
+    ]
     for what, value, limit, at_least in checks:
         met = value >= limit if at_least else value <= limit
-        rows.append(f"  figure: {what} {value:.2f} (target {'≥' if at_least else '≤'} {limit:.2f}): "
-                    f"{'met' if met else 'NOT met'}")
+        rows.append(
+            f"  figure: {what} {value:.2f} (target {'≥' if at_least else '≤'} {limit:.2f}): "
+            f"{'met' if met else 'NOT met'}"
+        )
     return rows
 
 
@@ -152,8 +174,12 @@ def make_clip(name: str, folder: Path, frames: int) -> Path:
             raise InputError("ntu.mp4 was not found beside the search path's folders (shared/video); give --video")
         images, rate = read_frames(real, 2 * frames)
         return write_frames(path, images[::2] if rate > 45 else images, 30, crf=18)
-    makers = {"pan": make_pan_clip, "walkers": make_walkers_clip, "handheld": make_handheld_clip,
-              "street": make_street_clip}
+    makers = {
+        "pan": make_pan_clip,
+        "walkers": make_walkers_clip,
+        "handheld": make_handheld_clip,
+        "street": make_street_clip,
+    }
     return makers[name](path, frames=frames, fps=30)
 
 
@@ -189,8 +215,9 @@ def run(args: argparse.Namespace) -> int:
         backend_name = str(backend.info)  # while it is open
         try:
             auto = args.size == "auto"
-            stylizer = FrameStylizer(backend, [style], StylizerParams(size=0 if auto else args.size,
-                                                                      temporal=modes[0], **extra))
+            stylizer = FrameStylizer(
+                backend, [style], StylizerParams(size=0 if auto else args.size, temporal=modes[0], **extra)
+            )
             net_size = AUTO_START if auto else args.size  # auto: the network alone at the size it starts at
             if auto:
                 stylizer.set_auto_size()
@@ -209,20 +236,27 @@ def run(args: argparse.Namespace) -> int:
         finally:
             backend.close()
     for i, r in enumerate(results):  # each run against the network timed right around it: load drifts here
-        r.network_fps = float(np.mean(nets[i:i + 2]))
+        r.network_fps = float(np.mean(nets[i : i + 2]))
     h, w = frames[0].shape[:2]
-    rows = [f"live: {path.name if args.video else args.clip} {w}x{h} @ {fps:.0f} fps as a camera, "
-            f"{results[0].source_frames} frames; size {args.size}, {backend_name}, style {style.name}",
-            f"  network alone at size {net_size}: {', '.join(f'{n:.2f}' for n in nets)} fps (timed before, between "
-            "and after the runs; each run is compared with the mean of the two around it)"]
+    rows = [
+        f"live: {path.name if args.video else args.clip} {w}x{h} @ {fps:.0f} fps as a camera, "
+        f"{results[0].source_frames} frames; size {args.size}, {backend_name}, style {style.name}",
+        f"  network alone at size {net_size}: {', '.join(f'{n:.2f}' for n in nets)} fps (timed before, between "
+        "and after the runs; each run is compared with the mean of the two around it)",
+    ]
     if missing:
         rows.append(f"  (not in this build: {', '.join(missing)})")
     rows += format_results(results, fps)
     print("\n".join(rows))
     if args.json is not None:
-        data = {"clip": str(path) if args.video else args.clip, "fps": fps, "size": args.size,
-                "backend": backend_name, "network_fps_runs": nets,
-                "results": [asdict(r) for r in results]}
+        data = {
+            "clip": str(path) if args.video else args.clip,
+            "fps": fps,
+            "size": args.size,
+            "backend": backend_name,
+            "network_fps_runs": nets,
+            "results": [asdict(r) for r in results],
+        }
         args.json.expanduser().write_text(json.dumps(data, indent=2))
         print(f"wrote {args.json}")
     return 0

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-FB_RELATIVE, FB_ABSOLUTE = 0.01, 0.5        # forward–backward check: |F + G(x+F)|² > 0.01(|F|² + |G|²) + 0.5
-MB_RELATIVE, MB_ABSOLUTE = 0.01, 0.002      # motion boundary: |∇u|² + |∇v|² > 0.01|F|² + 0.002
-MOVING_PX = 1.0                             # flow above this: a moving pixel (a person, not the still background)
-LONG_GAP = 10                               # frames between the two of a long-term pair
+FB_RELATIVE, FB_ABSOLUTE = 0.01, 0.5  # forward–backward check: |F + G(x+F)|² > 0.01(|F|² + |G|²) + 0.5
+MB_RELATIVE, MB_ABSOLUTE = 0.01, 0.002  # motion boundary: |∇u|² + |∇v|² > 0.01|F|² + 0.002
+MOVING_PX = 1.0  # flow above this: a moving pixel (a person, not the still background)
+LONG_GAP = 10  # frames between the two of a long-term pair
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -62,8 +62,8 @@ def flow_gradient_sq(flow: np.ndarray) -> np.ndarray:
     g = np.zeros(flow.shape[:2], np.float32)
     du = flow[:, :-1] - flow[:, 1:]
     dv = flow[:-1, :] - flow[1:, :]
-    g[:, :-1] += (du ** 2).sum(-1)
-    g[:-1, :] += (dv ** 2).sum(-1)
+    g[:, :-1] += (du**2).sum(-1)
+    g[:-1, :] += (dv**2).sum(-1)
     return g
 
 
@@ -78,8 +78,8 @@ def valid_mask(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
     mx, my = sample_grid(flow)
     back_at = cv2.remap(back, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb = ((flow + back_at) ** 2).sum(-1)
-    occluded = fb > FB_RELATIVE * ((flow ** 2).sum(-1) + (back_at ** 2).sum(-1)) + FB_ABSOLUTE
-    boundary = flow_gradient_sq(flow) > MB_RELATIVE * (flow ** 2).sum(-1) + MB_ABSOLUTE
+    occluded = fb > FB_RELATIVE * ((flow**2).sum(-1) + (back_at**2).sum(-1)) + FB_ABSOLUTE
+    boundary = flow_gradient_sq(flow) > MB_RELATIVE * (flow**2).sum(-1) + MB_ABSOLUTE
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     return ~occluded & ~boundary & inside
 
@@ -90,15 +90,15 @@ def pair_error(current: np.ndarray, previous_warped: np.ndarray, mask: np.ndarra
     if n == 0:
         return 0.0
     d = (current.astype(np.float32) - previous_warped.astype(np.float32)) / 255.0
-    return float(((d ** 2).sum(-1) * mask).sum() / n)
+    return float(((d**2).sum(-1) * mask).sum() / n)
 
 
 @dataclass
 class Correspondence:
     """How frame ``earlier`` maps onto frame ``later`` of the input: the flow and the trusted pixels."""
 
-    flow: np.ndarray   # later(x) ≈ earlier(x + flow(x))
-    mask: np.ndarray   # bool, on the later frame
+    flow: np.ndarray  # later(x) ≈ earlier(x + flow(x))
+    mask: np.ndarray  # bool, on the later frame
 
     @classmethod
     def between(cls, estimator: FlowEstimator, later: np.ndarray, earlier: np.ndarray) -> "Correspondence":
@@ -151,13 +151,19 @@ class WarpingErrors:
             for name, out in outputs.items():
                 self.long.setdefault(name, []).append(c.error(out, old_out[name]))
         self._history.append((frame, outputs))
-        del self._history[:-self.gap]
+        del self._history[: -self.gap]
 
     def summary(self) -> dict[str, dict[str, float]]:
         """name → {"short", "long"} mean errors (NaN where no pair was seen)."""
         names = list(self.short) or list(self.long)
-        return {n: {"short": _mean(self.short.get(n, [])), "long": _mean(self.long.get(n, [])),
-                    "moving": _mean(self.moving.get(n, []))} for n in names}
+        return {
+            n: {
+                "short": _mean(self.short.get(n, [])),
+                "long": _mean(self.long.get(n, [])),
+                "moving": _mean(self.moving.get(n, [])),
+            }
+            for n in names
+        }
 
 
 def _mean(values: list[float]) -> float:
@@ -172,8 +178,12 @@ def warping_error(frames: list[np.ndarray], outputs: list[np.ndarray], gap: int 
     for frame, out in zip(frames, outputs):
         w.add(frame, {"output": out})
     s = w.summary()
-    return {"output": s["output"]["short"], "output_long": s["output"]["long"],
-            "input": s["input"]["short"], "input_long": s["input"]["long"]}
+    return {
+        "output": s["output"]["short"],
+        "output_long": s["output"]["long"],
+        "input": s["input"]["short"],
+        "input_long": s["input"]["long"],
+    }
 
 
 class StyleLosses:

@@ -46,8 +46,8 @@ class BenchResult:
     """One (model, backend, size) measurement; ``error`` is set instead when it could not run."""
 
     model: str
-    weights: str          # "official" or "random-init"
-    backend: str          # BackendInfo as text: name, device, precision, provider
+    weights: str  # "official" or "random-init"
+    backend: str  # BackendInfo as text: name, device, precision, provider
     size: str
     median_ms: float = float("nan")
     p95_ms: float = float("nan")
@@ -121,11 +121,17 @@ def parse_backends(text: str) -> tuple[str, ...]:
     from realtime.backends.factory import BACKENDS
 
     names = tuple(b.strip() for b in text.split(",") if b.strip())
-    bad = [b for b in names if b.partition(":")[0] not in BACKENDS
-           or (":" in b and (b.partition(":")[0] != "onnxruntime" or b.partition(":")[2] not in GRAPH_VARIANTS))]
+    bad = [
+        b
+        for b in names
+        if b.partition(":")[0] not in BACKENDS
+        or (":" in b and (b.partition(":")[0] != "onnxruntime" or b.partition(":")[2] not in GRAPH_VARIANTS))
+    ]
     if bad or not names:
-        raise InputError(f"unknown backend {', '.join(bad) or '(none)'}; choose from: {', '.join(BACKENDS)}, "
-                         f"or onnxruntime:GRAPH with GRAPH in {', '.join(GRAPH_VARIANTS)}")
+        raise InputError(
+            f"unknown backend {', '.join(bad) or '(none)'}; choose from: {', '.join(BACKENDS)}, "
+            f"or onnxruntime:GRAPH with GRAPH in {', '.join(GRAPH_VARIANTS)}"
+        )
     return names
 
 
@@ -181,8 +187,14 @@ def build_bench_backend(spec: str, model, config: "BenchConfig"):
 
     device = "cuda" if config.device.startswith("cuda") else "cpu"
     # a named graph runs as exported (ORT's own optimisation only): the steps before the blocked-layout rewrite
-    return OnnxRuntimeBackend(model, device, resolve_precision(config.precision, device), cache_dir=config.cache_dir,
-                              graph=graph, blocked=False)
+    return OnnxRuntimeBackend(
+        model,
+        device,
+        resolve_precision(config.precision, device),
+        cache_dir=config.cache_dir,
+        graph=graph,
+        blocked=False,
+    )
 
 
 def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
@@ -214,12 +226,24 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
                     ready.append(backend)
                 except (StylizerError, RuntimeError, MemoryError) as exc:  # e.g. out of memory at 1080p
                     results.append(BenchResult(name, label, str(backend.info), str(size), error=str(exc)[:200]))
-            for backend, times, (memory, kind) in zip(ready, time_interleaved(ready, frame, code, config.iters),
-                                                      memories):
+            for backend, times, (memory, kind) in zip(
+                ready, time_interleaved(ready, frame, code, config.iters), memories
+            ):
                 median = statistics.median(times)
-                results.append(BenchResult(name, label, str(backend.info), str(size), round(median, 2),
-                                           round(float(np.percentile(times, 95)), 2), round(1000.0 / median, 2),
-                                           None if memory is None else round(memory, 1), kind, len(times)))
+                results.append(
+                    BenchResult(
+                        name,
+                        label,
+                        str(backend.info),
+                        str(size),
+                        round(median, 2),
+                        round(float(np.percentile(times, 95)), 2),
+                        round(1000.0 / median, 2),
+                        None if memory is None else round(memory, 1),
+                        kind,
+                        len(times),
+                    )
+                )
                 log.info("bench: %s %s %s: %.1f ms median", name, backend.info, size, median)
         for backend in backends:
             backend.close()
@@ -228,16 +252,20 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
 
 def format_table(results: list[BenchResult]) -> str:
     """A fixed-width table, one row per result, with ORT's speed-up over torch where both ran."""
-    header = f"{'model':9s} {'weights':11s} {'backend':62s} {'size':>9s} {'median ms':>10s} {'p95 ms':>9s} " \
-             f"{'fps':>7s} {'peak MB':>8s}"
+    header = (
+        f"{'model':9s} {'weights':11s} {'backend':62s} {'size':>9s} {'median ms':>10s} {'p95 ms':>9s} "
+        f"{'fps':>7s} {'peak MB':>8s}"
+    )
     rows = [header, "-" * len(header)]
     for r in results:
         if r.error:
             rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:62]:62s} {r.size:>9s}  unavailable: {r.error[:80]}")
             continue
         mem = "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}"
-        rows.append(f"{r.model:9s} {r.weights:11s} {r.backend[:62]:62s} {r.size:>9s} {r.median_ms:10.1f} "
-                    f"{r.p95_ms:9.1f} {r.fps:7.2f} {mem:>8s}")
+        rows.append(
+            f"{r.model:9s} {r.weights:11s} {r.backend[:62]:62s} {r.size:>9s} {r.median_ms:10.1f} "
+            f"{r.p95_ms:9.1f} {r.fps:7.2f} {mem:>8s}"
+        )
     rows.extend(speedups(results))
     return "\n".join(rows)
 
@@ -250,18 +278,26 @@ def speedups(results: list[BenchResult]) -> list[str]:
         if not r.backend.startswith("onnxruntime"):
             continue
         device = r.backend.split()[1]
-        graph = r.backend.rsplit(", ", 1)[-1][:-len(" graph")] if r.backend.endswith(" graph") else "graph"
+        graph = r.backend.rsplit(", ", 1)[-1][: -len(" graph")] if r.backend.endswith(" graph") else "graph"
         for t in ok:
             if (t.model, t.size) != (r.model, r.size):
                 continue
             if t.backend.startswith(f"torch {device}"):
-                lines.append(f"{r.model} {r.size} {device}: onnxruntime ({graph}) {t.median_ms / r.median_ms:.2f}x "
-                             f"the speed of torch eager ({r.median_ms:.0f} vs {t.median_ms:.0f} ms)")
-            if (t.backend.startswith(f"onnxruntime {device}") and t.backend.endswith("plain graph")
-                    and not r.backend.endswith("plain graph") and t.backend.split(",")[0] == r.backend.split(",")[0]):
-                lines.append(f"{r.model} {r.size} {device}: {graph} takes {r.median_ms / t.median_ms:.2f}x the time "
-                             f"of the plain graph ({r.median_ms:.0f} vs {t.median_ms:.0f} ms, "
-                             f"{t.median_ms / r.median_ms:.2f}x the speed)")
+                lines.append(
+                    f"{r.model} {r.size} {device}: onnxruntime ({graph}) {t.median_ms / r.median_ms:.2f}x "
+                    f"the speed of torch eager ({r.median_ms:.0f} vs {t.median_ms:.0f} ms)"
+                )
+            if (
+                t.backend.startswith(f"onnxruntime {device}")
+                and t.backend.endswith("plain graph")
+                and not r.backend.endswith("plain graph")
+                and t.backend.split(",")[0] == r.backend.split(",")[0]
+            ):
+                lines.append(
+                    f"{r.model} {r.size} {device}: {graph} takes {r.median_ms / t.median_ms:.2f}x the time "
+                    f"of the plain graph ({r.median_ms:.0f} vs {t.median_ms:.0f} ms, "
+                    f"{t.median_ms / r.median_ms:.2f}x the speed)"
+                )
     return lines
 
 
@@ -278,10 +314,22 @@ def write_json(results: list[BenchResult], path: Path, config: BenchConfig) -> N
             ort_version = version("onnxruntime-gpu")
         except PackageNotFoundError:
             ort_version = None
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
-               "torch": torch.__version__, "onnxruntime": ort_version, "threads": torch.get_num_threads(),
-               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    data = {"machine": machine, "config": {**asdict(config), "sizes": [str(s) for s in config.sizes],
-                                           "cache_dir": str(config.cache_dir) if config.cache_dir else None},
-            "results": [asdict(r) for r in results]}
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort_version,
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+    data = {
+        "machine": machine,
+        "config": {
+            **asdict(config),
+            "sizes": [str(s) for s in config.sizes],
+            "cache_dir": str(config.cache_dir) if config.cache_dir else None,
+        },
+        "results": [asdict(r) for r in results],
+    }
     Path(path).write_text(json.dumps(data, indent=2, default=str))

@@ -107,8 +107,14 @@ def run(args: argparse.Namespace) -> int:
     if opts.frames < 2:
         raise InputError("--frames must be at least 2")
     store = default_store()
-    video = opts.video or next((p / "video" / "cutBunny.mp4" for p in [Path(s).parent for s in store.search_path]
-                                if (p / "video" / "cutBunny.mp4").is_file()), None)
+    video = opts.video or next(
+        (
+            p / "video" / "cutBunny.mp4"
+            for p in [Path(s).parent for s in store.search_path]
+            if (p / "video" / "cutBunny.mp4").is_file()
+        ),
+        None,
+    )
     model = create_model("microast", store=store)
     style = [StyleImage.load(find_style(opts.style, store))]
     results: dict = {"frames": opts.frames}
@@ -122,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
                 plain = decode_encode_fps(clip, tmp / "plain.mp4")
                 piped, _ = pipeline_fps(clip, tmp / "piped.mp4", FrameStylizer(IdentityBackend(model), style))
                 results["overhead"].append({"size": f"{w}x{h}", "decode_encode_fps": plain, "pipeline_fps": piped})
-                rows.append(f"(a) {w}x{h} identity     decode+encode {plain:6.1f} fps | pipeline {piped:6.1f} fps "
-                            f"({100 * (piped / plain - 1):+.0f}%)")
+                rows.append(
+                    f"(a) {w}x{h} identity     decode+encode {plain:6.1f} fps | pipeline {piped:6.1f} fps "
+                    f"({100 * (piped / plain - 1):+.0f}%)"
+                )
         if "b" in opts.only:
             results["end_to_end"] = []
             clip = synthetic_clip(tmp / "src640.mp4", 640, 480, opts.frames)
@@ -131,21 +139,28 @@ def run(args: argparse.Namespace) -> int:
                 st = FrameStylizer(create_backend(opts.backend, model), style, StylizerParams(size=size))
                 fps, extra = pipeline_fps(clip, tmp / "e2e.mp4", st)
                 results["end_to_end"].append({"size": size, "backend": str(st.backend.info), "fps": fps, **extra})
-                rows.append(f"(b) 640x480 microast@{size:<4} {fps:6.2f} fps | stylize {extra['stylize_ms']:.0f} ms | "
-                            f"latency {extra['latency_ms']:.0f} ms ({st.backend.info})")
+                rows.append(
+                    f"(b) 640x480 microast@{size:<4} {fps:6.2f} fps | stylize {extra['stylize_ms']:.0f} ms | "
+                    f"latency {extra['latency_ms']:.0f} ms ({st.backend.info})"
+                )
         if "c" in opts.only:
             if video is None:
                 raise InputError("no clip for the flicker measurement; give --video PATH")
             results["flicker"] = []
             for strength in (0.0, opts.stability):
-                st = FrameStylizer(create_backend(opts.backend, model), style,
-                                   StylizerParams(size=opts.flicker_size, temporal="hold" if strength else "off",
-                                                  stability=strength))
+                st = FrameStylizer(
+                    create_backend(opts.backend, model),
+                    style,
+                    StylizerParams(size=opts.flicker_size, temporal="hold" if strength else "off", stability=strength),
+                )
                 d_out, d_in = flicker(video, st, opts.frames)
-                results["flicker"].append({"stability": strength, "output_mad": d_out, "input_mad": d_in,
-                                           "ratio": d_out / d_in})
-                rows.append(f"(c) {video.name} stability {strength:.2f}: output Δ {d_out:5.2f} / input Δ {d_in:5.2f} "
-                            f"= {d_out / d_in:.2f}")
+                results["flicker"].append(
+                    {"stability": strength, "output_mad": d_out, "input_mad": d_in, "ratio": d_out / d_in}
+                )
+                rows.append(
+                    f"(c) {video.name} stability {strength:.2f}: output Δ {d_out:5.2f} / input Δ {d_in:5.2f} "
+                    f"= {d_out / d_in:.2f}"
+                )
     print("\n".join(rows))
     if opts.json:
         opts.json.write_text(json.dumps(results, indent=2))

@@ -90,6 +90,7 @@ class QualityReport:
 
 def eval_folders(search_path: list[Path]) -> tuple[list[Path], list[Path]]:
     """The evaluation images: the first ``content`` and ``styles`` folders on the search path holding images."""
+
     def images(name: str) -> list[Path]:
         for root in search_path:
             folder = Path(root) / name
@@ -97,8 +98,11 @@ def eval_folders(search_path: list[Path]) -> tuple[list[Path], list[Path]]:
             if files:
                 return files
         where = ", ".join(str(p) for p in search_path) or "(empty)"
-        raise InputError(f"no evaluation images: no folder {name}/ with images on the search path ({where}); "
-                         "set STYLIZER_PATH to include the shared images folder")
+        raise InputError(
+            f"no evaluation images: no folder {name}/ with images on the search path ({where}); "
+            "set STYLIZER_PATH to include the shared images folder"
+        )
+
     return images("content"), images("styles")
 
 
@@ -128,8 +132,10 @@ def _load(candidate: Candidate, device: torch.device) -> tuple[torch.nn.Module, 
 
         store = default_store()
         checkpoint = resolve_checkpoint(config, store)[0].name if config.checkpoints else None
-        return (create_model(candidate.model, checkpoint=checkpoint, store=store, device=str(device)),
-                f"{candidate.model} ({checkpoint})")
+        return (
+            create_model(candidate.model, checkpoint=checkpoint, store=store, device=str(device)),
+            f"{candidate.model} ({checkpoint})",
+        )
     path = candidate.weights.expanduser()
     if not path.is_file():
         raise InputError(f"weights {path} for {candidate.model} do not exist; give a .safetensors export or a last.pt")
@@ -166,8 +172,9 @@ class VGGJudge:
             return adain_losses(self.encoder.features(output.float()), target, stats)
 
 
-def stylize_all(model, contents: dict[str, torch.Tensor], styles: dict[str, torch.Tensor],
-                pairs: list[tuple[str, str]]):
+def stylize_all(
+    model, contents: dict[str, torch.Tensor], styles: dict[str, torch.Tensor], pairs: list[tuple[str, str]]
+):
     """Yield ((content, style), output) for each pair, stylised by a feed-forward model (one code per style)."""
     device = model.device
     with torch.inference_mode():
@@ -179,15 +186,22 @@ def stylize_all(model, contents: dict[str, torch.Tensor], styles: dict[str, torc
             yield (c, s), out
 
 
-def gatys_all(contents: dict[str, torch.Tensor], styles: dict[str, torch.Tensor], pairs: list[tuple[str, str]],
-              iterations: int, device: torch.device) -> dict[tuple[str, str], torch.Tensor]:
+def gatys_all(
+    contents: dict[str, torch.Tensor],
+    styles: dict[str, torch.Tensor],
+    pairs: list[tuple[str, str]],
+    iterations: int,
+    device: torch.device,
+) -> dict[tuple[str, str], torch.Tensor]:
     from models.gatys import GatysConfig
     from models.registry import create_model
 
     model = create_model("gatys", device=str(device))
     config = GatysConfig(iterations=iterations)
-    return {(c, s): model.optimize(contents[c].to(device), styles[s].to(device), config).image.clamp(0, 1).float().cpu()
-            for c, s in pairs}
+    return {
+        (c, s): model.optimize(contents[c].to(device), styles[s].to(device), config).image.clamp(0, 1).float().cpu()
+        for c, s in pairs
+    }
 
 
 def diagonal_pairs(contents: list[str], styles: list[str], n: int) -> list[tuple[str, str]]:
@@ -196,9 +210,17 @@ def diagonal_pairs(contents: list[str], styles: list[str], n: int) -> list[tuple
     return [(contents[i], styles[(i + shift) % ns]) for shift in range(ns) for i in range(nc)][:n]
 
 
-def evaluate(candidates: list[Candidate], content_files: list[Path], style_files: list[Path], size: int = 512,
-             gatys_pairs: int = 0, gatys_iters: int = 100, device: str = "cpu", grid: Path | None = None,
-             progress=None) -> QualityReport:
+def evaluate(
+    candidates: list[Candidate],
+    content_files: list[Path],
+    style_files: list[Path],
+    size: int = 512,
+    gatys_pairs: int = 0,
+    gatys_iters: int = 100,
+    device: str = "cpu",
+    grid: Path | None = None,
+    progress=None,
+) -> QualityReport:
     """Score every candidate (MicroAST official first, always) on every content × style pair."""
     torch_device = torch.device(device)
     if not any(c.model == REFERENCE and c.weights is None for c in candidates):
@@ -239,8 +261,9 @@ def evaluate(candidates: list[Candidate], content_files: list[Path], style_files
     return report
 
 
-def _row(label: str, model: str, scored: list[tuple[str, str, float, float]], reference: Row | None,
-         seconds: float) -> Row:
+def _row(
+    label: str, model: str, scored: list[tuple[str, str, float, float]], reference: Row | None, seconds: float
+) -> Row:
     content = float(np.mean([s[2] for s in scored]))
     style = float(np.mean([s[3] for s in scored]))
     if reference is None:
@@ -249,31 +272,51 @@ def _row(label: str, model: str, scored: list[tuple[str, str, float, float]], re
         keys = {(c, s) for c, s, _, _ in scored}
         same = [p for p in reference.per_pair if (p[0], p[1]) in keys]
         ref_c, ref_s = float(np.mean([p[2] for p in same])), float(np.mean([p[3] for p in same]))
-    return Row(label, model, len(scored), content, style, content / ref_c, style / ref_s, seconds / len(scored),
-               [tuple(s) for s in scored])
+    return Row(
+        label,
+        model,
+        len(scored),
+        content,
+        style,
+        content / ref_c,
+        style / ref_s,
+        seconds / len(scored),
+        [tuple(s) for s in scored],
+    )
 
 
 def format_table(report: QualityReport) -> str:
     """The table printed by ``models eval``."""
-    lines = [f"VGG content/style loss at {report.size} px longest side, {len(report.contents)} contents x "
-             f"{len(report.styles)} styles (lower is better; ratios to MicroAST (official weights) on the same pairs; "
-             f"ship bar <= {SHIP_BAR}x both)",
-             f"{'model':44s} {'pairs':>5s} {'content':>8s} {'style':>8s} {'c/MicroAST':>10s} {'s/MicroAST':>10s} "
-             f"{'s/pair':>7s}  bar"]
+    lines = [
+        f"VGG content/style loss at {report.size} px longest side, {len(report.contents)} contents x "
+        f"{len(report.styles)} styles (lower is better; ratios to MicroAST (official weights) on the same pairs; "
+        f"ship bar <= {SHIP_BAR}x both)",
+        f"{'model':44s} {'pairs':>5s} {'content':>8s} {'style':>8s} {'c/MicroAST':>10s} {'s/MicroAST':>10s} "
+        f"{'s/pair':>7s}  bar",
+    ]
     for r in report.rows:
-        bar = "ref" if r.model == REFERENCE and r.content_ratio == 1.0 == r.style_ratio else ("yes" if r.meets_bar else "no")
-        lines.append(f"{r.label[:44]:44s} {r.pairs:5d} {r.content:8.4f} {r.style:8.4f} {r.content_ratio:10.2f} "
-                     f"{r.style_ratio:10.2f} {r.seconds_per_pair:7.2f}  {bar}")
+        bar = (
+            "ref"
+            if r.model == REFERENCE and r.content_ratio == 1.0 == r.style_ratio
+            else ("yes" if r.meets_bar else "no")
+        )
+        lines.append(
+            f"{r.label[:44]:44s} {r.pairs:5d} {r.content:8.4f} {r.style:8.4f} {r.content_ratio:10.2f} "
+            f"{r.style_ratio:10.2f} {r.seconds_per_pair:7.2f}  {bar}"
+        )
     return "\n".join(lines)
 
 
 def format_markdown(report: QualityReport) -> str:
     """The same table in Markdown (model cards)."""
-    lines = ["| model | pairs | content loss | style loss | content / MicroAST | style / MicroAST |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | pairs | content loss | style loss | content / MicroAST | style / MicroAST |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in report.rows:
-        lines.append(f"| {r.label} | {r.pairs} | {r.content:.4f} | {r.style:.4f} | {r.content_ratio:.2f} | "
-                     f"{r.style_ratio:.2f} |")
+        lines.append(
+            f"| {r.label} | {r.pairs} | {r.content:.4f} | {r.style:.4f} | {r.content_ratio:.2f} | {r.style_ratio:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -292,7 +335,7 @@ def _cell(image: torch.Tensor | None, width: int) -> np.ndarray:
     scale = min(GRID_CELL / h, width / w)
     bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     top, left = (GRID_CELL - bgr.shape[0]) // 2, (width - bgr.shape[1]) // 2
-    cell[top:top + bgr.shape[0], left:left + bgr.shape[1]] = bgr
+    cell[top : top + bgr.shape[0], left : left + bgr.shape[1]] = bgr
     return cell
 
 
@@ -302,8 +345,13 @@ def _label(text: str, width: int) -> np.ndarray:
     return strip
 
 
-def write_grid(path: Path, shown: list[tuple[str, str]], contents: dict[str, torch.Tensor],
-               styles: dict[str, torch.Tensor], samples: dict[str, dict[tuple[str, str], torch.Tensor]]) -> Path:
+def write_grid(
+    path: Path,
+    shown: list[tuple[str, str]],
+    contents: dict[str, torch.Tensor],
+    styles: dict[str, torch.Tensor],
+    samples: dict[str, dict[tuple[str, str], torch.Tensor]],
+) -> Path:
     """Rows: the shown pairs; columns: content, style, then each model's output (blank where it did not run)."""
     width = round(GRID_CELL * 4 / 3)
     pad = np.full((GRID_CELL + 22, 4, 3), 255, np.uint8)
@@ -312,8 +360,15 @@ def write_grid(path: Path, shown: list[tuple[str, str]], contents: dict[str, tor
     for c, s in shown:
         cells = [contents[c], styles[s], *(samples[m].get((c, s)) for m in samples)]
         titles = [c, s, *header[2:]]
-        lines.append(np.concatenate([np.concatenate([np.concatenate([_label(t, width), _cell(x, width)]), pad], axis=1)
-                                     for t, x in zip(titles, cells)], axis=1))
+        lines.append(
+            np.concatenate(
+                [
+                    np.concatenate([np.concatenate([_label(t, width), _cell(x, width)]), pad], axis=1)
+                    for t, x in zip(titles, cells)
+                ],
+                axis=1,
+            )
+        )
     image = np.concatenate(lines)
     if path.suffix.lower() != ".png":
         raise InputError(f"the sample grid {path} must be a .png file")

@@ -102,8 +102,9 @@ def read_frames(path: Path, limit: int) -> tuple[list[np.ndarray], float]:
     return frames, source.fps
 
 
-def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: int,
-                 dump: Path | None = None) -> dict[str, ModeResult]:
+def measure_clip(
+    frames: list[np.ndarray], stylizers: dict, losses, loss_every: int, dump: Path | None = None
+) -> dict[str, ModeResult]:
     """Run every frame through every stylizer (interleaved, rotating the order); metrics per mode.
 
     ``dump``: write the middle frame and each mode's output side by side there (PNG), to look at.
@@ -131,25 +132,44 @@ def measure_clip(frames: list[np.ndarray], stylizers: dict, losses, loss_every: 
             for mode, pair in losses.many(frame, outputs).items():
                 sampled[mode].append(pair)
     summary = warps.summary()
-    results = {"input": ModeResult("input", summary["input"]["short"], summary["input"]["long"],
-                                   summary["input"]["moving"], frames=len(frames))}
+    results = {
+        "input": ModeResult(
+            "input", summary["input"]["short"], summary["input"]["long"], summary["input"]["moving"], frames=len(frames)
+        )
+    }
     for mode in modes:
         content, style = np.mean(sampled[mode], axis=0)
-        results[mode] = ModeResult(mode, summary[mode]["short"], summary[mode]["long"], summary[mode]["moving"],
-                                   float(content), float(style),
-                                   statistics.median(times[mode]), float(np.mean(times[mode])),
-                                   _keyframes(stylizers[mode]) - before[mode], len(frames))
+        results[mode] = ModeResult(
+            mode,
+            summary[mode]["short"],
+            summary[mode]["long"],
+            summary[mode]["moving"],
+            float(content),
+            float(style),
+            statistics.median(times[mode]),
+            float(np.mean(times[mode])),
+            _keyframes(stylizers[mode]) - before[mode],
+            len(frames),
+        )
     for name, r in results.items():  # per-pair errors for the JSON: where keyframes renew, errors jump
         r.series = {"short": warps.short.get(name, []), "long": warps.long.get(name, [])}
     off = results["off"]
     for r in results.values():
-        r.ratios = {"warp_vs_input": r.warp / results["input"].warp,
-                    "warp_long_vs_input": r.warp_long / results["input"].warp_long,
-                    "warp_vs_off": r.warp / off.warp, "warp_long_vs_off": r.warp_long / off.warp_long,
-                    "warp_moving_vs_off": r.warp_moving / off.warp_moving}
+        r.ratios = {
+            "warp_vs_input": r.warp / results["input"].warp,
+            "warp_long_vs_input": r.warp_long / results["input"].warp_long,
+            "warp_vs_off": r.warp / off.warp,
+            "warp_long_vs_off": r.warp_long / off.warp_long,
+            "warp_moving_vs_off": r.warp_moving / off.warp_moving,
+        }
         if r.mode != "input":
-            r.ratios.update({"content_vs_off": r.content / off.content, "style_vs_off": r.style / off.style,
-                             "time_vs_off": r.ms_median / off.ms_median})
+            r.ratios.update(
+                {
+                    "content_vs_off": r.content / off.content,
+                    "style_vs_off": r.style / off.style,
+                    "time_vs_off": r.ms_median / off.ms_median,
+                }
+            )
     return results
 
 
@@ -160,18 +180,24 @@ def _keyframes(stylizer) -> int:
 
 def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResult], header: str) -> list[str]:
     """A table: one row per mode (and the input), then the issue's figures for this kind of clip."""
-    rows = [f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
-            f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
-            f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} "
-            f"{'network':>8s}"]
+    rows = [
+        f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
+        f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
+        f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} "
+        f"{'network':>8s}",
+    ]
     for r in results.values():
         q = r.ratios
-        line = (f"  {r.mode:6s} {r.warp:9.2e} {q['warp_vs_input']:7.1f} {q['warp_vs_off']:6.3f} {r.warp_long:9.2e} "
-                f"{q['warp_long_vs_input']:7.1f}")
+        line = (
+            f"  {r.mode:6s} {r.warp:9.2e} {q['warp_vs_input']:7.1f} {q['warp_vs_off']:6.3f} {r.warp_long:9.2e} "
+            f"{q['warp_long_vs_input']:7.1f}"
+        )
         if r.mode != "input":
-            line += (f" {q['warp_moving_vs_off']:7.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} "
-                     f"{q['style_vs_off']:5.2f} "
-                     f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}")
+            line += (
+                f" {q['warp_moving_vs_off']:7.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} "
+                f"{q['style_vs_off']:5.2f} "
+                f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}"
+            )
         rows.append(line)
     rows.extend("  " + c for c in figure_checks(clip.kind, results))
     return rows
@@ -185,17 +211,25 @@ def figure_checks(kind: str, results: dict[str, ModeResult]) -> list[str]:
     q = flow.ratios
     checks = []
     if kind == "pan":
-        checks += [("warping error flow/off", q["warp_vs_off"], PAN_WARP_VS_OFF),
-                   ("style loss flow/off", q["style_vs_off"], PAN_STYLE_VS_OFF)]
+        checks += [
+            ("warping error flow/off", q["warp_vs_off"], PAN_WARP_VS_OFF),
+            ("style loss flow/off", q["style_vs_off"], PAN_STYLE_VS_OFF),
+        ]
     if kind == "street":
-        checks += [("warping error flow/off", q["warp_vs_off"], STREET_WARP_VS_OFF),
-                   ("style loss flow/off", q["style_vs_off"], STREET_STYLE_VS_OFF)]
+        checks += [
+            ("warping error flow/off", q["warp_vs_off"], STREET_WARP_VS_OFF),
+            ("style loss flow/off", q["style_vs_off"], STREET_STYLE_VS_OFF),
+        ]
     if kind == "walkers":
-        checks += [("warping error flow/input", q["warp_vs_input"], WALKERS_WARP_VS_INPUT),
-                   ("style loss flow/off", q["style_vs_off"], WALKERS_STYLE_VS_OFF)]
+        checks += [
+            ("warping error flow/input", q["warp_vs_input"], WALKERS_WARP_VS_INPUT),
+            ("style loss flow/off", q["style_vs_off"], WALKERS_STYLE_VS_OFF),
+        ]
     checks.append(("time per frame flow/off", q["time_vs_off"], TIME_VS_OFF))
-    return [f"figure: {what} {value:.3f} (target ≤ {limit:.3f}): {'met' if value <= limit else 'NOT met'}"
-            for what, value, limit in checks]
+    return [
+        f"figure: {what} {value:.3f} (target ≤ {limit:.3f}): {'met' if value <= limit else 'NOT met'}"
+        for what, value, limit in checks
+    ]
 
 
 class FirstFrames:
@@ -207,8 +241,12 @@ class FirstFrames:
         from realtime.sources import VideoFileSource
 
         self._source = VideoFileSource(path)
-        self.name, self.fps, self.size, self.rate = self._source.name, self._source.fps, self._source.size, \
-            self._source.rate
+        self.name, self.fps, self.size, self.rate = (
+            self._source.name,
+            self._source.fps,
+            self._source.size,
+            self._source.rate,
+        )
         self._left = limit
 
     def read(self):
@@ -232,7 +270,7 @@ def end_to_end(path: Path, stylizers: dict, tmp: Path, frames: int, rounds: int 
     modes = list(stylizers)
     times: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(rounds):
-        for mode in (modes if r % 2 == 0 else modes[::-1]):
+        for mode in modes if r % 2 == 0 else modes[::-1]:
             stylizers[mode].reset_temporal()
             source = FirstFrames(path, frames)
             sink = VideoFileSink(tmp / "end_to_end.mp4", source.rate)
@@ -299,13 +337,20 @@ def run(args: argparse.Namespace) -> int:
         rows.append(f"(not in this build: {', '.join(missing)})")
     report: dict = {"frames": args.frames, "size": args.size, "style": style.name, "clips": []}
     # one stylizer per mode for every clip (reset between clips): one backend session each, built once
-    stylizers = {m: FrameStylizer(create_backend(args.backend, model), [style],
-                                  StylizerParams(size=args.size, temporal=m, **extra)) for m in modes}
+    stylizers = {
+        m: FrameStylizer(
+            create_backend(args.backend, model), [style], StylizerParams(size=args.size, temporal=m, **extra)
+        )
+        for m in modes
+    }
     backend = next(iter(stylizers.values())).state.backend
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
-            clips = ([Clip(Path(p), "video") for p in args.video] if args.video
-                     else default_clips(Path(tmp_name), args.frames, 30, tuple(args.clips.split(","))))
+            clips = (
+                [Clip(Path(p), "video") for p in args.video]
+                if args.video
+                else default_clips(Path(tmp_name), args.frames, 30, tuple(args.clips.split(",")))
+            )
             for clip in clips:
                 frames, fps = read_frames(clip.path, args.frames)
                 if len(frames) < 2:
@@ -321,18 +366,30 @@ def run(args: argparse.Namespace) -> int:
                     pair = {m: stylizers[m] for m in ("off", "flow" if "flow" in stylizers else modes[-1])}
                     e2e = end_to_end(clip.path, pair, Path(tmp_name), len(frames))
                     other = list(pair)[-1]
-                    rows.append(f"  video pipeline (decode, stylise, x264; whole clip, ABBA): off "
-                                f"{1000 * e2e['off']:.1f} ms/frame, {other} {1000 * e2e[other]:.1f} ms/frame: "
-                                f"{other}/off {e2e[other] / e2e['off']:.3f}")
+                    rows.append(
+                        f"  video pipeline (decode, stylise, x264; whole clip, ABBA): off "
+                        f"{1000 * e2e['off']:.1f} ms/frame, {other} {1000 * e2e[other]:.1f} ms/frame: "
+                        f"{other}/off {e2e[other] / e2e['off']:.3f}"
+                    )
                     if other == "flow":
                         ok = e2e["flow"] / e2e["off"] <= TIME_VS_OFF
-                        rows.append(f"  figure: video --temporal flow time / off {e2e['flow'] / e2e['off']:.3f} "
-                                    f"(target ≤ {TIME_VS_OFF:.3f}): {'met' if ok else 'NOT met'}")
-                report["clips"].append({"clip": clip.name, "path": str(clip.path), "kind": clip.kind, "fps": fps,
-                                        "shape": list(frames[0].shape[:2]), "backend": backend,
-                                        "checks": figure_checks(clip.kind, results),
-                                        "video_pipeline_s_per_frame": e2e,
-                                        "results": {k: r.__dict__ for k, r in results.items()}})
+                        rows.append(
+                            f"  figure: video --temporal flow time / off {e2e['flow'] / e2e['off']:.3f} "
+                            f"(target ≤ {TIME_VS_OFF:.3f}): {'met' if ok else 'NOT met'}"
+                        )
+                report["clips"].append(
+                    {
+                        "clip": clip.name,
+                        "path": str(clip.path),
+                        "kind": clip.kind,
+                        "fps": fps,
+                        "shape": list(frames[0].shape[:2]),
+                        "backend": backend,
+                        "checks": figure_checks(clip.kind, results),
+                        "video_pipeline_s_per_frame": e2e,
+                        "results": {k: r.__dict__ for k, r in results.items()},
+                    }
+                )
                 print("\n".join(rows), flush=True)
                 rows = []
     finally:

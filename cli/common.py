@@ -69,10 +69,16 @@ def add_model_args(parser: argparse.ArgumentParser, default: str = "microast") -
 
     parser.add_argument("--model", default=default, choices=sorted(MODELS), help="style-transfer model")
     parser.add_argument("--checkpoint", default=None, help="which checkpoint of the model (default: first found)")
-    parser.add_argument("--weights", nargs="+", default=[], metavar="ROLE=PATH",
-                        help="explicit checkpoint files, e.g. decoder=~/decoder.pth")
-    parser.add_argument("--device", default="auto",
-                        help="auto (a usable CUDA GPU, else cpu; says which and why), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        default=[],
+        metavar="ROLE=PATH",
+        help="explicit checkpoint files, e.g. decoder=~/decoder.pth",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (a usable CUDA GPU, else cpu; says which and why), cpu, cuda or cuda:N"
+    )
 
 
 def weight_files(pairs: list[str]) -> dict[str, Path]:
@@ -95,8 +101,9 @@ def check_output(path: Path, inputs: tuple[Path, ...] = ()) -> Path:
     try:  # an unnamed probe file: an unwritable folder fails now, not after minutes of work
         tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as exc:
-        raise InputError(f"cannot write to folder {path.parent}: {exc.strerror}; choose another output folder") \
-            from None
+        raise InputError(
+            f"cannot write to folder {path.parent}: {exc.strerror}; choose another output folder"
+        ) from None
     for inp in inputs:
         if Path(inp).exists() and path.exists() and path.resolve() == Path(inp).resolve():
             raise InputError(f"output {path} is the input file; choose another name")
@@ -128,8 +135,11 @@ def note_replacing(path: Path) -> None:
 
     part = path.with_name(path.name + ".part")
     if path.exists():
-        print(f"note: {path} exists; it is replaced when this job completes (if it is interrupted or fails, "
-              f"{path.name} stays as it is)", file=sys.stderr)
+        print(
+            f"note: {path} exists; it is replaced when this job completes (if it is interrupted or fails, "
+            f"{path.name} stays as it is)",
+            file=sys.stderr,
+        )
     from models.atomic import is_being_written
 
     if part.exists() and not is_being_written(part):  # a live job's .part: the writer refuses in one line
@@ -161,8 +171,7 @@ def progress_bar(total: int | None, desc: str, unit: str):
 
     if sys.stderr.isatty():
         return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
-    return tqdm(total=total, desc=desc, unit=unit, file=_LineWriter(sys.stderr), mininterval=5.0, ncols=100,
-                ascii=True)
+    return tqdm(total=total, desc=desc, unit=unit, file=_LineWriter(sys.stderr), mininterval=5.0, ncols=100, ascii=True)
 
 
 def logging_through(bar):

@@ -17,13 +17,20 @@ PROBE_FRAME = (640, 480)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check this machine: GPU, ONNX Runtime, cameras, weights; pick a live size",
-                       description="Says what the app would use here and why, and names every missing piece with the "
-                                   "command that fixes it. Always exits 0.")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch"),
-                   help="backend of the speed probe: auto measures what webcam picks (on the first run that may "
-                        "export the network to ONNX first, ~20 s on a 2-core CPU, cached for webcam); torch starts "
-                        "at once")
+    p = sub.add_parser(
+        "doctor",
+        help="check this machine: GPU, ONNX Runtime, cameras, weights; pick a live size",
+        description="Says what the app would use here and why, and names every missing piece with the "
+        "command that fixes it. Always exits 0.",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch"),
+        help="backend of the speed probe: auto measures what webcam picks (on the first run that may "
+        "export the network to ONNX first, ~20 s on a 2-core CPU, cached for webcam); torch starts "
+        "at once",
+    )
     p.add_argument("--no-probe", action="store_true", help="skip the two-second speed probe")
     p.set_defaults(run=run)
 
@@ -63,8 +70,9 @@ def check_torch(r: Report) -> str:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            r.line(f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, "
-                                f"compute {props.major}.{props.minor}")
+            r.line(
+                f"cuda:{i}", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, compute {props.major}.{props.minor}"
+            )
         return "cuda"
     reason = cuda_unavailable_reason()
     if nvidia_gpu_present() and torch.version.cuda is None:
@@ -89,8 +97,10 @@ def check_onnxruntime(r: Report, device: str) -> None:
         providers = ort.get_available_providers()
         r.line("onnxruntime", f"{ort.__version__}, providers: {', '.join(providers)}")
         if problem is None and device == "cuda" and "CUDAExecutionProvider" not in providers:
-            problem = ('a CUDA GPU is usable but onnxruntime has no CUDAExecutionProvider; '
-                       'pip install "stylizer[gpu]" (onnxruntime-gpu in place of onnxruntime)')
+            problem = (
+                "a CUDA GPU is usable but onnxruntime has no CUDAExecutionProvider; "
+                'pip install "stylizer[gpu]" (onnxruntime-gpu in place of onnxruntime)'
+            )
     if problem is not None:
         reason, _, fix = problem.partition("; ")
         r.missing("onnxruntime", reason, fix or "see the README's Backends section")
@@ -114,8 +124,11 @@ def check_cameras(r: Report) -> None:
     for camera in cameras:
         r.line(f"camera {camera.index}", f"{camera.mode()} (opens and gives frames)")
     if not cameras:
-        r.line("cameras", f"none open (indices {PROBE_INDICES.start}-{PROBE_INDICES.stop - 1} probed); play a file "
-                          f"as a camera: webcam --camera {EXAMPLE_CLIP}")
+        r.line(
+            "cameras",
+            f"none open (indices {PROBE_INDICES.start}-{PROBE_INDICES.stop - 1} probed); play a file "
+            f"as a camera: webcam --camera {EXAMPLE_CLIP}",
+        )
 
 
 def check_virtual_camera(r: Report) -> None:
@@ -133,11 +146,15 @@ def check_virtual_camera(r: Report) -> None:
         if Path("/sys/module/v4l2loopback").exists():
             r.line("backend", "v4l2loopback (kernel module loaded)")
         else:
-            r.missing("backend", "v4l2loopback is not loaded",
-                      "sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback devices=1 exclusive_caps=1")
+            r.missing(
+                "backend",
+                "v4l2loopback is not loaded",
+                "sudo apt install v4l2loopback-dkms && sudo modprobe v4l2loopback devices=1 exclusive_caps=1",
+            )
     else:
-        r.line("backend", "OBS Virtual Camera (Windows/macOS: install OBS Studio 26+ and start its virtual camera "
-                          "once)")
+        r.line(
+            "backend", "OBS Virtual Camera (Windows/macOS: install OBS Studio 26+ and start its virtual camera once)"
+        )
 
 
 def check_weights(r: Report) -> None:
@@ -156,7 +173,9 @@ def check_weights(r: Report) -> None:
             try:
                 paths = {role: store.locate(spec) for role, spec in ckpt.files.items()}
             except WeightsError as exc:
-                r.missing(config.name, f"{ckpt.name}: {exc}", "delete the damaged file, then run: stylizer models fetch")
+                r.missing(
+                    config.name, f"{ckpt.name}: {exc}", "delete the damaged file, then run: stylizer models fetch"
+                )
                 continue
             if all(paths.values()):
                 found = (ckpt.name, store.origin(next(iter(paths.values()))), next(iter(paths.values())))
@@ -164,10 +183,16 @@ def check_weights(r: Report) -> None:
         if found:
             r.line(config.name, f"{found[0]} checkpoint, from {found[1]}: {found[2]}")
         else:
-            r.line(config.name, f"no checkpoint on disk (optional; 'stylizer models fetch {config.name}' downloads "
-                                "what has a public URL)")
-    r.line("styles", f"{len(bundled_paintings())} bundled paintings; more from ${'STYLIZER_PATH'} "
-                     f"({len(store.search_path)} folders)")
+            r.line(
+                config.name,
+                f"no checkpoint on disk (optional; 'stylizer models fetch {config.name}' downloads "
+                "what has a public URL)",
+            )
+    r.line(
+        "styles",
+        f"{len(bundled_paintings())} bundled paintings; more from ${'STYLIZER_PATH'} "
+        f"({len(store.search_path)} folders)",
+    )
     r.line("examples", str(EXAMPLES_DIR))
     size = sum(p.stat().st_size for p in store.cache_dir.rglob("*") if p.is_file()) if store.cache_dir.is_dir() else 0
     r.line("cache", f"{store.cache_dir} ({size / 2**20:.1f} MiB)")
@@ -227,18 +252,26 @@ def check_speed(r: Report, backend_name: str, device: str) -> None:
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure and carries on
         r.missing("probe", f"failed: {exc}", "run 'stylizer models list' to see which weights are missing")
         return
-    r.line("measured", f"MicroAST per-frame network alone (content encoder + decoder, one style) on {used}, "
-                       f"a 640x480 frame at each short side, median of up to 20 runs, ~{PROBE_SECONDS:.0f} s")
+    r.line(
+        "measured",
+        f"MicroAST per-frame network alone (content encoder + decoder, one style) on {used}, "
+        f"a 640x480 frame at each short side, median of up to 20 runs, ~{PROBE_SECONDS:.0f} s",
+    )
     for text in lines:
         r.line("", text)
     if best is None:
         r.line("live size", f"none reaches {LIVE_FPS:.0f} fps; use webcam --size 160 --target-fps 8, or a GPU")
     else:
-        r.line("live size", f"{best} (largest of {'/'.join(map(str, PROBE_SIZES))} at >= {LIVE_FPS:.0f} fps): "
-                            f"webcam --size {best}")
+        r.line(
+            "live size",
+            f"{best} (largest of {'/'.join(map(str, PROBE_SIZES))} at >= {LIVE_FPS:.0f} fps): webcam --size {best}",
+        )
     if backend_name == "torch":
-        r.line("", "webcam's --backend auto may pick a faster backend (ONNX Runtime on a CPU): "
-                   "'stylizer doctor' without --backend torch measures that one")
+        r.line(
+            "",
+            "webcam's --backend auto may pick a faster backend (ONNX Runtime on a CPU): "
+            "'stylizer doctor' without --backend torch measures that one",
+        )
 
 
 def run(args: argparse.Namespace) -> int:

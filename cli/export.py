@@ -13,19 +13,28 @@ ORDER = 40
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from export.formats import DEFAULT_PROFILE, FORMATS
 
-    p = sub.add_parser("export", help="export a model to ONNX or TensorRT (verified against PyTorch)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX or TensorRT (verified against PyTorch)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_model_args(p)
-    p.add_argument("--format", default="onnx", choices=sorted(FORMATS),
-                   help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
-                   help="fp16 keeps normalisation statistics in fp32")
+    p.add_argument(
+        "--format",
+        default="onnx",
+        choices=sorted(FORMATS),
+        help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()),
+    )
+    p.add_argument(
+        "--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 keeps normalisation statistics in fp32"
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (17..21)")
     p.add_argument("--min", default=str(DEFAULT_PROFILE.min), metavar="WxH", help="tensorrt: smallest frame")
     p.add_argument("--opt", default=str(DEFAULT_PROFILE.opt), metavar="WxH", help="tensorrt: frame size to tune for")
     p.add_argument("--max", default=str(DEFAULT_PROFILE.max), metavar="WxH", help="tensorrt: largest frame")
-    p.add_argument("--style-size", type=positive_int, default=256,
-                   help="longest side of the style image used to verify the export")
+    p.add_argument(
+        "--style-size", type=positive_int, default=256, help="longest side of the style image used to verify the export"
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.set_defaults(run=run)
 
@@ -38,19 +47,27 @@ def run(args: argparse.Namespace) -> int:
     from export.metadata import checkpoint_fingerprint
     from models.registry import create_model, default_store, model_config, resolve_checkpoint
 
-    request = ExportRequest(format=args.format, precision=args.precision, out_dir=args.output.expanduser(),
-                            opset=args.opset, style_size=args.style_size,
-                            profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)))
+    request = ExportRequest(
+        format=args.format,
+        precision=args.precision,
+        out_dir=args.output.expanduser(),
+        opset=args.opset,
+        style_size=args.style_size,
+        profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)),
+    )
     fmt = check_request(request)  # every argument checked before a model is built
     config = model_config(args.model)
     if not config.feed_forward:
         from models.errors import ModelError
         from models.registry import list_models
+
         choices = ", ".join(c.name for c in list_models() if c.feed_forward)
-        raise ModelError(f"{args.model} optimises each image and has no per-frame network to export; "
-                         f"choose one of: {choices}")
+        raise ModelError(
+            f"{args.model} optimises each image and has no per-frame network to export; choose one of: {choices}"
+        )
     if fmt.needs_gpu:
         from export.tensorrt import gpu_identity, require_tensorrt
+
         require_tensorrt(alternative="--format onnx")
         gpu_identity(alternative="--format onnx")
     store = default_store()
@@ -61,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
     # nothing behind; a read-only disk or folder above it is one line now, not after the export
     if not request.out_dir.is_dir():
         from models.errors import InputError
+
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot create the output folder {request.out_dir}: {exc.strerror}; "
-                             "choose another -o folder") from None
+            raise InputError(
+                f"cannot create the output folder {request.out_dir}: {exc.strerror}; choose another -o folder"
+            ) from None
     from cli.common import check_output
+
     check_output(request.out_dir / "probe")  # an unwritable folder fails now, not after the export
     model = create_model(args.model, checkpoint=args.checkpoint, store=store, device="cpu", files=files)
     path = export_artifact(model.eval(), request, store)

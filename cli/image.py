@@ -7,7 +7,15 @@ import logging
 import time
 from pathlib import Path
 
-from cli.common import add_model_args, bundled_styles_text, check_output, finite_float, positive_int, unit_float, weight_files
+from cli.common import (
+    add_model_args,
+    bundled_styles_text,
+    check_output,
+    finite_float,
+    positive_int,
+    unit_float,
+    weight_files,
+)
 
 ORDER = 10
 log = logging.getLogger(__name__)
@@ -22,9 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style-weights", nargs="+", type=finite_float, default=None, help="blend weights, one per style")
     p.add_argument("--mask", type=Path, default=None, help="grey mask: white takes the first style, black the second")
     add_model_args(p)
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="inference backend for feed-forward models (auto picks the fastest available and says "
-                        "which); gatys and --mask run on PyTorch")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="inference backend for feed-forward models (auto picks the fastest available and says "
+        "which); gatys and --mask run on PyTorch",
+    )
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="backend precision")
     p.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
@@ -52,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     output = check_output(args.output, (args.content,))
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
         from models.errors import InputError
+
         raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
     content = read_image(args.content)  # validate before loading any model
     check_work_size((content.shape[1], content.shape[0]), args.size, "long", "--size")
@@ -60,30 +73,48 @@ def run(args: argparse.Namespace) -> int:
     for s in styles:
         style = read_image(s)
         check_work_size((style.shape[1], style.shape[0]), args.style_size, "long", "--style-size")
-    options = StillOptions(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size,
-                           style_size=args.style_size, style_weights=args.style_weights, mask=args.mask,
-                           gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init})
+    options = StillOptions(
+        alpha=args.alpha,
+        preserve_color=args.preserve_color,
+        size=args.size,
+        style_size=args.style_size,
+        style_weights=args.style_weights,
+        mask=args.mask,
+        gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init},
+    )
     if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
         from models.errors import ModelError  # checked here so no progress bar is left half drawn
+
         raise ModelError("gatys takes exactly one style and no mask")
     on_torch = args.model == "gatys" or args.mask is not None
     if on_torch and args.backend not in ("auto", "torch"):
         from models.errors import InputError
-        why = "gatys optimises the image itself" if args.model == "gatys" else \
-            "--mask blends the two styles inside the network, which exported graphs do not take"
+
+        why = (
+            "gatys optimises the image itself"
+            if args.model == "gatys"
+            else "--mask blends the two styles inside the network, which exported graphs do not take"
+        )
         raise InputError(f"{why}: it runs on PyTorch; use --backend auto or torch")
     from realtime.backends.factory import resolve_device
 
-    model = create_model(args.model, checkpoint=args.checkpoint, store=store, device=resolve_device(args.device),
-                         files=weight_files(args.weights))
+    model = create_model(
+        args.model,
+        checkpoint=args.checkpoint,
+        store=store,
+        device=resolve_device(args.device),
+        files=weight_files(args.weights),
+    )
     start = time.perf_counter()
     if args.model == "gatys":
         from cli.common import logging_through, progress_bar
 
         with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
+
             def progress(step: int, losses: dict) -> None:
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+
             out = to_bgr(gatys_still(model, args.content, styles, options, progress=progress))
         runs_on = f"torch {model.device}"
     elif args.mask is not None:
@@ -100,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             backend.close()
     save_image(out, output)
-    print(f"wrote {output} ({out.shape[1]}x{out.shape[0]}, {args.model} on {runs_on}, "
-          f"{time.perf_counter() - start:.2f} s)")
+    print(
+        f"wrote {output} ({out.shape[1]}x{out.shape[0]}, {args.model} on {runs_on}, "
+        f"{time.perf_counter() - start:.2f} s)"
+    )
     return 0

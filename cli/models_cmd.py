@@ -22,19 +22,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_eval_parser(action: argparse._SubParsersAction) -> None:
     """``models eval``: VGG content/style loss of each model on the evaluation images, against MicroAST."""
-    p = action.add_parser("eval", help="VGG content/style loss of models on the eval images, with MicroAST as reference",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", nargs="+", default=["microast"], metavar="NAME",
-                   help="feed-forward models to evaluate (microast official is always the reference)")
-    p.add_argument("--weights", nargs="+", default=[], metavar="MODEL=PATH",
-                   help="weights for a model: our .safetensors export or a training last.pt, e.g. adain=runs/adain/last.pt")
+    p = action.add_parser(
+        "eval",
+        help="VGG content/style loss of models on the eval images, with MicroAST as reference",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        nargs="+",
+        default=["microast"],
+        metavar="NAME",
+        help="feed-forward models to evaluate (microast official is always the reference)",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        default=[],
+        metavar="MODEL=PATH",
+        help="weights for a model: our .safetensors export or a training last.pt, e.g. adain=runs/adain/last.pt",
+    )
     p.add_argument("--size", type=positive_int, default=512, help="longest side of content and style images in px")
     p.add_argument("--contents", type=positive_int, default=0, help="use the first N content images (0: all)")
     p.add_argument("--styles", type=positive_int, default=0, help="use the first N style images (0: all)")
     p.add_argument("--content-names", nargs="+", default=None, metavar="NAME", help="content images by name instead")
     p.add_argument("--style-names", nargs="+", default=None, metavar="NAME", help="style images by name instead")
-    p.add_argument("--gatys-pairs", type=positive_int, default=0,
-                   help="also run Gatys on this many pairs (minutes each on a CPU)")
+    p.add_argument(
+        "--gatys-pairs", type=positive_int, default=0, help="also run Gatys on this many pairs (minutes each on a CPU)"
+    )
     p.add_argument("--gatys-iters", type=positive_int, default=100, help="Gatys L-BFGS steps per pair")
     p.add_argument("--grid", type=Path, default=Path("eval_grid.png"), help="sample grid PNG to write")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
@@ -72,12 +86,22 @@ def run_eval(args: argparse.Namespace) -> int:
     candidates = [Candidate(m, weights.get(m)) for m in dict.fromkeys(args.model)]
     columns = len(candidates) + (not any(c.model == "microast" and c.weights is None for c in candidates))
     with progress_bar(len(contents) * len(styles) * columns, "eval", "pair") as bar:
+
         def progress(label: str, done: int, total: int) -> None:
             bar.set_description(label[:40])
             bar.update(1)
 
-        report = evaluate(candidates, contents, styles, size=args.size, gatys_pairs=args.gatys_pairs,
-                          gatys_iters=args.gatys_iters, device=device, grid=grid, progress=progress)
+        report = evaluate(
+            candidates,
+            contents,
+            styles,
+            size=args.size,
+            gatys_pairs=args.gatys_pairs,
+            gatys_iters=args.gatys_iters,
+            device=device,
+            grid=grid,
+            progress=progress,
+        )
     print(format_table(report))
     print(f"wrote {grid}")
     if args.json is not None:
@@ -95,8 +119,10 @@ def run_list(args: argparse.Namespace) -> int:
 
     store = default_store()
     store.allow_download = False
-    print(f"lookup order: package, ${'STYLIZER_PATH'} ({len(store.search_path)} folders), cache {store.cache_dir}, "
-          "download (hash-checked)")
+    print(
+        f"lookup order: package, ${'STYLIZER_PATH'} ({len(store.search_path)} folders), cache {store.cache_dir}, "
+        "download (hash-checked)"
+    )
     for config in list_models():
         print(f"{config.name:10s} {config.summary}")
         if not config.checkpoints:

@@ -12,18 +12,26 @@ ORDER = 60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("preview", help="stylise one frame (image, or video frame at --at) by Gatys optimisation",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "preview",
+        help="stylise one frame (image, or video frame at --at) by Gatys optimisation",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("input", type=Path, metavar="FRAME_OR_VIDEO", help="image file or video file")
-    p.add_argument("--at", type=non_negative_float, default=None, help="video: time of the frame in seconds (0 if unset)")
+    p.add_argument(
+        "--at", type=non_negative_float, default=None, help="video: time of the frame in seconds (0 if unset)"
+    )
     p.add_argument("--style", required=True, help=f"style image path or name ({bundled_styles_text()})")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png or .jpg)")
     p.add_argument("--size", type=positive_int, default=384, help="longest side of the frame in px (0 = as is)")
     p.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style in px (0 = as is)")
     p.add_argument("--iters", type=positive_int, default=200, help="optimisation steps (VGG passes)")
-    p.add_argument("--style-weight", type=non_negative_float, default=None, help="style loss weight (default: GatysConfig's)")
-    p.add_argument("--content-weight", type=non_negative_float, default=None,
-                   help="content loss weight (default: GatysConfig's)")
+    p.add_argument(
+        "--style-weight", type=non_negative_float, default=None, help="style loss weight (default: GatysConfig's)"
+    )
+    p.add_argument(
+        "--content-weight", type=non_negative_float, default=None, help="content loss weight (default: GatysConfig's)"
+    )
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="optimiser")
     p.add_argument("--init", choices=("content", "noise", "style"), default="content", help="start image")
     p.add_argument("--side-by-side", action="store_true", help="also run microast and write [feed-forward | gatys]")
@@ -54,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     store = default_store()
     style = read_image(find_style(args.style, store))
     check_work_size((style.shape[1], style.shape[0]), args.style_size, "long", "--style-size")
-    weights = {k: v for k, v in (("style_weight", args.style_weight), ("content_weight", args.content_weight))
-               if v is not None}
+    weights = {
+        k: v for k, v in (("style_weight", args.style_weight), ("content_weight", args.content_weight)) if v is not None
+    }
     config = GatysConfig(iterations=args.iters, optimizer=args.optimizer, init=args.init, **weights).validate()
     options = KeyframeOptions(size=args.size, style_size=args.style_size, gatys=config)
 
@@ -63,15 +72,19 @@ def run(args: argparse.Namespace) -> int:
     model = create_model("gatys", store=store, device=device)
     start = time.perf_counter()
     with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
+
         def progress(step: int, losses: dict[str, float]) -> None:
             bar.update(step - bar.n)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+
         image, result = gatys_keyframe(model, frame, style, options, progress=progress)
     seconds = time.perf_counter() - start
     if args.side_by_side:
         fast = create_model("microast", store=store, device=device)
         image = side_by_side(feed_forward_keyframe(fast, frame, style, args.size, args.style_size), image)
     save_image(image, output)
-    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, gatys {result.iterations} steps, {result.stopped}, "
-          f"{seconds:.1f} s)")
+    print(
+        f"wrote {output} ({image.shape[1]}x{image.shape[0]}, gatys {result.iterations} steps, {result.stopped}, "
+        f"{seconds:.1f} s)"
+    )
     return 0

@@ -16,25 +16,41 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
     from realtime.stylizer import PROCESSING_SIZES
     from realtime.temporal import TEMPORAL_MODES
 
-    parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="inference backend (auto picks the fastest available and says which)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="inference backend (auto picks the fastest available and says which)",
+    )
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="backend precision")
     sizes = "/".join(str(s) for s in PROCESSING_SIZES if s)
-    parser.add_argument("--size", type=positive_int, default=0,
-                        help=f"processing short side in px, e.g. {sizes} (0 = frame size); output keeps the frame size")
+    parser.add_argument(
+        "--size",
+        type=positive_int,
+        default=0,
+        help=f"processing short side in px, e.g. {sizes} (0 = frame size); output keeps the frame size",
+    )
     parser.add_argument("--style-size", type=positive_int, default=512, help="longest side of the style image in px")
     parser.add_argument("--alpha", type=unit_float, default=1.0, help="style strength, 0 (content) to 1 (full style)")
     parser.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
-    parser.add_argument("--temporal", default="flow", choices=TEMPORAL_MODES,
-                        help="temporal stage: off (every frame on its own); hold (still regions keep their look: "
-                             "less flicker, but a moving camera blurs); flow (textures follow the scene along the "
-                             "optical flow; live, every camera frame is shown stylised by carrying the last "
-                             "keyframe while the network works on the next)")
-    parser.add_argument("--stability", type=unit_float, default=None,
-                        help="strength of the temporal stage, 0 to 1. hold: how much of the previous output still "
-                             "regions keep (default 0.6). flow: the carried texture's weight where the flow is "
-                             "reliable and how long a keyframe lives; live, how slowly a new keyframe fades in "
-                             "(default 0.85)")
+    parser.add_argument(
+        "--temporal",
+        default="flow",
+        choices=TEMPORAL_MODES,
+        help="temporal stage: off (every frame on its own); hold (still regions keep their look: "
+        "less flicker, but a moving camera blurs); flow (textures follow the scene along the "
+        "optical flow; live, every camera frame is shown stylised by carrying the last "
+        "keyframe while the network works on the next)",
+    )
+    parser.add_argument(
+        "--stability",
+        type=unit_float,
+        default=None,
+        help="strength of the temporal stage, 0 to 1. hold: how much of the previous output still "
+        "regions keep (default 0.6). flow: the carried texture's weight where the flow is "
+        "reliable and how long a keyframe lives; live, how slowly a new keyframe fades in "
+        "(default 0.85)",
+    )
 
 
 def stylizer_params(args: argparse.Namespace, **changes):
@@ -45,20 +61,39 @@ def stylizer_params(args: argparse.Namespace, **changes):
 
     temporal = args.temporal
     stability = DEFAULT_STRENGTH[temporal] if args.stability is None else args.stability
-    return StylizerParams(alpha=args.alpha, preserve_color=args.preserve_color, size=args.size, temporal=temporal,
-                          stability=stability, **changes)
+    return StylizerParams(
+        alpha=args.alpha,
+        preserve_color=args.preserve_color,
+        size=args.size,
+        temporal=temporal,
+        stability=stability,
+        **changes,
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("video", help="stylise a video file (all frames, same timing, audio copied)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "video",
+        help="stylise a video file (all frames, same timing, audio copied)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("input", type=Path, help="input video file")
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output video (.mp4, .m4v, .mov, .mkv, .webm, .avi). It is written as OUTPUT.part (playable "
-                        "at any moment) and renamed when complete: an existing OUTPUT is replaced only then. "
-                        "Interrupted (Ctrl-C, SIGTERM), the frames done are kept as OUTPUT, or as OUTPUT.part "
-                        "when OUTPUT exists")
-    p.add_argument("--style", nargs="+", default=["starry_night"], help=f"style image path or name; two blend ({bundled_styles_text()})")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video (.mp4, .m4v, .mov, .mkv, .webm, .avi). It is written as OUTPUT.part (playable "
+        "at any moment) and renamed when complete: an existing OUTPUT is replaced only then. "
+        "Interrupted (Ctrl-C, SIGTERM), the frames done are kept as OUTPUT, or as OUTPUT.part "
+        "when OUTPUT exists",
+    )
+    p.add_argument(
+        "--style",
+        nargs="+",
+        default=["starry_night"],
+        help=f"style image path or name; two blend ({bundled_styles_text()})",
+    )
     p.add_argument("--mix", type=unit_float, default=0.5, help="with two styles: weight of the second")
     add_model_args(p)
     add_backend_args(p)
@@ -102,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
     output = check_video_output(args.output, (args.input,))
     if len(args.style) > 2:
         raise InputError(f"video takes one style or two to blend, got {len(args.style)}")
-    options = VideoOptions(codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size),
-                           audio=not args.no_audio)
+    options = VideoOptions(
+        codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size), audio=not args.no_audio
+    )
     if args.workers or args.cluster:
         return run_cluster(args, output, options)
     source = VideoFileSource(args.input)  # opens and decodes one frame: a bad input fails here, before any work
@@ -116,16 +152,28 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     try:
-        params = stylizer_params(args, blend_index=1 if len(args.style) == 2 else None,
-                                 mix=args.mix if len(args.style) == 2 else 0.0)
-        stylizer = build_stylizer(args.model, args.style, args.backend, args.device, args.precision, params,
-                                  args.checkpoint, weight_files(args.weights), args.style_size)
+        params = stylizer_params(
+            args, blend_index=1 if len(args.style) == 2 else None, mix=args.mix if len(args.style) == 2 else 0.0
+        )
+        stylizer = build_stylizer(
+            args.model,
+            args.style,
+            args.backend,
+            args.device,
+            args.precision,
+            params,
+            args.checkpoint,
+            weight_files(args.weights),
+            args.style_size,
+        )
     except BaseException:
         sink.close(complete=False)  # no frame written: the .part file goes, an existing output stays
         source.close()
         raise
-    print(f"{source.describe()} → {output} | {stylizer.state.model} on {stylizer.state.backend} | "
-          f"{stylizer.state.describe()}")
+    print(
+        f"{source.describe()} → {output} | {stylizer.state.model} on {stylizer.state.backend} | "
+        f"{stylizer.state.describe()}"
+    )
     bar = progress_bar(source.frame_count_hint or None, "stylising", "frame")
     start = time.perf_counter()
 
@@ -134,8 +182,9 @@ def run(args: argparse.Namespace) -> int:
             bar.total = bar.n + 1
         bar.update(1)
 
-    pipeline = Pipeline(source, stylizer, [sink], config=PipelineConfig(live=False), on_frame=progress,
-                        stop=threading.Event())
+    pipeline = Pipeline(
+        source, stylizer, [sink], config=PipelineConfig(live=False), on_frame=progress, stop=threading.Event()
+    )
     try:
         with logging_through(bar):
             result = pipeline.run()
@@ -152,8 +201,10 @@ def run(args: argparse.Namespace) -> int:
         return 130 if result.reason == "interrupted" else 1
     note_early_end(source, result.frames_out)  # after the run: the source has closed its container
     note_repairs(source)
-    print(f"wrote {output}: {result.frames_out} frames in {elapsed:.1f} s "
-          f"({result.frames_out / max(elapsed, 1e-9):.1f} fps; audio {sink.writer.audio})")
+    print(
+        f"wrote {output}: {result.frames_out} frames in {elapsed:.1f} s "
+        f"({result.frames_out / max(elapsed, 1e-9):.1f} fps; audio {sink.writer.audio})"
+    )
     return 0
 
 
@@ -165,8 +216,11 @@ def kept_line(sink) -> str:
     """
     frames = sink.writer.written
     if sink.output.kept is None:
-        return f"no frame was written; {sink.output.target} was not changed" if frames == 0 else \
-            f"{frames} frames were written to {sink.output.part}"
+        return (
+            f"no frame was written; {sink.output.target} was not changed"
+            if frames == 0
+            else f"{frames} frames were written to {sink.output.part}"
+        )
     return f"{frames} frames kept in {sink.output.describe_kept()}"
 
 
@@ -189,8 +243,11 @@ def note_early_end(source, frames: int) -> None:
     last, first = getattr(source, "last_time", None), getattr(source, "first_time", 0.0) or 0.0
     ended = (last - first + 1 / fps) if last is not None and fps else (frames / fps if fps else 0.0)
     if duration and fps and ended < duration - 1.0:
-        print(f"note: {source.name} ended at frame {frames} ({ended:.1f} s) although its header says "
-              f"{duration:.1f} s; it may be truncated: the {frames} frames read are all written", file=sys.stderr)
+        print(
+            f"note: {source.name} ended at frame {frames} ({ended:.1f} s) although its header says "
+            f"{duration:.1f} s; it may be truncated: the {frames} frames read are all written",
+            file=sys.stderr,
+        )
 
 
 def note_repairs(source) -> None:
@@ -199,21 +256,36 @@ def note_repairs(source) -> None:
 
     repairs = getattr(source, "repairs", 0)
     if repairs:
-        print(f"note: {source.name} has timestamps out of order or missing ({repairs} frames); they were repaired "
-              "from the frame order, as players do", file=sys.stderr)
+        print(
+            f"note: {source.name} has timestamps out of order or missing ({repairs} frames); they were repaired "
+            "from the frame order, as players do",
+            file=sys.stderr,
+        )
 
 
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     """``--workers``/``--cluster``: the job split into chunks over Ray workers (``cluster/``)."""
     group = parser.add_argument_group("cluster (needs Ray: pip install -e '.[cluster]')")
-    group.add_argument("--workers", type=positive_int, default=0,
-                       help="split the job over N Ray workers (one GPU each with --device cuda); 0: this process")
-    group.add_argument("--cluster", default=None, metavar="ADDRESS",
-                       help="with --workers: auto (default) starts a local Ray sized to this machine; an address "
-                            "(HOST:6379, from `ray start --head`) joins that cluster")
-    group.add_argument("--warmup", type=positive_int, default=None,
-                       help="with --workers: frames each chunk starts early so the temporal stage settles "
-                            "(default: 0 for --temporal off, else from --stability)")
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=0,
+        help="split the job over N Ray workers (one GPU each with --device cuda); 0: this process",
+    )
+    group.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="with --workers: auto (default) starts a local Ray sized to this machine; an address "
+        "(HOST:6379, from `ray start --head`) joins that cluster",
+    )
+    group.add_argument(
+        "--warmup",
+        type=positive_int,
+        default=None,
+        help="with --workers: frames each chunk starts early so the temporal stage settles "
+        "(default: 0 for --temporal off, else from --stability)",
+    )
     group.add_argument("--retries", type=positive_int, default=2, help="with --workers: tries again per chunk")
 
 
@@ -229,10 +301,20 @@ def run_cluster(args: argparse.Namespace, output: Path, options) -> int:
     require_ray()  # before any work: the install hint
     two = len(args.style) == 2
     params = stylizer_params(args, blend_index=1 if two else None, mix=args.mix if two else 0.0)
-    spec = StylizerSpec.prepare(args.model, args.style, args.backend, args.device, args.precision, params,
-                                args.checkpoint, weight_files(args.weights), args.style_size)
-    config = ClusterConfig(workers=args.workers, address=args.cluster or "auto", retries=args.retries,
-                           warmup=args.warmup)
+    spec = StylizerSpec.prepare(
+        args.model,
+        args.style,
+        args.backend,
+        args.device,
+        args.precision,
+        params,
+        args.checkpoint,
+        weight_files(args.weights),
+        args.style_size,
+    )
+    config = ClusterConfig(
+        workers=args.workers, address=args.cluster or "auto", retries=args.retries, warmup=args.warmup
+    )
     bar = progress_bar(None, "stylising", "frame")
 
     def progress(done: int, total: int) -> None:
@@ -244,9 +326,11 @@ def run_cluster(args: argparse.Namespace, output: Path, options) -> int:
             report = run_job(args.input, output, spec, options, config, progress, say=bar.write)
     finally:
         bar.close()
-    print(f"wrote {output}: {report.frames} frames in {report.seconds:.1f} s "
-          f"({report.frames / max(report.seconds, 1e-9):.1f} fps; {report.chunks} chunks, {report.resumed} resumed, "
-          f"{report.retried} retried; join {report.join_seconds:.1f} s; audio {report.audio})")
+    print(
+        f"wrote {output}: {report.frames} frames in {report.seconds:.1f} s "
+        f"({report.frames / max(report.seconds, 1e-9):.1f} fps; {report.chunks} chunks, {report.resumed} resumed, "
+        f"{report.retried} retried; join {report.join_seconds:.1f} s; audio {report.audio})"
+    )
     for line in report.describe_workers():
         print(f"  {line}")
     return 0

@@ -74,8 +74,9 @@ def draw_overlay(image: np.ndarray, lines: list[str]) -> np.ndarray:
     box = out[:height, :width]
     box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken behind the text for contrast
     for i, line in enumerate(lines):
-        cv2.putText(out, line, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, line, (8, step * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
+        )
     return out
 
 

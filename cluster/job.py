@@ -50,12 +50,12 @@ class ClusterConfig:
     """How a job is spread: worker count, which cluster, retries, chunking, warm-up."""
 
     workers: int
-    address: str = "auto"          # "auto": start a local Ray sized to this machine; else join that cluster
-    retries: int = 2               # per chunk (application errors) and per worker (process deaths)
+    address: str = "auto"  # "auto": start a local Ray sized to this machine; else join that cluster
+    retries: int = 2  # per chunk (application errors) and per worker (process deaths)
     chunks_per_worker: int | None = None  # None: balance the tail against warm-ups (chunk_count)
-    warmup: int | None = None      # None: from the temporal mode (cluster.plan.warmup_frames)
+    warmup: int | None = None  # None: from the temporal mode (cluster.plan.warmup_frames)
     ship_input: bool | None = None  # send the input through Ray's object store; None: only to a remote cluster
-    keep_work: bool = False        # keep the work folder after a successful join
+    keep_work: bool = False  # keep the work folder after a successful join
     min_chunk: int = 24
 
 
@@ -121,8 +121,15 @@ def require_ray(local_only: bool = True):
     return ray
 
 
-def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOptions, config: ClusterConfig,
-            progress: Progress | None = None, say: Callable[[str], None] = print) -> JobReport:
+def run_job(
+    input_path: Path,
+    output: Path,
+    spec: WorkerSpec,
+    options: VideoOptions,
+    config: ClusterConfig,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = print,
+) -> JobReport:
     """Stylise ``input_path`` into ``output`` over ``config.workers`` Ray workers; resumes from the work folder."""
     ray = require_ray(local_only=config.address == "auto")
     if config.workers < 1:
@@ -140,12 +147,26 @@ def run_job(input_path: Path, output: Path, spec: WorkerSpec, options: VideoOpti
         lock.release()
 
 
-def _run_locked(ray, input_path: Path, output: Path, spec: WorkerSpec, options: VideoOptions, config: ClusterConfig,
-                progress: Progress | None, say: Callable[[str], None], started: float, lock: PartFile) -> JobReport:
+def _run_locked(
+    ray,
+    input_path: Path,
+    output: Path,
+    spec: WorkerSpec,
+    options: VideoOptions,
+    config: ClusterConfig,
+    progress: Progress | None,
+    say: Callable[[str], None],
+    started: float,
+    lock: PartFile,
+) -> JobReport:
     index = index_video(input_path)
     if index.resized:  # as VideoFileSource says it in one process
-        log.warning("%s changes its frame size (%d frames): such frames are scaled to fit %dx%d with black bars",
-                    input_path.name, index.resized, *index.size)
+        log.warning(
+            "%s changes its frame size (%d frames): such frames are scaled to fit %dx%d with black bars",
+            input_path.name,
+            index.resized,
+            *index.size,
+        )
     options = options if options.codec else replace(options, codec=container_codec(output))  # the writer's choice
     encode = EncodeSpec(index.rate, options, output.suffix.lower())
     mode, strength = spec_temporal(spec)
@@ -154,22 +175,39 @@ def _run_locked(ray, input_path: Path, output: Path, spec: WorkerSpec, options: 
     fingerprint = _fingerprint(input_path, spec, encode, warmup)
     plan = work.load_plan(fingerprint, say)
     if plan is None:
-        plan = plan_chunks(index, chunk_count(index.frames, config.workers, warmup, config.chunks_per_worker),
-                           warmup, config.min_chunk)
+        plan = plan_chunks(
+            index, chunk_count(index.frames, config.workers, warmup, config.chunks_per_worker), warmup, config.min_chunk
+        )
         work.save_plan(fingerprint, plan)
     done = {c.index for c in plan if work.has(c)}
     todo = [c for c in plan if c.index not in done]
     report = JobReport(output, index.frames, len(plan), len(done), warmup, 0)
-    say(f"{len(plan)} chunks of about {index.frames // len(plan)} frames, {warmup} warm-up frames each"
-        + (f"; {len(done)} already done in {work.path}" if done else ""))
+    say(
+        f"{len(plan)} chunks of about {index.frames // len(plan)} frames, {warmup} warm-up frames each"
+        + (f"; {len(done)} already done in {work.path}" if done else "")
+    )
     if todo:
         started_ray = connect(ray, config)
         try:
-            _dispatch(ray, todo, plan, index, input_path, spec, encode, config, work, report, progress,
-                      sum(c.frames for c in plan if c.index in done))
+            _dispatch(
+                ray,
+                todo,
+                plan,
+                index,
+                input_path,
+                spec,
+                encode,
+                config,
+                work,
+                report,
+                progress,
+                sum(c.frames for c in plan if c.index in done),
+            )
         except KeyboardInterrupt:
-            say(f"interrupted: {len(work.finished(plan))} of {len(plan)} chunks are kept in {work.path}; "
-                "run the same command again to resume")
+            say(
+                f"interrupted: {len(work.finished(plan))} of {len(plan)} chunks are kept in {work.path}; "
+                "run the same command again to resume"
+            )
             raise
         finally:
             if started_ray:
@@ -182,8 +220,9 @@ def _run_locked(ray, input_path: Path, output: Path, spec: WorkerSpec, options: 
     report.join_seconds = time.perf_counter() - t
     report.audio = joined.audio
     if joined.frames != index.frames:
-        raise ClusterError(f"the joined file has {joined.frames} frames, the input {index.frames}; "
-                           f"the chunks stay in {work.path}")
+        raise ClusterError(
+            f"the joined file has {joined.frames} frames, the input {index.frames}; the chunks stay in {work.path}"
+        )
     if not config.keep_work:
         work.remove()
     report.seconds = time.perf_counter() - started
@@ -213,6 +252,7 @@ def spec_temporal(spec: WorkerSpec) -> tuple[str, float]:
 
 # ----- Ray -----
 
+
 def connect(ray, config: ClusterConfig) -> bool:
     """Join the configured cluster or start a local one; True when we started it (and must stop it)."""
     if ray.is_initialized():  # a caller (tests, a notebook) already connected
@@ -225,13 +265,16 @@ def connect(ray, config: ClusterConfig) -> bool:
             # Workers on this machine import this checkout, installed or not.
             root = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": {"PYTHONPATH": path}},
-                     **common)
+            ray.init(
+                address="local", num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": {"PYTHONPATH": path}}, **common
+            )
         else:
             ray.init(address=config.address, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"cannot reach the Ray cluster at {config.address}: {exc}; start it with "
-                           "`ray start --head` on the head node, or use --cluster auto") from exc
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {config.address}: {exc}; start it with "
+            "`ray start --head` on the head node, or use --cluster auto"
+        ) from exc
     finally:
         _restore(handlers)  # ray.init puts its own SIGTERM handler (exit 1, a stack dump) over main.py's
     return True
@@ -290,14 +333,24 @@ def _progress_board(ray):
     return ProgressBoard.remote()
 
 
-def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, input_path: Path, spec: WorkerSpec,
-              encode: EncodeSpec, config: ClusterConfig, work: "WorkFolder", report: JobReport,
-              progress: Progress | None, resumed_frames: int) -> None:
+def _dispatch(
+    ray,
+    todo: list[Chunk],
+    plan: list[Chunk],
+    index: VideoIndex,
+    input_path: Path,
+    spec: WorkerSpec,
+    encode: EncodeSpec,
+    config: ClusterConfig,
+    work: "WorkFolder",
+    report: JobReport,
+    progress: Progress | None,
+    resumed_frames: int,
+) -> None:
     from ray.exceptions import RayActorError, RayTaskError
 
     n, resources, threads = _resources(ray, config, spec)
-    remote = ray.remote(ChunkWorker).options(max_restarts=config.retries, max_task_retries=config.retries,
-                                             **resources)
+    remote = ray.remote(ChunkWorker).options(max_restarts=config.retries, max_task_retries=config.retries, **resources)
     t0 = time.perf_counter()
     actors = [remote.remote(spec, i, threads) for i in range(n)]
     ready_pings = [a.pid.remote() for a in actors]  # answered once a worker's constructor has run
@@ -315,8 +368,10 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
             while idle and pending:
                 worker, chunk = idle.popleft(), pending.popleft()
                 attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
-                inflight[actors[worker].run.remote(chunk, source, encode, ChunkFrames.of(index, chunk), board)] = \
-                    (chunk, worker)
+                inflight[actors[worker].run.remote(chunk, source, encode, ChunkFrames.of(index, chunk), board)] = (
+                    chunk,
+                    worker,
+                )
             if not inflight:  # chunks left but every worker is gone
                 for chunk in pending:
                     failed[chunk.index] = "no worker left to run it (all died)"
@@ -331,8 +386,9 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
                 try:
                     result: ChunkResult = ray.get(ref)
                 except RayActorError as exc:  # the worker died and Ray's restarts are used up
-                    _retry_or_fail(chunk, f"its worker died ({_first_line(exc)})", attempts, config, pending, failed,
-                                   report)
+                    _retry_or_fail(
+                        chunk, f"its worker died ({_first_line(exc)})", attempts, config, pending, failed, report
+                    )
                     continue
                 except RayTaskError as exc:
                     idle.append(worker)
@@ -365,13 +421,22 @@ def _dispatch(ray, todo: list[Chunk], plan: list[Chunk], index: VideoIndex, inpu
         ray.kill(actor, no_restart=True)
     if failed:
         lines = "; ".join(f"{plan[i].describe(index)}: {why}" for i, why in sorted(failed.items()))
-        raise ClusterError(f"{len(failed)} of {len(plan)} chunks failed for good: {lines}; the "
-                           f"{len(work.finished(plan))} finished chunks are kept in {work.path}: run the same "
-                           "command again to retry the rest")
+        raise ClusterError(
+            f"{len(failed)} of {len(plan)} chunks failed for good: {lines}; the "
+            f"{len(work.finished(plan))} finished chunks are kept in {work.path}: run the same "
+            "command again to retry the rest"
+        )
 
 
-def _retry_or_fail(chunk: Chunk, why: str, attempts: dict[int, int], config: ClusterConfig, pending: deque,
-                   failed: dict[int, str], report: JobReport) -> None:
+def _retry_or_fail(
+    chunk: Chunk,
+    why: str,
+    attempts: dict[int, int],
+    config: ClusterConfig,
+    pending: deque,
+    failed: dict[int, str],
+    report: JobReport,
+) -> None:
     tries = attempts.get(chunk.index, 0)
     if tries <= config.retries:
         log.warning("chunk %d failed (%s); retrying (%d/%d)", chunk.index, why, tries, config.retries)
@@ -388,16 +453,25 @@ def _first_line(exc: BaseException) -> str:
 
 # ----- inputs and settings -----
 
+
 def _fingerprint(input_path: Path, spec: WorkerSpec, encode: EncodeSpec, warmup: int) -> str:
     """What the chunks depend on: the input file, the stylizer, the encoder settings and the warm-up."""
     stat = input_path.stat()
     describe = getattr(spec, "fingerprint", None)
-    parts = [str(input_path.resolve()), stat.st_size, stat.st_mtime_ns, describe() if callable(describe) else repr(spec),
-             repr(encode), warmup, PLAN_VERSION]
+    parts = [
+        str(input_path.resolve()),
+        stat.st_size,
+        stat.st_mtime_ns,
+        describe() if callable(describe) else repr(spec),
+        repr(encode),
+        warmup,
+        PLAN_VERSION,
+    ]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
 # ----- the work folder -----
+
 
 class WorkFolder:
     """``<output>.work``: the plan and every finished chunk, each written whole (``.part`` then rename)."""
@@ -432,8 +506,10 @@ class WorkFolder:
             self.path.mkdir(exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the work folder {self.path}: {exc.strerror}") from None
-        _write_whole(self.path / "job.json", json.dumps(
-            {"fingerprint": fingerprint, "chunks": [asdict(c) for c in plan]}, indent=1).encode())
+        _write_whole(
+            self.path / "job.json",
+            json.dumps({"fingerprint": fingerprint, "chunks": [asdict(c) for c in plan]}, indent=1).encode(),
+        )
 
     def has(self, chunk: Chunk) -> bool:
         try:
@@ -447,8 +523,13 @@ class WorkFolder:
 
     def save(self, chunk: Chunk, result: ChunkResult) -> None:
         _write_whole(self.chunk_path(chunk), result.data)
-        meta = {"frames": result.frames, "bytes": len(result.data), "worker": result.worker, "host": result.host,
-                "seconds": round(result.seconds, 3)}
+        meta = {
+            "frames": result.frames,
+            "bytes": len(result.data),
+            "worker": result.worker,
+            "host": result.host,
+            "seconds": round(result.seconds, 3),
+        }
         _write_whole(self._meta_path(chunk), json.dumps(meta).encode())
 
     def remove(self) -> None:

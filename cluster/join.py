@@ -45,8 +45,9 @@ def muxer_for(path: Path) -> str:
     return check_video_suffix(path)
 
 
-def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None = None,
-                target: PartFile | None = None) -> JoinResult:
+def join_chunks(
+    chunks: list[ChunkFile], output: Path, audio_from: Path | None = None, target: PartFile | None = None
+) -> JoinResult:
     """Stream-copy ``chunks`` (in order) into ``output`` with the audio of ``audio_from``; atomic rename.
 
     ``target`` is the job's own ``PartFile`` of ``output`` when it already holds its lock.
@@ -79,8 +80,10 @@ def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None =
             with av.open(str(chunk.path)) as container:
                 stream = container.streams.video[0]
                 if stream.codec_context.extradata != extradata:
-                    raise SinkError(f"{chunk.path.name} was encoded with other settings than the first chunk; "
-                                    "remove the work folder and run the job again")
+                    raise SinkError(
+                        f"{chunk.path.name} was encoded with other settings than the first chunk; "
+                        "remove the work folder and run the job again"
+                    )
                 packets = [p for p in container.demux(stream) if p.size]
                 if not packets:
                     raise SinkError(f"{chunk.path.name} holds no video; remove it and run the job again")
@@ -98,8 +101,10 @@ def join_chunks(chunks: list[ChunkFile], output: Path, audio_from: Path | None =
                     if last_dts is not None and (packet.dts < last_dts or (strict and packet.dts == last_dts)):
                         packet.dts = last_dts + int(strict)
                         if packet.dts > packet.pts:
-                            raise SinkError(f"cannot join {chunk.path.name}: its decode times overlap the "
-                                            "previous chunk's; use --codec with fewer B-frames")
+                            raise SinkError(
+                                f"cannot join {chunk.path.name}: its decode times overlap the "
+                                "previous chunk's; use --codec with fewer B-frames"
+                            )
                     last_dts = packet.dts
                     audio.pump(float(packet.dts * tb))
                     packet.stream = video

@@ -67,7 +67,9 @@ def packet_scan(path: str | Path) -> VideoScan | None:
                     if packet.is_keyframe:
                         keys.add(pts)
                 if packet.is_keyframe:
-                    decoded += [(f.pts, bool(f.key_frame), f.width, f.height, f.rotation) for f in decoder.decode(packet)]
+                    decoded += [
+                        (f.pts, bool(f.key_frame), f.width, f.height, f.rotation) for f in decoder.decode(packet)
+                    ]
             decoded += [(f.pts, bool(f.key_frame), f.width, f.height, f.rotation) for f in decoder.decode(None)]
         except av.FFmpegError:
             return None  # let the decoding scan meet the problem and report it
@@ -76,11 +78,14 @@ def packet_scan(path: str | Path) -> VideoScan | None:
         if {pts for pts, key, *_ in decoded if key} != keys or {pts for pts, *_ in decoded} - keys:
             return None
         if len({(w, h, r) for _, _, w, h, r in decoded}) != 1 or (decoded[0][2], decoded[0][3]) != (
-                decoder.width, decoder.height):
+            decoder.width,
+            decoder.height,
+        ):
             return None
         pts = tuple(sorted(shown))
-        times_of = BestEffortTimes((SimpleNamespace(pts=p, dts=None) for p in pts), stream.time_base,
-                                   frame_period(stream))
+        times_of = BestEffortTimes(
+            (SimpleNamespace(pts=p, dts=None) for p in pts), stream.time_base, frame_period(stream)
+        )
         times = tuple(t for _, t in times_of)
         if times_of.repairs:
             return None

@@ -40,10 +40,10 @@ class VideoIndex:
     path: Path
     time_base: Fraction
     pts: tuple[int | None, ...]  # every decodable frame's pts as the decoder gave it (names it; may be out of order)
-    keyframes: tuple[int, ...]   # indices into ``pts`` of the frames a decoder can start at
+    keyframes: tuple[int, ...]  # indices into ``pts`` of the frames a decoder can start at
     times: tuple[float, ...] = ()  # best-effort presentation time of every frame (s): the one-process run's
     size: tuple[int, int] = (0, 0)  # the first frame's upright size: every frame is fitted to it
-    resized: int = 0             # frames of another size (a stream that changes size mid-way)
+    resized: int = 0  # frames of another size (a stream that changes size mid-way)
     rate: Fraction = Fraction(30)  # the frame rate the writer is given (as in the one-process run)
 
     @property
@@ -63,11 +63,11 @@ class Chunk:
     start: int
     stop: int
     warmup: int
-    seek_pts: int    # pts of the keyframe the worker seeks to (at or before the first warm-up frame)
+    seek_pts: int  # pts of the keyframe the worker seeks to (at or before the first warm-up frame)
     # The *_pts below name frames for people reading job.json; the worker goes by frame numbers.
-    first_pts: int   # pts of the first warm-up frame (or of ``start`` without warm-up)
+    first_pts: int  # pts of the first warm-up frame (or of ``start`` without warm-up)
     start_pts: int
-    last_pts: int    # pts of frame ``stop - 1``
+    last_pts: int  # pts of frame ``stop - 1``
     decode_only: int  # frames decoded after the seek and dropped before the warm-up
 
     @property
@@ -84,8 +84,10 @@ class Chunk:
         return f"chunk-{self.index:04d}"
 
     def describe(self, index: VideoIndex) -> str:
-        return (f"chunk {self.index} (frames {self.start}-{self.stop - 1}, "
-                f"{index.time(self.start):.2f}-{index.time(self.stop - 1):.2f} s)")
+        return (
+            f"chunk {self.index} (frames {self.start}-{self.stop - 1}, "
+            f"{index.time(self.start):.2f}-{index.time(self.stop - 1):.2f} s)"
+        )
 
 
 def index_video(path: str | Path, fast: bool = True) -> VideoIndex:
@@ -150,7 +152,17 @@ def plan_chunks(index: VideoIndex, chunks: int, warmup: int = 0, min_frames: int
         w = min(warmup, start)
         first = start - w
         key = keys[bisect.bisect_right(keys, first) - 1]
-        plan.append(Chunk(index=i, start=start, stop=stop, warmup=w, seek_pts=index.pts[key] or 0,
-                          first_pts=index.pts[first] or 0, start_pts=index.pts[start] or 0,
-                          last_pts=index.pts[stop - 1] or 0, decode_only=first - key))
+        plan.append(
+            Chunk(
+                index=i,
+                start=start,
+                stop=stop,
+                warmup=w,
+                seek_pts=index.pts[key] or 0,
+                first_pts=index.pts[first] or 0,
+                start_pts=index.pts[start] or 0,
+                last_pts=index.pts[stop - 1] or 0,
+                decode_only=first - key,
+            )
+        )
     return plan

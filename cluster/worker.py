@@ -51,20 +51,29 @@ class StylizerSpec:
     """Everything a worker needs to build the one-machine run's ``FrameStylizer``, style codes included."""
 
     model: str
-    styles: tuple[Any, ...]         # StyleImage with a thumbnail: workers need its name and digest, not pixels
+    styles: tuple[Any, ...]  # StyleImage with a thumbnail: workers need its name and digest, not pixels
     codes: dict[tuple[str, int], Any]  # (style digest, style size) → StyleCode, encoded on the driver
     backend: str = "torch"
     device: str = "cpu"
     precision: str = "auto"
-    params: Any = None              # realtime.stylizer.StylizerParams, the temporal mode included
+    params: Any = None  # realtime.stylizer.StylizerParams, the temporal mode included
     checkpoint: str | None = None
     files: dict[str, Path] = field(default_factory=dict)
     style_size: int = 512
 
     @classmethod
-    def prepare(cls, model: str, styles: list[str], backend: str = "torch", device: str = "cpu",
-                precision: str = "auto", params: Any = None, checkpoint: str | None = None,
-                files: dict[str, Path] | None = None, style_size: int = 512) -> "StylizerSpec":
+    def prepare(
+        cls,
+        model: str,
+        styles: list[str],
+        backend: str = "torch",
+        device: str = "cpu",
+        precision: str = "auto",
+        params: Any = None,
+        checkpoint: str | None = None,
+        files: dict[str, Path] | None = None,
+        style_size: int = 512,
+    ) -> "StylizerSpec":
         """Check the inputs, load the style images and encode them once, here on the driver (CPU)."""
         from models.errors import InputError
         from models.registry import create_model, default_store, model_config
@@ -74,20 +83,31 @@ class StylizerSpec:
             raise InputError(f"model {model} is not feed-forward and cannot run on video; use microast, adain or aesfa")
         store = default_store()
         images = tuple(StyleImage.load(find_style(s, store)) for s in styles)
-        net = create_model(model, checkpoint=checkpoint, store=store, files=files, device="cpu").eval()  # as load_backend
+        net = create_model(
+            model, checkpoint=checkpoint, store=store, files=files, device="cpu"
+        ).eval()  # as load_backend
         cache = StyleCodeCache()
         codes = {(im.digest, style_size): cache.get(net, im, style_size).to("cpu") for im in images}
         # The codes are all a worker renders with; a 2 MB painting per actor would only slow its start
         # (and Ray keeps arguments over 100 kB in its object store, which actor restarts then depend on).
         thumbs = tuple(replace(im, bgr=cv2.resize(im.bgr, (32, 32), interpolation=cv2.INTER_AREA)) for im in images)
-        return cls(model, thumbs, codes, backend, device, precision, params, checkpoint, dict(files or {}),
-                   style_size)
+        return cls(model, thumbs, codes, backend, device, precision, params, checkpoint, dict(files or {}), style_size)
 
     def fingerprint(self) -> str:
         """What the rendering depends on (for resuming): not the pixels, their digests."""
-        return repr((self.model, [s.digest for s in self.styles], self.backend, self.device, self.precision,
-                     self.params, self.checkpoint, sorted((k, str(v)) for k, v in self.files.items()),
-                     self.style_size))
+        return repr(
+            (
+                self.model,
+                [s.digest for s in self.styles],
+                self.backend,
+                self.device,
+                self.precision,
+                self.params,
+                self.checkpoint,
+                sorted((k, str(v)) for k, v in self.files.items()),
+                self.style_size,
+            )
+        )
 
     def build_backend(self, threads: int) -> Any:
         import torch
@@ -95,14 +115,14 @@ class StylizerSpec:
         from realtime.stylizer import load_backend
 
         torch.set_num_threads(max(1, threads))  # workers share a machine: no more threads than CPUs given
-        return load_backend(self.model, self.backend, self.device, self.precision, self.checkpoint,
-                            self.files or None)
+        return load_backend(self.model, self.backend, self.device, self.precision, self.checkpoint, self.files or None)
 
     def new_stylizer(self, backend: Any) -> FrameProcessor:
         from realtime.stylizer import FrameStylizer
 
-        return FrameStylizer(backend, list(self.styles), self.params, cache=_shipped_cache(self.codes),
-                             style_size=self.style_size)
+        return FrameStylizer(
+            backend, list(self.styles), self.params, cache=_shipped_cache(self.codes), style_size=self.style_size
+        )
 
 
 def _shipped_cache(codes: dict[tuple[str, int], Any]):
@@ -136,14 +156,18 @@ class ChunkFrames:
     """The index's word on a chunk: the pts of its frames from its keyframe on, the times of its own, the size."""
 
     pts: tuple[int | None, ...]  # frames ``chunk.key`` .. ``chunk.stop - 1``, as the decoder names them
-    times: tuple[float, ...]     # frames ``chunk.start`` .. ``chunk.stop - 1``: where the writer puts them
-    size: tuple[int, int]        # the file's first frame size: frames of another size are fitted to it
-    last: bool = False           # the chunk ends the index: the input must end there too
+    times: tuple[float, ...]  # frames ``chunk.start`` .. ``chunk.stop - 1``: where the writer puts them
+    size: tuple[int, int]  # the file's first frame size: frames of another size are fitted to it
+    last: bool = False  # the chunk ends the index: the input must end there too
 
     @classmethod
     def of(cls, index: VideoIndex, chunk: Chunk) -> "ChunkFrames":
-        return cls(tuple(index.pts[chunk.key:chunk.stop]), tuple(index.times[chunk.start:chunk.stop]), index.size,
-                   chunk.stop == index.frames)
+        return cls(
+            tuple(index.pts[chunk.key : chunk.stop]),
+            tuple(index.times[chunk.start : chunk.stop]),
+            index.size,
+            chunk.stop == index.frames,
+        )
 
 
 @dataclass(frozen=True)
@@ -176,8 +200,9 @@ class ChunkWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, chunk: Chunk, source: str | bytes, encode: EncodeSpec, frames: ChunkFrames,
-            board: Any = None) -> ChunkResult:
+    def run(
+        self, chunk: Chunk, source: str | bytes, encode: EncodeSpec, frames: ChunkFrames, board: Any = None
+    ) -> ChunkResult:
         """Stylise and encode ``chunk`` of ``source`` (a path, or the file's bytes); returns the chunk file."""
         started = time.perf_counter()
         stylizer = self.spec.new_stylizer(self.backend)
@@ -203,13 +228,25 @@ class ChunkWorker:
             finally:
                 writer.close(complete=True)
             if (warm, written) != (chunk.warmup, chunk.frames):
-                raise SourceError(f"chunk {chunk.index}: decoded {warm} warm-up and {written} frames, the plan says "
-                                  f"{chunk.warmup} and {chunk.frames}; the input's index does not match its frames")
+                raise SourceError(
+                    f"chunk {chunk.index}: decoded {warm} warm-up and {written} frames, the plan says "
+                    f"{chunk.warmup} and {chunk.frames}; the input's index does not match its frames"
+                )
             data = path.read_bytes()
         if board is not None:
             board.report.remote(chunk.index, written)
-        return ChunkResult(chunk.index, data, written, warm, decoded, time.perf_counter() - started, self.worker,
-                           socket.gethostname(), os.getpid(), self.restarted)
+        return ChunkResult(
+            chunk.index,
+            data,
+            written,
+            warm,
+            decoded,
+            time.perf_counter() - started,
+            self.worker,
+            socket.gethostname(),
+            os.getpid(),
+            self.restarted,
+        )
 
 
 def decode_chunk(source: str | Path, chunk: Chunk, frames: ChunkFrames) -> Iterator[tuple[int, np.ndarray, int]]:
@@ -234,18 +271,23 @@ def decode_chunk(source: str | Path, chunk: Chunk, frames: ChunkFrames) -> Itera
         while frame is not None and position < chunk.stop:
             decoded += 1
             if position >= chunk.key and frame.pts != frames.pts[position - chunk.key]:
-                raise SourceError(f"chunk {chunk.index}: frame {position} was decoded with pts {frame.pts}, the index "
-                                  f"says {frames.pts[position - chunk.key]}; the input decodes differently each time")
+                raise SourceError(
+                    f"chunk {chunk.index}: frame {position} was decoded with pts {frame.pts}, the index "
+                    f"says {frames.pts[position - chunk.key]}; the input decodes differently each time"
+                )
             if position >= first:
                 yield position, frame.image, decoded
             position += 1
             frame = source_.read()
         if position < chunk.stop:
-            raise SourceError(f"chunk {chunk.index}: the input ended at frame {position}, the plan says it has "
-                              f"{chunk.stop}")
+            raise SourceError(
+                f"chunk {chunk.index}: the input ended at frame {position}, the plan says it has {chunk.stop}"
+            )
         if frames.last and frame is not None:  # an index short of frames would drop the film's end silently
-            raise SourceError(f"chunk {chunk.index}: the input has frames after frame {chunk.stop - 1} (pts "
-                              f"{frame.pts}), where the index ends; the input decodes differently each time")
+            raise SourceError(
+                f"chunk {chunk.index}: the input has frames after frame {chunk.stop - 1} (pts "
+                f"{frame.pts}), where the index ends; the input decodes differently each time"
+            )
     finally:
         source_.close()
 

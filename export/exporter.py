@@ -52,9 +52,16 @@ def artifact_name(model: StyleModel, precision: str, suffix: str) -> str:
     return f"{model.name}-{precision}{suffix}"
 
 
-def export_onnx_verified(model: StyleModel, path: Path, precision: str, store: WeightStore | None,
-                         opset: int = 17, style_size: int = 256, checkpoint_sha256: str = "",
-                         graph: str | None = None) -> Path:
+def export_onnx_verified(
+    model: StyleModel,
+    path: Path,
+    precision: str,
+    store: WeightStore | None,
+    opset: int = 17,
+    style_size: int = 256,
+    checkpoint_sha256: str = "",
+    graph: str | None = None,
+) -> Path:
     """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
     from export.onnx import export_onnx
     from export.verify import sample_code, verification_frames, verify_onnx
@@ -85,8 +92,16 @@ def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStor
     start = time.perf_counter()
     if fmt.name == "onnx":
         path = request.out_dir / artifact_name(model, request.precision, fmt.suffix)
-        export_onnx_verified(model, path, request.precision, store, request.opset, request.style_size,
-                             request.checkpoint_sha256, request.graph)
+        export_onnx_verified(
+            model,
+            path,
+            request.precision,
+            store,
+            request.opset,
+            request.style_size,
+            request.checkpoint_sha256,
+            request.graph,
+        )
     else:
         from export.tensorrt import TENSORRT_GRAPH, build_engine, require_tensorrt
 
@@ -94,12 +109,28 @@ def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStor
         # The engine keeps the verified ONNX graph's types (fp32 statistics in the fp16 graph): same precision.
         onnx_path = request.out_dir / artifact_name(model, request.precision, ".onnx")
         # TensorRT fuses and picks kernels itself: it gets the network as written
-        export_onnx_verified(model, onnx_path, request.precision, store, request.opset, request.style_size,
-                             request.checkpoint_sha256, request.graph or TENSORRT_GRAPH)
-        path = build_engine(onnx_path, request.precision, request.profile, request.out_dir,
-                            retry_failed=True).engine_path
-    log.info("export: %s %s %s done in %.1f s: %s (%.1f MB)", model.name, fmt.name, request.precision,
-             time.perf_counter() - start, path, path.stat().st_size / 1e6)
+        export_onnx_verified(
+            model,
+            onnx_path,
+            request.precision,
+            store,
+            request.opset,
+            request.style_size,
+            request.checkpoint_sha256,
+            request.graph or TENSORRT_GRAPH,
+        )
+        path = build_engine(
+            onnx_path, request.precision, request.profile, request.out_dir, retry_failed=True
+        ).engine_path
+    log.info(
+        "export: %s %s %s done in %.1f s: %s (%.1f MB)",
+        model.name,
+        fmt.name,
+        request.precision,
+        time.perf_counter() - start,
+        path,
+        path.stat().st_size / 1e6,
+    )
     return path
 
 
@@ -107,8 +138,13 @@ def onnx_cache_dir(cache_dir: Path | None = None) -> Path:
     return (cache_dir or default_cache_dir()) / "onnx"
 
 
-def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = None,
-                cache_dir: Path | None = None, graph: str | None = None) -> Path:
+def cached_onnx(
+    model: StyleModel,
+    precision: str,
+    store: WeightStore | None = None,
+    cache_dir: Path | None = None,
+    graph: str | None = None,
+) -> Path:
     """The verified ONNX file for ``model`` in the user cache, exported on first use.
 
     ``graph``: the formulation (None: the model's default); part of the file name and checked in
@@ -137,6 +173,7 @@ def cached_onnx(model: StyleModel, precision: str, store: WeightStore | None = N
             return path
         except ArtifactError as exc:
             log.warning("onnx cache: %s; exporting again", exc)
-    log.info("onnx cache: exporting %s %s (%s graph) to %s (first use of these weights)", model.name, precision,
-             graph, path)
+    log.info(
+        "onnx cache: exporting %s %s (%s graph) to %s (first use of these weights)", model.name, precision, graph, path
+    )
     return export_onnx_verified(model, path, precision, store, graph=graph)

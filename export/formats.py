@@ -22,12 +22,25 @@ class ExportFormat:
     description: str
 
 
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    ExportFormat("onnx", ".onnx", False, ("fp32", "fp16"),
-                 "ONNX graph with uint8 BGR frames in and out, dynamic height/width, style code as inputs"),
-    ExportFormat("tensorrt", ".engine", True, ("fp16", "fp32"),
-                 "TensorRT engine built from the ONNX graph, with optimisation profiles (needs an NVIDIA GPU)"),
-)}
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat(
+            "onnx",
+            ".onnx",
+            False,
+            ("fp32", "fp16"),
+            "ONNX graph with uint8 BGR frames in and out, dynamic height/width, style code as inputs",
+        ),
+        ExportFormat(
+            "tensorrt",
+            ".engine",
+            True,
+            ("fp16", "fp32"),
+            "TensorRT engine built from the ONNX graph, with optimisation profiles (needs an NVIDIA GPU)",
+        ),
+    )
+}
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -92,8 +105,7 @@ class ShapeProfile:
                 raise InputError(f"profile {side}s must satisfy min <= opt <= max, got {lo}, {mid}, {hi}")
 
     def contains(self, size: FrameSize) -> bool:
-        return (self.min.width <= size.width <= self.max.width
-                and self.min.height <= size.height <= self.max.height)
+        return self.min.width <= size.width <= self.max.width and self.min.height <= size.height <= self.max.height
 
     def __str__(self) -> str:
         return f"min {self.min}, opt {self.opt}, max {self.max}"

@@ -22,8 +22,21 @@ from onnx import TensorProto, helper, numpy_helper
 FLOAT, FLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
 #: Ops whose results are statistics: always fp32.
-STAT_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "Sqrt", "Pow",
-                      "InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization"})
+STAT_OPS = frozenset(
+    {
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceL2",
+        "ReduceLogSumExp",
+        "Sqrt",
+        "Pow",
+        "InstanceNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "BatchNormalization",
+    }
+)
 #: Element-wise ops that join the fp32 region when every consumer of their result is in it.
 ELEMENTWISE = frozenset({"Sub", "Mul", "Add", "Div", "Neg", "Abs", "Sqrt", "Pow", "Reciprocal"})
 #: Inputs that ONNX requires to be float32 whatever the data type (op, input index).
@@ -38,8 +51,11 @@ WIDE_INTS = frozenset({TensorProto.INT32, TensorProto.INT64, TensorProto.UINT32,
 
 def is_count_cast(node: onnx.NodeProto, types: dict[str, int]) -> bool:
     """A Cast of a wide integer tensor (a shape, a pixel count) to float."""
-    return (node.op_type == "Cast" and any(a.name == "to" and a.i == FLOAT for a in node.attribute)
-            and types.get(node.input[0]) in WIDE_INTS)
+    return (
+        node.op_type == "Cast"
+        and any(a.name == "to" and a.i == FLOAT for a in node.attribute)
+        and types.get(node.input[0]) in WIDE_INTS
+    )
 
 
 def fp32_region(graph: onnx.GraphProto, types: dict[str, int] | None = None) -> set[int]:

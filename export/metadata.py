@@ -65,13 +65,13 @@ class ArtifactMetadata:
     weights_sha256: str
     precision: str
     opset: int
-    code_tensors: dict[str, list[int]]          # name → shape, in graph-input order
-    checkpoint_sha256: str = ""                  # of the checkpoint files, when known
+    code_tensors: dict[str, list[int]]  # name → shape, in graph-input order
+    checkpoint_sha256: str = ""  # of the checkpoint files, when known
     app_version: str = field(default_factory=app_version)
     input_layout: str = INPUT_LAYOUT
     output_layout: str = OUTPUT_LAYOUT
     psnr_db: dict[str, float] = field(default_factory=dict)  # verification figures, e.g. {"256x256": 61.2}
-    extra: dict[str, str] = field(default_factory=dict)      # format-specific facts (TensorRT version...)
+    extra: dict[str, str] = field(default_factory=dict)  # format-specific facts (TensorRT version...)
 
     def to_props(self) -> dict[str, str]:
         """String key/value pairs for ONNX ``metadata_props``."""
@@ -79,16 +79,23 @@ class ArtifactMetadata:
 
     @classmethod
     def from_props(cls, props: dict[str, str], where: str) -> "ArtifactMetadata":
-        fields = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        fields = {k[len(PREFIX) :]: v for k, v in props.items() if k.startswith(PREFIX)}
         if not fields:
             raise ArtifactError(f"{where} has no stylizer metadata; it was not made by 'main.py export', re-export it")
         try:
             return cls(
-                model=fields["model"], weights_sha256=fields["weights_sha256"], precision=fields["precision"],
-                opset=int(fields["opset"]), code_tensors=json.loads(fields["code_tensors"]),
-                checkpoint_sha256=fields.get("checkpoint_sha256", ""), app_version=fields["app_version"],
-                input_layout=fields.get("input_layout", ""), output_layout=fields.get("output_layout", ""),
-                psnr_db=json.loads(fields.get("psnr_db", "{}")), extra=json.loads(fields.get("extra", "{}")))
+                model=fields["model"],
+                weights_sha256=fields["weights_sha256"],
+                precision=fields["precision"],
+                opset=int(fields["opset"]),
+                code_tensors=json.loads(fields["code_tensors"]),
+                checkpoint_sha256=fields.get("checkpoint_sha256", ""),
+                app_version=fields["app_version"],
+                input_layout=fields.get("input_layout", ""),
+                output_layout=fields.get("output_layout", ""),
+                psnr_db=json.loads(fields.get("psnr_db", "{}")),
+                extra=json.loads(fields.get("extra", "{}")),
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise ArtifactError(f"{where} has incomplete stylizer metadata ({exc}); re-export it") from None
 
@@ -101,18 +108,25 @@ class ArtifactMetadata:
             data = json.loads(text)
         except ValueError:
             raise ArtifactError(f"{where} is not valid JSON metadata; re-export the artifact") from None
-        return cls.from_props({PREFIX + k: (v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()},
-                              where)
+        return cls.from_props(
+            {PREFIX + k: (v if isinstance(v, str) else json.dumps(v)) for k, v in data.items()}, where
+        )
 
-    def check_matches(self, model_name: str, weights_sha256: str, where: str,
-                      code_tensors: dict[str, list[int]] | None = None) -> None:
+    def check_matches(
+        self, model_name: str, weights_sha256: str, where: str, code_tensors: dict[str, list[int]] | None = None
+    ) -> None:
         """Raise ArtifactError (one line) unless this artifact was made from this very network."""
         if self.model != model_name:
-            raise ArtifactError(f"{where} was exported from model {self.model!r}, not {model_name!r}; "
-                                f"export {model_name} or pick the matching model")
+            raise ArtifactError(
+                f"{where} was exported from model {self.model!r}, not {model_name!r}; "
+                f"export {model_name} or pick the matching model"
+            )
         if self.weights_sha256 != weights_sha256:
-            raise ArtifactError(f"{where} was exported from other {model_name} weights "
-                                f"({self.weights_sha256[:12]}, loaded {weights_sha256[:12]}); re-export it")
+            raise ArtifactError(
+                f"{where} was exported from other {model_name} weights "
+                f"({self.weights_sha256[:12]}, loaded {weights_sha256[:12]}); re-export it"
+            )
         if code_tensors is not None and {k: list(v) for k, v in code_tensors.items()} != self.code_tensors:
-            raise ArtifactError(f"{where} expects style code tensors {self.code_tensors}, "
-                                f"the model gives {code_tensors}; re-export it")
+            raise ArtifactError(
+                f"{where} expects style code tensors {self.code_tensors}, the model gives {code_tensors}; re-export it"
+            )

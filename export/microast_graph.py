@@ -54,7 +54,7 @@ def phase_kernel(weight: torch.Tensor, r: int) -> torch.Tensor:
     out = weight.new_zeros(co * r * r, ci, side, side)
     for py in range(r):
         for px in range(r):
-            out[py * r + px::r * r, :, py:py + k, px:px + k] = weight
+            out[py * r + px :: r * r, :, py : py + k, px : px + k] = weight
     return out
 
 
@@ -78,7 +78,7 @@ def wide_groups(conv: nn.Conv2d) -> torch.Tensor:
     for o in range(out_ch):
         g = o // (out_ch // conv.groups)  # the original group of output o reads inputs g*per .. g*per+per-1
         first = g * per - (o // out_pg) * in_pg
-        wide[o, first:first + per] = w[o]
+        wide[o, first : first + per] = w[o]
     return wide
 
 
@@ -104,13 +104,19 @@ class TunedMicroASTGraph(nn.Module):
         # ORT runs convs with 2 channels per group in a slow NCHW path: the encoder's "1 in, 2 out" groups
         # become convs in wide groups (zeros off the original groups), which run in its blocked layout.
         self.enc_dw, self.enc_pw = [], []
-        for dw, pw in ((enc.enc1[2].conv_layer, enc.enc1[4].conv_layer), (enc.enc1[6].conv_layer, enc.enc1[8].conv_layer)):
+        for dw, pw in (
+            (enc.enc1[2].conv_layer, enc.enc1[4].conv_layer),
+            (enc.enc1[6].conv_layer, enc.enc1[8].conv_layer),
+        ):
             self.enc_dw.append((wide_groups(dw), dw.bias.detach().clone()))
             self.enc_pw.append((pw.weight.detach().clone(), pw.bias.detach().clone()))
         # The decoder's "2 in, 1 out" groups become a depthwise conv and a 1x1 conv summing channel pairs
         # (one conv in wide groups, as in the encoder, was slower here: 2.9 -> 4.0 ms at half resolution).
         self.dec_dw, self.dec_sum, self.dec_pw = [], [], []
-        for dw, pw in ((dec.dec3[1].conv_layer, dec.dec3[3].conv_layer), (dec.dec3[6].conv_layer, dec.dec3[8].conv_layer)):
+        for dw, pw in (
+            (dec.dec3[1].conv_layer, dec.dec3[3].conv_layer),
+            (dec.dec3[6].conv_layer, dec.dec3[8].conv_layer),
+        ):
             out_ch = dw.out_channels
             self.dec_dw.append(dw.weight.detach().reshape(out_ch * 2, 1, 3, 3).clone())
             pair_sum = torch.zeros(out_ch, out_ch * 2, 1, 1)
@@ -156,9 +162,16 @@ class TunedMicroASTGraph(nn.Module):
             scale, shift = alpha * scale + (1 - alpha), alpha * shift
         return h * scale + shift
 
-    def forward(self, frame: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
-                filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        content = frame.to(torch.float32)                       # NHWC BGR, 0..255
+    def forward(
+        self,
+        frame: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        filter_weight: torch.Tensor,
+        filter_bias: torch.Tensor,
+        alpha: torch.Tensor,
+    ) -> torch.Tensor:
+        content = frame.to(torch.float32)  # NHWC BGR, 0..255
         x = F.pad(content.permute(0, 3, 1, 2), (4, 4, 4, 4), mode="reflect")
         x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias))
         for (dw_w, dw_b), (pw_w, pw_b) in zip(self.enc_dw, self.enc_pw):

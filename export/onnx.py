@@ -77,12 +77,15 @@ def frame_graph(model: StyleModel, graph: str = "plain") -> nn.Module:
         return FrameGraph(network).eval()
     if graph in ("tuned", TUNED_VERSION) and model.name == "microast":
         return TunedMicroASTGraph(network).eval()
-    raise ArtifactError(f"graph variant {graph!r} does not exist for {model.name}; use plain"
-                        + (f" or {TUNED_VERSION}" if model.name == "microast" else ""))
+    raise ArtifactError(
+        f"graph variant {graph!r} does not exist for {model.name}; use plain"
+        + (f" or {TUNED_VERSION}" if model.name == "microast" else "")
+    )
 
 
-def _export_fp32(model: StyleModel, code: StyleCode, path: Path, opset: int, sample_hw: tuple[int, int],
-                 graph_variant: str = "plain") -> None:
+def _export_fp32(
+    model: StyleModel, code: StyleCode, path: Path, opset: int, sample_hw: tuple[int, int], graph_variant: str = "plain"
+) -> None:
     graph = frame_graph(model, graph_variant)
     h, w = sample_hw
     frame = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8)
@@ -95,9 +98,16 @@ def _export_fp32(model: StyleModel, code: StyleCode, path: Path, opset: int, sam
         warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            graph, (frame, *code_tensors, alpha), str(path), dynamo=False, opset_version=opset,
-            input_names=names, output_names=[OUTPUT], do_constant_folding=True,
-            dynamic_axes={FRAME_INPUT: {1: "height", 2: "width"}, OUTPUT: {1: "height", 2: "width"}})
+            graph,
+            (frame, *code_tensors, alpha),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=names,
+            output_names=[OUTPUT],
+            do_constant_folding=True,
+            dynamic_axes={FRAME_INPUT: {1: "height", 2: "width"}, OUTPUT: {1: "height", 2: "width"}},
+        )
 
 
 def save_with_metadata(model: onnx.ModelProto, meta: ArtifactMetadata, path: Path) -> None:
@@ -109,9 +119,16 @@ def save_with_metadata(model: onnx.ModelProto, meta: ArtifactMetadata, path: Pat
     atomic_write(path, lambda tmp: onnx.save_model(model, tmp))
 
 
-def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str = "fp32",
-                opset: int = DEFAULT_OPSET, sample_hw: tuple[int, int] = (256, 320),
-                checkpoint_sha256: str = "", graph: str | None = None) -> ArtifactMetadata:
+def export_onnx(
+    model: StyleModel,
+    code: StyleCode,
+    path: Path,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    sample_hw: tuple[int, int] = (256, 320),
+    checkpoint_sha256: str = "",
+    graph: str | None = None,
+) -> ArtifactMetadata:
     """Export ``model``'s frame graph to ``path`` (fp32 or fp16) and return its metadata (not yet verified).
 
     ``graph``: the formulation (None: :func:`default_graph`); recorded as ``extra["graph"]``.
@@ -132,13 +149,25 @@ def export_onnx(model: StyleModel, code: StyleCode, path: Path, precision: str =
     elif precision != "fp32":
         raise ArtifactError(f"ONNX export supports fp32 and fp16, not {precision!r}")
     meta = ArtifactMetadata(
-        model=model.name, weights_sha256=weights_fingerprint(model), precision=precision, opset=opset,
-        code_tensors={k: list(v.shape) for k, v in code.tensors.items()}, checkpoint_sha256=checkpoint_sha256,
-        extra={"graph": graph, "uint8": UINT8_AT_BORDERS})
+        model=model.name,
+        weights_sha256=weights_fingerprint(model),
+        precision=precision,
+        opset=opset,
+        code_tensors={k: list(v.shape) for k, v in code.tensors.items()},
+        checkpoint_sha256=checkpoint_sha256,
+        extra={"graph": graph, "uint8": UINT8_AT_BORDERS},
+    )
     save_with_metadata(proto, meta, path)
     onnx.checker.check_model(str(path), full_check=True)
-    log.info("onnx: exported %s %s (%s graph) to %s (%.1f MB) in %.1f s; checker passed", model.name, precision,
-             graph, path, path.stat().st_size / 1e6, time.perf_counter() - start)
+    log.info(
+        "onnx: exported %s %s (%s graph) to %s (%.1f MB) in %.1f s; checker passed",
+        model.name,
+        precision,
+        graph,
+        path,
+        path.stat().st_size / 1e6,
+        time.perf_counter() - start,
+    )
     return meta
 
 

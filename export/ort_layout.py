@@ -55,8 +55,10 @@ def _session(model: onnx.ModelProto | Path, level: str = "basic", threads: int =
 
     options = ort.SessionOptions()
     options.graph_optimization_level = {
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # ORT warns about every initializer a rewrite leaves unused
     if optimized_path is not None:
@@ -73,8 +75,15 @@ def block_size() -> int:
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64, 2, 3])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
     graph = helper.make_graph(
-        [helper.make_node("ReorderInput", ["x"], ["r"], domain=NCHWC), helper.make_node("Reshape", ["r", "flat"], ["y"])],
-        "block_probe", [x], [y], initializer=[numpy_helper.from_array(np.array([-1], np.int64), "flat")])
+        [
+            helper.make_node("ReorderInput", ["x"], ["r"], domain=NCHWC),
+            helper.make_node("Reshape", ["r", "flat"], ["y"]),
+        ],
+        "block_probe",
+        [x],
+        [y],
+        initializer=[numpy_helper.from_array(np.array([-1], np.int64), "flat")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(NCHWC, 1)])
     try:
         session = _session(model, "none")
@@ -85,7 +94,9 @@ def block_size() -> int:
     for b in (4, 8, 16, 32):
         if np.array_equal(out, data.reshape(1, 64 // b, b, 2, 3).transpose(0, 1, 3, 4, 2).ravel()):
             return b
-    raise ArtifactError("ONNX Runtime's blocked layout here is not one this rewrite knows; running the graph as exported")
+    raise ArtifactError(
+        "ONNX Runtime's blocked layout here is not one this rewrite knows; running the graph as exported"
+    )
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -122,7 +133,9 @@ def _probe_shapes(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[i
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     have = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in have)
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in have
+    )
     session = _session(probe, "none")
     outs = session.run(names, _probe_feeds(session, CHECK_SIZES[0]))
     return {n: tuple(o.shape) for n, o in zip(names, outs)}
@@ -136,10 +149,10 @@ class _Rewriter:
     b: int
     nodes: list = field(default_factory=list)
     consts: dict = field(default_factory=dict)
-    view: dict = field(default_factory=dict)      # NCHW name -> (5-D view name, "spatial" | "vec", channels)
-    logical: dict = field(default_factory=dict)   # NCHW name -> its blocked 4-D tensor
-    pending: dict = field(default_factory=dict)   # NCHW name -> the ReorderOutput that made it, if still needed
-    ready: set = field(default_factory=set)       # NCHW names that exist in the new graph
+    view: dict = field(default_factory=dict)  # NCHW name -> (5-D view name, "spatial" | "vec", channels)
+    logical: dict = field(default_factory=dict)  # NCHW name -> its blocked 4-D tensor
+    pending: dict = field(default_factory=dict)  # NCHW name -> the ReorderOutput that made it, if still needed
+    ready: set = field(default_factory=set)  # NCHW names that exist in the new graph
     made: set = field(default_factory=set)
     counts: dict = field(default_factory=dict)
 
@@ -149,8 +162,15 @@ class _Rewriter:
         self.ready = {i.name for i in g.input} | set(self.init)
         inferred = onnx.shape_inference.infer_shapes(self.model)
         types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
-        floats = sorted({i for n in g.node if n.domain == "" and n.op_type in BINARY for i in n.input
-                         if i and i not in self.init and types.get(i, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT})
+        floats = sorted(
+            {
+                i
+                for n in g.node
+                if n.domain == "" and n.op_type in BINARY
+                for i in n.input
+                if i and i not in self.init and types.get(i, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT
+            }
+        )
         self.shapes = _probe_shapes(self.model, floats)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -218,12 +238,20 @@ class _Rewriter:
                 return False
             view, kind, c = self.view[ins[0]]
             pads10 = [0, 0, int(pads[2]), int(pads[3]), 0, 0, 0, int(pads[6]), int(pads[7]), 0]
-            self.emit("Pad", [view, self.const(pads10), *ins[2:]], [self.set_view(n.output[0], kind, c)],
-                      mode=a.get("mode", "constant"))
+            self.emit(
+                "Pad",
+                [view, self.const(pads10), *ins[2:]],
+                [self.set_view(n.output[0], kind, c)],
+                mode=a.get("mode", "constant"),
+            )
             return True
         if op == "Concat" and all(in_view) and a.get("axis") == 1 and all(self.view[i][1] == "spatial" for i in ins):
-            self.emit("Concat", [self.view[i][0] for i in ins],
-                      [self.set_view(n.output[0], "spatial", sum(self.view[i][2] for i in ins))], axis=1)
+            self.emit(
+                "Concat",
+                [self.view[i][0] for i in ins],
+                [self.set_view(n.output[0], "spatial", sum(self.view[i][2] for i in ins))],
+                axis=1,
+            )
             return True
         if op in UNARY:
             view, kind, c = self.view[ins[0]]
@@ -247,17 +275,32 @@ class _Rewriter:
         if op == "Resize" and len(ins) == 3 and ins[2] in self.init and self.view[ins[0]][1] == "spatial":
             scales = numpy_helper.to_array(self.init[ins[2]])
             mode, coords = a.get("mode", "nearest"), a.get("coordinate_transformation_mode", "half_pixel")
-            if (len(scales) != 4 or scales[0] != 1 or scales[1] != 1 or not float(scales[2]).is_integer()
-                    or not float(scales[3]).is_integer() or mode not in ("linear", "nearest")
-                    or coords not in ("half_pixel", "asymmetric") or (mode == "nearest" and a.get("nearest_mode", "floor") != "floor")):
+            if (
+                len(scales) != 4
+                or scales[0] != 1
+                or scales[1] != 1
+                or not float(scales[2]).is_integer()
+                or not float(scales[3]).is_integer()
+                or mode not in ("linear", "nearest")
+                or coords not in ("half_pixel", "asymmetric")
+                or (mode == "nearest" and a.get("nearest_mode", "floor") != "floor")
+            ):
                 return False
             c = self.view[ins[0]][2]
             up = n.output[0] + "__nchwc"
-            self.emit("Upsample", [self.blocked4(ins[0])], [up], domain=NCHWC,
-                      scales=[1, 1, int(scales[2]), int(scales[3])], mode=mode, coordinate_transformation_mode=coords)
+            self.emit(
+                "Upsample",
+                [self.blocked4(ins[0])],
+                [up],
+                domain=NCHWC,
+                scales=[1, 1, int(scales[2]), int(scales[3])],
+                mode=mode,
+                coordinate_transformation_mode=coords,
+            )
             self.logical[n.output[0]] = up
-            self.emit("Reshape", [up, self.const([0, c // self.b, 0, 0, self.b])],
-                      [self.set_view(n.output[0], "spatial", c)])
+            self.emit(
+                "Reshape", [up, self.const([0, c // self.b, 0, 0, self.b])], [self.set_view(n.output[0], "spatial", c)]
+            )
             return True
         if op == "Shape" and self.view[ins[0]][1] == "spatial":
             self.emit("Shape", [self.blocked4(ins[0])], list(n.output), **a)
@@ -269,16 +312,28 @@ class _Rewriter:
         for n in g.node:
             a = _attrs(n)
             key = None
-            if n.domain == NCHWC and n.op_type == "ReorderOutput" and not a.get("channels_last", 0) \
-                    and a.get("channels", 0) % self.b == 0:
+            if (
+                n.domain == NCHWC
+                and n.op_type == "ReorderOutput"
+                and not a.get("channels_last", 0)
+                and a.get("channels", 0) % self.b == 0
+            ):
                 c = a["channels"]
-                self.emit("Reshape", [n.input[0], self.const([0, c // self.b, 0, 0, self.b])],
-                          [self.set_view(n.output[0], "spatial", c)])
+                self.emit(
+                    "Reshape",
+                    [n.input[0], self.const([0, c // self.b, 0, 0, self.b])],
+                    [self.set_view(n.output[0], "spatial", c)],
+                )
                 self.logical[n.output[0]] = n.input[0]
                 self.pending[n.output[0]] = n
                 key = "ReorderOutput"
-            elif n.domain == NCHWC and n.op_type == "ReorderInput" and n.input[0] in self.view \
-                    and not a.get("channels_last", 0) and self.view[n.input[0]][1] == "spatial":
+            elif (
+                n.domain == NCHWC
+                and n.op_type == "ReorderInput"
+                and n.input[0] in self.view
+                and not a.get("channels_last", 0)
+                and self.view[n.input[0]][1] == "spatial"
+            ):
                 view, _, c = self.view[n.input[0]]
                 self.emit("Reshape", [view, self.const([0, c, 0, 0])], [n.output[0]])
                 key = "ReorderInput"
@@ -364,8 +419,14 @@ def build_blocked_graph(source: Path, dest: Path, b: int, source_digest: str) ->
     worst = check_same(reference, rewritten)
     extra = {**meta.extra, "layout": layout_name(b), "layout_source": source_digest, "onnxruntime": ort.__version__}
     save_with_metadata(rewritten, replace(meta, extra=extra), dest)
-    log.info("onnxruntime: %s rewritten for blocked layout %d: %d -> %d layout conversions, max diff %g level(s)",
-             source.name, b, before, reorder_count(rewritten), worst)
+    log.info(
+        "onnxruntime: %s rewritten for blocked layout %d: %d -> %d layout conversions, max diff %g level(s)",
+        source.name,
+        b,
+        before,
+        reorder_count(rewritten),
+        worst,
+    )
     return counts
 
 
@@ -379,7 +440,8 @@ def cached_blocked_graph(source: Path, cache_dir: Path) -> tuple[Path, str]:
 
     b = block_size()
     digest = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}.get(
-        "stylizer.graph_sha256", "")
+        "stylizer.graph_sha256", ""
+    )
     if not digest:
         raise ArtifactError(f"{source} carries no graph checksum; re-export it")
     layout = layout_name(b)
@@ -387,8 +449,11 @@ def cached_blocked_graph(source: Path, cache_dir: Path) -> tuple[Path, str]:
     if dest.is_file():
         try:
             extra = read_metadata(dest).extra
-            if extra.get("layout_source") == digest and extra.get("onnxruntime") == ort.__version__ \
-                    and extra.get("layout") == layout:
+            if (
+                extra.get("layout_source") == digest
+                and extra.get("onnxruntime") == ort.__version__
+                and extra.get("layout") == layout
+            ):
                 return dest, layout
             log.warning("onnxruntime: %s was made from another graph or runtime; building it again", dest)
         except ArtifactError as exc:

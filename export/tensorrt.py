@@ -41,8 +41,9 @@ def require_tensorrt(alternative: str = "--backend onnxruntime"):
     try:
         import tensorrt as trt
     except ImportError:
-        raise BackendError("TensorRT is not installed; pip install tensorrt (needs an NVIDIA GPU and driver), "
-                           f"or use {alternative}") from None
+        raise BackendError(
+            f"TensorRT is not installed; pip install tensorrt (needs an NVIDIA GPU and driver), or use {alternative}"
+        ) from None
     return trt
 
 
@@ -67,8 +68,10 @@ def has_fast_fp16(index: int = 0) -> bool:
 
 def engine_cache_key(onnx_sha256: str, gpu: str, trt_version: str, precision: str, profile: ShapeProfile) -> str:
     """What an engine depends on, hashed: a change in any part means a rebuild."""
-    text = json.dumps({"onnx": onnx_sha256, "gpu": gpu, "tensorrt": trt_version, "precision": precision,
-                       "profile": str(profile)}, sort_keys=True)
+    text = json.dumps(
+        {"onnx": onnx_sha256, "gpu": gpu, "tensorrt": trt_version, "precision": precision, "profile": str(profile)},
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -99,8 +102,15 @@ def timing_cache_path(out_dir: Path, gpu: str, trt_version: str) -> Path:
     return out_dir / f"timing-{key}.cache"
 
 
-def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir: Path,
-                 rebuild: bool = False, device_index: int = 0, retry_failed: bool = False) -> EngineArtifact:
+def build_engine(
+    onnx_path: Path,
+    precision: str,
+    profile: ShapeProfile,
+    out_dir: Path,
+    rebuild: bool = False,
+    device_index: int = 0,
+    retry_failed: bool = False,
+) -> EngineArtifact:
     """The engine for ``onnx_path`` on CUDA GPU ``device_index``: from the cache when its key matches, else
     built (minutes) and cached. A failed build is remembered; ``rebuild`` or ``retry_failed`` try again."""
     import torch
@@ -109,8 +119,10 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     onnx_meta = read_metadata(onnx_path)
     if onnx_meta.precision != precision:
-        raise ArtifactError(f"{onnx_path} is {onnx_meta.precision}; a {precision} engine is built from the "
-                            f"{precision} ONNX graph (its types are kept: a strongly typed network)")
+        raise ArtifactError(
+            f"{onnx_path} is {onnx_meta.precision}; a {precision} engine is built from the "
+            f"{precision} ONNX graph (its types are kept: a strongly typed network)"
+        )
     gpu = gpu_identity(index=device_index)
     key = engine_cache_key(sha256_of(onnx_path), gpu, trt.__version__, precision, profile)
     engine_path, meta_path = engine_paths(onnx_path, key, out_dir)
@@ -119,16 +131,22 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir
         log.info("tensorrt: engine cache hit %s", engine_path)
         return EngineArtifact(engine_path, meta_path, read_engine_metadata(meta_path))
     if failed_path.is_file() and not (rebuild or retry_failed):
-        raise ArtifactError(f"an earlier TensorRT build for this graph, GPU and TensorRT failed "
-                            f"({failed_path.read_text().strip()}); not retried: delete {failed_path} to try again")
+        raise ArtifactError(
+            f"an earlier TensorRT build for this graph, GPU and TensorRT failed "
+            f"({failed_path.read_text().strip()}); not retried: delete {failed_path} to try again"
+        )
     if precision == "fp16" and not has_fast_fp16(device_index):  # platform_has_fast_fp16 is deprecated: ask CUDA
         raise BackendError(f"{gpu} has no fast fp16; use --precision fp32")
     bad = uint8_ops(onnx.load(str(onnx_path)))
     if bad:  # TensorRT's parser would refuse them; say so before minutes of work
         raise ArtifactError(f"{onnx_path} has uint8 ops TensorRT cannot parse ({', '.join(bad[:4])}); re-export it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    log.warning("tensorrt: building a %s engine for %s on %s; this can take minutes (once: it is cached)",
-                precision, onnx_path.name, gpu)
+    log.warning(
+        "tensorrt: building a %s engine for %s on %s; this can take minutes (once: it is cached)",
+        precision,
+        onnx_path.name,
+        gpu,
+    )
     start = time.perf_counter()
     timing_path = timing_cache_path(out_dir, gpu, trt.__version__)
     try:
@@ -142,13 +160,30 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, out_dir
         raise ArtifactError(f"TensorRT failed to build an engine from {onnx_path}: {reason}") from None
     _write_atomic(engine_path, serialized)
     _write_atomic(timing_path, timing)
-    meta = replace(onnx_meta, precision=precision, extra={
-        **onnx_meta.extra, "format": "tensorrt", "tensorrt_version": trt.__version__, "gpu": gpu,
-        "profile": str(profile), "onnx_sha256": sha256_of(onnx_path), "cache_key": key,
-        "precision_used": precision, "engine_sha256": sha256_of(engine_path)})
+    meta = replace(
+        onnx_meta,
+        precision=precision,
+        extra={
+            **onnx_meta.extra,
+            "format": "tensorrt",
+            "tensorrt_version": trt.__version__,
+            "gpu": gpu,
+            "profile": str(profile),
+            "onnx_sha256": sha256_of(onnx_path),
+            "cache_key": key,
+            "precision_used": precision,
+            "engine_sha256": sha256_of(engine_path),
+        },
+    )
     _write_atomic(meta_path, meta.to_json().encode())
-    log.info("tensorrt: built %s (%s, %s) in %.0f s, %.1f MB", engine_path.name, precision, profile,
-             time.perf_counter() - start, engine_path.stat().st_size / 1e6)
+    log.info(
+        "tensorrt: built %s (%s, %s) in %.0f s, %.1f MB",
+        engine_path.name,
+        precision,
+        profile,
+        time.perf_counter() - start,
+        engine_path.stat().st_size / 1e6,
+    )
     return EngineArtifact(engine_path, meta_path, meta)
 
 
@@ -189,6 +224,10 @@ def check_engine(engine_path: Path, meta: ArtifactMetadata, device_index: int = 
     trt = require_tensorrt()
     if meta.extra.get("engine_sha256") != sha256_of(engine_path):
         raise ArtifactError(f"{engine_path} is corrupted or was replaced (hash differs); rebuild it")
-    if meta.extra.get("tensorrt_version") != trt.__version__ or meta.extra.get("gpu") != gpu_identity(index=device_index):
-        raise ArtifactError(f"{engine_path} was built for {meta.extra.get('gpu')} / TensorRT "
-                            f"{meta.extra.get('tensorrt_version')}; rebuild it on this machine")
+    if meta.extra.get("tensorrt_version") != trt.__version__ or meta.extra.get("gpu") != gpu_identity(
+        index=device_index
+    ):
+        raise ArtifactError(
+            f"{engine_path} was built for {meta.extra.get('gpu')} / TensorRT "
+            f"{meta.extra.get('tensorrt_version')}; rebuild it on this machine"
+        )

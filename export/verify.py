@@ -41,7 +41,7 @@ STYLE_NAME = "starry_night"
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB between two uint8 images (inf when equal)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def test_pattern(h: int, w: int, seed: int) -> np.ndarray:
@@ -113,15 +113,17 @@ def reference_frames(model: StyleModel, code: StyleCode, frames: list[np.ndarray
         return [graph(torch.from_numpy(f)[None], *code_tensors, torch.tensor(alpha))[0].numpy() for f in frames]
 
 
-def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float,
-                 cuda: bool = False) -> list[np.ndarray]:
+def run_onnx_cpu(
+    path: Path, code: StyleCode, frames: list[np.ndarray], alpha: float, cuda: bool = False
+) -> list[np.ndarray]:
     """The artifact's outputs in ONNX Runtime on the CPU (fp16 graphs run there too, slowly); ``cuda``: on the
     CUDA provider instead where there is one (else the CPU, logged)."""
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ArtifactError("verifying an ONNX export needs ONNX Runtime; pip install \"stylizer[cpu]\" "
-                            "(or [gpu])") from None
+        raise ArtifactError(
+            'verifying an ONNX export needs ONNX Runtime; pip install "stylizer[cpu]" (or [gpu])'
+        ) from None
     session = None
     if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
         try:
@@ -136,8 +138,9 @@ def run_onnx_cpu(path: Path, code: StyleCode, frames: list[np.ndarray], alpha: f
     return [session.run(None, {**feeds, FRAME_INPUT: f[None]})[0][0] for f in frames]
 
 
-def verify_onnx(path: Path, model: StyleModel, code: StyleCode, frames: list[np.ndarray],
-                alpha: float = 1.0) -> ArtifactMetadata:
+def verify_onnx(
+    path: Path, model: StyleModel, code: StyleCode, frames: list[np.ndarray], alpha: float = 1.0
+) -> ArtifactMetadata:
     """Compare ``path`` with PyTorch on ``frames``; store the PSNRs in it; ArtifactError below the threshold."""
     start = time.perf_counter()
     path = Path(path)
@@ -151,17 +154,27 @@ def verify_onnx(path: Path, model: StyleModel, code: StyleCode, frames: list[np.
         if out.shape != ref.shape or out.dtype != np.uint8:
             raise ArtifactError(f"{path} returned {out.dtype} {out.shape} for a {f.shape} frame; re-export it")
         if out.min() == out.max() and ref.min() != ref.max():  # the fp16 overflow's signature: every pixel alike
-            raise ArtifactError(f"{path} returned a blank frame ({int(out.min())} everywhere) at {f.shape[1]}x"
-                                f"{f.shape[0]}; the export is wrong, try --precision fp32")
+            raise ArtifactError(
+                f"{path} returned a blank frame ({int(out.min())} everywhere) at {f.shape[1]}x"
+                f"{f.shape[0]}; the export is wrong, try --precision fp32"
+            )
         value = psnr(out, ref)
         figures[f"{f.shape[1]}x{f.shape[0]}"] = round(value, 2) if math.isfinite(value) else 999.0
     threshold = MIN_PSNR_DB[meta.precision]
     worst = min(figures.values())
-    log.info("verify: %s %s vs PyTorch fp32: PSNR %s dB (needs >= %.0f) in %.1f s", path.name, meta.precision,
-             ", ".join(f"{k} {v:.1f}" for k, v in figures.items()), threshold, time.perf_counter() - start)
+    log.info(
+        "verify: %s %s vs PyTorch fp32: PSNR %s dB (needs >= %.0f) in %.1f s",
+        path.name,
+        meta.precision,
+        ", ".join(f"{k} {v:.1f}" for k, v in figures.items()),
+        threshold,
+        time.perf_counter() - start,
+    )
     if worst < threshold:
-        raise ArtifactError(f"{path} differs from PyTorch: PSNR {worst:.1f} dB < {threshold:.0f} dB "
-                            f"({meta.precision}); the export is wrong, try --precision fp32")
+        raise ArtifactError(
+            f"{path} differs from PyTorch: PSNR {worst:.1f} dB < {threshold:.0f} dB "
+            f"({meta.precision}); the export is wrong, try --precision fp32"
+        )
     meta = replace(meta, psnr_db=figures)
     save_with_metadata(onnx.load(str(path)), meta, path)
     return meta

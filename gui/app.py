@@ -18,10 +18,16 @@ DEFAULT_SIZE = "auto"  # realtime.adaptive.AutoSize: the largest short side this
 
 def check_display() -> None:
     """Fail with a clear message, not a Qt abort, when there is no screen to open a window on."""
-    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") \
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise SinkError("no display found ($DISPLAY is unset): run the GUI on a desktop session, use "
-                        "'xvfb-run python main.py gui …', or try 'python main.py webcam --no-window'")
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise SinkError(
+            "no display found ($DISPLAY is unset): run the GUI on a desktop session, use "
+            "'xvfb-run python main.py gui …', or try 'python main.py webcam --no-window'"
+        )
 
 
 def gallery_styles(folder: Path | None) -> list[Path]:
@@ -51,13 +57,19 @@ def merge_options(cli: dict, saved: GuiSettings):
     models = feed_forward_models()
     model = cli.get("model") or (saved.model if saved.model in models else None) or "microast"
     return GuiOptions(
-        source=cli.get("source", 0), styles=gallery_styles(Path(folder) if folder else None),
-        styles_folder=Path(folder) if folder else None, model=model,
-        backend=cli.get("backend") or saved.backend or "auto", device=cli.get("device") or "cpu",
-        size=cli.get("size") if cli.get("size") is not None else (saved.size if saved.size is not None
-                                                                  else DEFAULT_SIZE),
-        output_dir=Path(cli.get("output_dir") or "."), loop=cli.get("loop", True),
-        temporal=cli.get("temporal") or "flow")
+        source=cli.get("source", 0),
+        styles=gallery_styles(Path(folder) if folder else None),
+        styles_folder=Path(folder) if folder else None,
+        model=model,
+        backend=cli.get("backend") or saved.backend or "auto",
+        device=cli.get("device") or "cpu",
+        size=cli.get("size")
+        if cli.get("size") is not None
+        else (saved.size if saved.size is not None else DEFAULT_SIZE),
+        output_dir=Path(cli.get("output_dir") or "."),
+        loop=cli.get("loop", True),
+        temporal=cli.get("temporal") or "flow",
+    )
 
 
 def run_app(cli: dict, settings_path: Path | None = None) -> int:
@@ -105,8 +117,7 @@ class close_on_signals:  # noqa: N801 - used as a context manager
         self._old_fd = signal.set_wakeup_fd(self._wsock.fileno())
         self._notifier = QSocketNotifier(self._rsock.fileno(), QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._drain)
-        self._old = {sig: signal.signal(sig, lambda *_: self.window.close())
-                     for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._old = {sig: signal.signal(sig, lambda *_: self.window.close()) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _drain(self) -> None:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                             QSlider, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from realtime.backends.factory import BACKENDS
 from realtime.stylizer import PROCESSING_SIZES, StylizerParams
@@ -106,8 +116,21 @@ class ControlPanel(QWidget):
         layout.addWidget(self.blend)
         layout.addWidget(actions)
         layout.addStretch(1)
-        for w in (self.model, self.backend, self.size, self.temporal, self.blend_a, self.blend_b, self.color, self.bypass,
-                  self.record, self.snapshot, self.keyframe, self.virtual_cam, self.blend):
+        for w in (
+            self.model,
+            self.backend,
+            self.size,
+            self.temporal,
+            self.blend_a,
+            self.blend_b,
+            self.color,
+            self.bypass,
+            self.record,
+            self.snapshot,
+            self.keyframe,
+            self.virtual_cam,
+            self.blend,
+        ):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self._connect()
 

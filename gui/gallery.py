@@ -23,7 +23,7 @@ def thumbnail(bgr: np.ndarray, size: QSize = THUMB) -> QImage:
     small = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     y = (small.shape[0] - size.height()) // 2
     x = (small.shape[1] - size.width()) // 2
-    return bgr_to_qimage(small[y:y + size.height(), x:x + size.width()])
+    return bgr_to_qimage(small[y : y + size.height(), x : x + size.width()])
 
 
 def image_paths(urls_or_paths: list[str | Path]) -> list[Path]:
@@ -58,7 +58,8 @@ class StyleGallery(QWidget):
         self.list.setStyleSheet(
             "QListWidget { background: #1e1e22; border: none; }"
             "QListWidget::item { color: #ddd; border: 2px solid transparent; border-radius: 4px; }"
-            "QListWidget::item:selected { background: #2d5b8c; border: 2px solid #5fa8ff; color: white; }")
+            "QListWidget::item:selected { background: #2d5b8c; border: 2px solid #5fa8ff; color: white; }"
+        )
         self.list.itemClicked.connect(lambda item: self.style_chosen.emit(self.list.row(item)))
         self.add_button = QToolButton(self)
         self.add_button.setText("+")
@@ -103,4 +104,3 @@ class StyleGallery(QWidget):
     def _label(index: int, name: str) -> str:
         short = name if len(name) <= 14 else name[:13] + "…"
         return f"{index + 1} {short}" if index < 9 else short
-

@@ -61,15 +61,20 @@ class GatysWorker(ThreadWorker):
 
         torch.set_num_threads(self.job.torch_threads)  # per-thread setting in this worker's thread
         job = self.job
-        weights = {k: v for k, v in (("content_weight", job.content_weight), ("style_weight", job.style_weight))
-                   if v is not None}
-        options = KeyframeOptions(size=job.size, style_size=job.style_size,
-                                  gatys=GatysConfig(iterations=job.iterations, **weights))
+        weights = {
+            k: v
+            for k, v in (("content_weight", job.content_weight), ("style_weight", job.style_weight))
+            if v is not None
+        }
+        options = KeyframeOptions(
+            size=job.size, style_size=job.style_size, gatys=GatysConfig(iterations=job.iterations, **weights)
+        )
         model = self.models.get(job.device)
         if self.aborted:  # cancelled while the VGG weights were loading
             return None
-        image, _ = gatys_keyframe(model, job.content, job.style, options, progress=self._report,
-                                  should_stop=lambda: self.aborted)
+        image, _ = gatys_keyframe(
+            model, job.content, job.style, options, progress=self._report, should_stop=lambda: self.aborted
+        )
         return image
 
     def _report(self, step: int, losses: dict) -> None:

@@ -8,8 +8,20 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QPixmap
-from PyQt6.QtWidgets import (QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from models.errors import StylizerError
 from gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
@@ -24,9 +36,19 @@ class KeyframeDialog(QDialog):
 
     result_ready = pyqtSignal(object)  # uint8 BGR gatys result
 
-    def __init__(self, content: np.ndarray, feed_forward: np.ndarray, style: np.ndarray, style_name: str,
-                 model_name: str, save_dir: Path, iterations: int = 100, size: int = 256,
-                 models: GatysModelHolder | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        content: np.ndarray,
+        feed_forward: np.ndarray,
+        style: np.ndarray,
+        style_name: str,
+        model_name: str,
+        save_dir: Path,
+        iterations: int = 100,
+        size: int = 256,
+        models: GatysModelHolder | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Keyframe preview — {style_name}")
         self.content, self.feed_forward, self.style = content, feed_forward, style
@@ -118,9 +140,15 @@ class KeyframeDialog(QDialog):
     def start(self) -> None:
         if self.running:
             return
-        job = KeyframeJob(self.content, self.style, iterations=self.iterations.value(), size=self.size.value(),
-                          style_size=self.size.value(), content_weight=self.content_weight.value(),
-                          style_weight=self.style_weight.value())
+        job = KeyframeJob(
+            self.content,
+            self.style,
+            iterations=self.iterations.value(),
+            size=self.size.value(),
+            style_size=self.size.value(),
+            content_weight=self.content_weight.value(),
+            style_weight=self.style_weight.value(),
+        )
         self.progress.setRange(0, job.iterations)
         self.progress.setValue(0)
         self.losses.setText("starting…")
@@ -166,8 +194,9 @@ class KeyframeDialog(QDialog):
         if image is None:
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save image", str(self.save_dir / f"{stem}.png"),
-                                                    "Images (*.png *.jpg)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Save image", str(self.save_dir / f"{stem}.png"), "Images (*.png *.jpg)"
+            )
             if not chosen:
                 return None
             path = Path(chosen)

@@ -57,7 +57,6 @@ class _LoadedStyle:
     thumb: QImage
 
 
-
 def _apply_size(stylizer: FrameStylizer, size: int | str) -> None:
     """The size combo's choice: auto hands the size to the AutoSize governor, a number fixes it."""
     if size == "auto":
@@ -65,6 +64,7 @@ def _apply_size(stylizer: FrameStylizer, size: int | str) -> None:
     else:
         stylizer.set_target_fps(None)
         stylizer.set_size(int(size))
+
 
 class MainWindow(QMainWindow):
     """Everything the user sees; heavy work goes to the worker thread or the background pools."""
@@ -79,8 +79,8 @@ class MainWindow(QMainWindow):
         self.worker: LiveWorker | None = None
         self.keyframes: list[KeyframeDialog] = []
         self.gatys_models = GatysModelHolder()
-        self.setup_tasks = TaskQueue("loading the model")   # model and backend builds
-        self.style_tasks = TaskQueue("loading a style")     # style decoding + encoding, in gallery order
+        self.setup_tasks = TaskQueue("loading the model")  # model and backend builds
+        self.style_tasks = TaskQueue("loading a style")  # style decoding + encoding, in gallery order
         self._style_paths: list[Path] = []
         self._record_started = 0.0
         self._seen_style: int | None = None
@@ -183,8 +183,11 @@ class MainWindow(QMainWindow):
             return
         first, rest = self.options.styles[0], self.options.styles[1:]
         opts = self.options
-        params = StylizerParams(size=0 if opts.size == "auto" else opts.size, temporal=self.controls.temporal.currentText(),
-                                stability=self.controls.stability.value() / 100)  # read widgets here, not in build()
+        params = StylizerParams(
+            size=0 if opts.size == "auto" else opts.size,
+            temporal=self.controls.temporal.currentText(),
+            stability=self.controls.stability.value() / 100,
+        )  # read widgets here, not in build()
 
         def build() -> tuple[FrameStylizer, _LoadedStyle]:
             loaded = _load_style(first)
@@ -204,9 +207,12 @@ class MainWindow(QMainWindow):
         self._style_added(first)
         self.gallery.set_active(0)
         self._show_backend()
-        self.worker = LiveWorker(self.options.source, stylizer,
-                                 loop=self.options.loop and not is_camera(self.options.source),
-                                 output_dir=self.options.output_dir)
+        self.worker = LiveWorker(
+            self.options.source,
+            stylizer,
+            loop=self.options.loop and not is_camera(self.options.source),
+            output_dir=self.options.output_dir,
+        )
         self.worker.frame_ready.connect(self._show_frame)
         self.worker.errored.connect(self.show_error)
         self.worker.warned.connect(self.show_error)
@@ -304,8 +310,9 @@ class MainWindow(QMainWindow):
 
     def choose_styles(self) -> None:
         start = self.options.styles_folder or (self._style_paths[0].parent if self._style_paths else Path.home())
-        files, _ = QFileDialog.getOpenFileNames(self, "Add style images", str(start),
-                                                "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add style images", str(start), "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
+        )
         if files:
             self.options.styles_folder = Path(files[0]).parent
             self.add_styles([Path(f) for f in files])
@@ -413,9 +420,18 @@ class MainWindow(QMainWindow):
             return None
         state = live.state
         style = self.stylizer.styles[state.params.style_index]
-        dialog = KeyframeDialog(live.source, live.output, style.bgr, style.name, state.model, self.options.output_dir,
-                                iterations=self.options.keyframe_iterations, size=self.options.keyframe_size,
-                                models=self.gatys_models, parent=self)
+        dialog = KeyframeDialog(
+            live.source,
+            live.output,
+            style.bgr,
+            style.name,
+            state.model,
+            self.options.output_dir,
+            iterations=self.options.keyframe_iterations,
+            size=self.options.keyframe_size,
+            models=self.gatys_models,
+            parent=self,
+        )
         self.keyframes = [d for d in self.keyframes if d.isVisible() or d.running]  # forget closed ones
         self.keyframes.append(dialog)
         dialog.finished.connect(lambda _: dialog.shutdown())
@@ -482,9 +498,13 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> GuiSettings:
         folder = self.options.styles_folder
-        return GuiSettings(styles_folder=str(folder) if folder else None, model=self.controls.model.currentText(),
-                           backend=self.controls.backend.currentText(),
-                           size=self.controls.size.currentData(), geometry=self.saveGeometry())
+        return GuiSettings(
+            styles_folder=str(folder) if folder else None,
+            model=self.controls.model.currentText(),
+            backend=self.controls.backend.currentText(),
+            size=self.controls.size.currentData(),
+            geometry=self.saveGeometry(),
+        )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.shutdown()

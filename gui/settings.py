@@ -47,8 +47,12 @@ class SettingsStore:
             size_value = None
         geometry = self._qs.value("geometry")
         return GuiSettings(
-            styles_folder=text("styles_folder"), model=text("model"), backend=text("backend"), size=size_value,
-            geometry=geometry if isinstance(geometry, QByteArray) else None)
+            styles_folder=text("styles_folder"),
+            model=text("model"),
+            backend=text("backend"),
+            size=size_value,
+            geometry=geometry if isinstance(geometry, QByteArray) else None,
+        )
 
     def save(self, settings: GuiSettings) -> None:
         for key in ("styles_folder", "model", "backend", "size", "geometry"):

@@ -122,8 +122,7 @@ class TaskQueue:
         self._current: FunctionWorker | None = None
         self._ending: list[FunctionWorker] = []  # kept until their QThread has finished: Qt aborts otherwise
 
-    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
-               on_error: Callable[[str], None]) -> None:
+    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None]) -> None:
         """Run ``fn()`` after the tasks before it; ``on_done(result)`` or ``on_error(message)`` follow."""
         worker = FunctionWorker(fn)
         worker.what = self.name

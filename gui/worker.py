@@ -31,33 +31,42 @@ WAIT_S = 0.25  # how long one wait for a frame lasts before the loop looks at th
 class LiveFrame:
     """One frame as the window shows it, and what produced it."""
 
-    source: np.ndarray                 # uint8 BGR input (for keyframes)
-    output: np.ndarray                 # uint8 BGR stylised frame
+    source: np.ndarray  # uint8 BGR input (for keyframes)
+    output: np.ndarray  # uint8 BGR stylised frame
     index: int
-    seq: int                           # the session's output count: newer frames have larger ones
-    state: StylizerState               # the stylizer's settings this frame was made with
-    stats: dict[str, StageSnapshot]    # the pipeline's stages (fps, latency, drops)
+    seq: int  # the session's output count: newer frames have larger ones
+    state: StylizerState  # the stylizer's settings this frame was made with
+    stats: dict[str, StageSnapshot]  # the pipeline's stages (fps, latency, drops)
 
 
 class LiveWorker(ThreadWorker):
     """A live session (source → stylizer → recorder, virtual camera) in its own thread; commands thread-safe."""
 
-    frame_ready = pyqtSignal()                 # a newer frame waits in take_frame(); not emitted again until taken
-    warned = pyqtSignal(str)                   # a skipped frame, a failed recording: the session goes on
+    frame_ready = pyqtSignal()  # a newer frame waits in take_frame(); not emitted again until taken
+    warned = pyqtSignal(str)  # a skipped frame, a failed recording: the session goes on
     recording_changed = pyqtSignal(bool, str)  # on/off, file
     virtual_camera_changed = pyqtSignal(bool)
 
     what = "the live view"
 
-    def __init__(self, source: str | int, stylizer: FrameStylizer, loop: bool = True,
-                 output_dir: Path = Path(".")) -> None:
+    def __init__(
+        self, source: str | int, stylizer: FrameStylizer, loop: bool = True, output_dir: Path = Path(".")
+    ) -> None:
         super().__init__()
         self.stylizer = stylizer
-        config = SessionConfig(source=source, loop=loop, recording=Path(output_dir) / "stylizer.mp4",
-                               stamp_takes=True, snapshot_dir=Path(output_dir))
-        self.session = LiveSession(config, on_warning=self.warned.emit,
-                                   on_recording=lambda on, path: self.recording_changed.emit(on, str(path)),
-                                   on_virtual_camera=self.virtual_camera_changed.emit)
+        config = SessionConfig(
+            source=source,
+            loop=loop,
+            recording=Path(output_dir) / "stylizer.mp4",
+            stamp_takes=True,
+            snapshot_dir=Path(output_dir),
+        )
+        self.session = LiveSession(
+            config,
+            on_warning=self.warned.emit,
+            on_recording=lambda on, path: self.recording_changed.emit(on, str(path)),
+            on_virtual_camera=self.virtual_camera_changed.emit,
+        )
         self._taken = threading.Event()  # the window has taken the last frame signalled
         self._taken.set()
 
@@ -74,8 +83,14 @@ class LiveWorker(ThreadWorker):
         pipeline = self.session.pipeline
         if out is None or pipeline is None:
             return None
-        return LiveFrame(out.frame.image, out.image, out.frame.index, out.seq, out.state or self.stylizer.state,
-                         pipeline.stats.snapshot())
+        return LiveFrame(
+            out.frame.image,
+            out.image,
+            out.frame.index,
+            out.seq,
+            out.state or self.stylizer.state,
+            pipeline.stats.snapshot(),
+        )
 
     @property
     def recorder(self) -> RecorderSink:

@@ -99,12 +99,37 @@ class CaffeVGGEncoder(nn.Module):
 
 #: naoto0804's ``vgg`` nn.Sequential up to relu4_1 (index 30): ("conv", in, out, kernel) or a layer kind.
 _OFFICIAL_VGG = (
-    ("conv", 3, 3, 1), "pad", ("conv", 3, 64, 3), "relu",                                   # 0-3: relu1_1
-    "pad", ("conv", 64, 64, 3), "relu", "pool",                                             # 4-7
-    "pad", ("conv", 64, 128, 3), "relu", "pad", ("conv", 128, 128, 3), "relu", "pool",      # 8-14: relu2_1 at 10
-    "pad", ("conv", 128, 256, 3), "relu", "pad", ("conv", 256, 256, 3), "relu",            # 15-20: relu3_1 at 17
-    "pad", ("conv", 256, 256, 3), "relu", "pad", ("conv", 256, 256, 3), "relu", "pool",    # 21-27
-    "pad", ("conv", 256, 512, 3), "relu",                                                   # 28-30: relu4_1
+    ("conv", 3, 3, 1),
+    "pad",
+    ("conv", 3, 64, 3),
+    "relu",  # 0-3: relu1_1
+    "pad",
+    ("conv", 64, 64, 3),
+    "relu",
+    "pool",  # 4-7
+    "pad",
+    ("conv", 64, 128, 3),
+    "relu",
+    "pad",
+    ("conv", 128, 128, 3),
+    "relu",
+    "pool",  # 8-14: relu2_1 at 10
+    "pad",
+    ("conv", 128, 256, 3),
+    "relu",
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",  # 15-20: relu3_1 at 17
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",
+    "pool",  # 21-27
+    "pad",
+    ("conv", 256, 512, 3),
+    "relu",  # 28-30: relu4_1
 )
 _OFFICIAL_VGG_MODULES = 53  # the whole file's Sequential; only the first 31 are used
 _OFFICIAL_TAP_INDICES = (3, 10, 17, 30)
@@ -127,7 +152,9 @@ def _build(layout: tuple) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, allow_extra: set[str] = frozenset()) -> None:
+def _load_strict(
+    module: nn.Module, state: dict[str, torch.Tensor], what: str, allow_extra: set[str] = frozenset()
+) -> None:
     load_checked(module, state, what, "use the official file or one our trainer wrote", frozenset(allow_extra))
 
 
@@ -144,8 +171,11 @@ class NormalisedVGGEncoder(nn.Module):
     def from_state(cls, state: dict[str, torch.Tensor], what: str = "vgg_normalised.pth") -> "NormalisedVGGEncoder":
         encoder = cls()
         # the official file goes on to relu5_4 (modules 31-52); those keys are expected and unused
-        extra = {k for k in state if k.split(".")[0].isdigit()
-                 and len(_OFFICIAL_VGG) <= int(k.split(".")[0]) < _OFFICIAL_VGG_MODULES}
+        extra = {
+            k
+            for k in state
+            if k.split(".")[0].isdigit() and len(_OFFICIAL_VGG) <= int(k.split(".")[0]) < _OFFICIAL_VGG_MODULES
+        }
         _load_strict(encoder.layers, state, what, allow_extra=extra)
         return encoder
 
@@ -166,11 +196,35 @@ class NormalisedVGGEncoder(nn.Module):
 #: The decoder mirrors the encoder to relu4_1; indices match naoto0804's 29-module Sequential
 #: (convs at 1, 5, 8, 11, 14, 18, 21, 25, 28), so the official decoder.pth loads as is.
 _DECODER = (
-    "pad", ("conv", 512, 256, 3), "relu", "up",                                              # 0-3
-    "pad", ("conv", 256, 256, 3), "relu", "pad", ("conv", 256, 256, 3), "relu",             # 4-9
-    "pad", ("conv", 256, 256, 3), "relu", "pad", ("conv", 256, 128, 3), "relu", "up",       # 10-16
-    "pad", ("conv", 128, 128, 3), "relu", "pad", ("conv", 128, 64, 3), "relu", "up",        # 17-23
-    "pad", ("conv", 64, 64, 3), "relu", "pad", ("conv", 64, 3, 3),                          # 24-28, no activation
+    "pad",
+    ("conv", 512, 256, 3),
+    "relu",
+    "up",  # 0-3
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",  # 4-9
+    "pad",
+    ("conv", 256, 256, 3),
+    "relu",
+    "pad",
+    ("conv", 256, 128, 3),
+    "relu",
+    "up",  # 10-16
+    "pad",
+    ("conv", 128, 128, 3),
+    "relu",
+    "pad",
+    ("conv", 128, 64, 3),
+    "relu",
+    "up",  # 17-23
+    "pad",
+    ("conv", 64, 64, 3),
+    "relu",
+    "pad",
+    ("conv", 64, 3, 3),  # 24-28, no activation
 )
 
 
@@ -189,7 +243,9 @@ class AdaINFrame(nn.Module):
         super().__init__()
         self.encoder, self.decoder, self.feature_scale = encoder, decoder, feature_scale
 
-    def forward(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
         h, w = content.shape[-2:]
         # three ×2 poolings: a side that is a multiple of 8 comes back at exactly its size
         x = F.pad(content, (0, (-w) % 8, 0, (-h) % 8), mode="reflect")
@@ -203,11 +259,18 @@ class AdaIN(StyleModel):
 
     name = "adain"
 
-    def __init__(self, encoder: nn.Module | None = None, decoder: nn.Module | None = None,
-                 feature_scale: float = OUR_FEATURE_SCALE) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        feature_scale: float = OUR_FEATURE_SCALE,
+    ) -> None:
         super().__init__()
-        self.net = AdaINFrame(encoder if encoder is not None else CaffeVGGEncoder(),
-                              decoder if decoder is not None else make_decoder(), feature_scale)
+        self.net = AdaINFrame(
+            encoder if encoder is not None else CaffeVGGEncoder(),
+            decoder if decoder is not None else make_decoder(),
+            feature_scale,
+        )
         self.eval()
 
     @property
@@ -230,8 +293,9 @@ class AdaIN(StyleModel):
     def frame_network(self) -> nn.Module:
         return self.net
 
-    def stylize_masked(self, content: torch.Tensor, codes: list[StyleCode], mask: torch.Tensor,
-                       alpha: float = 1.0) -> torch.Tensor:
+    def stylize_masked(
+        self, content: torch.Tensor, codes: list[StyleCode], mask: torch.Tensor, alpha: float = 1.0
+    ) -> torch.Tensor:
         """Two styles split by a mask (1 = first style, 0 = second), applied on the relu4_1 grid."""
         check_image_batch(content, "content image", self.min_size)
         if len(codes) != 2:
@@ -241,8 +305,12 @@ class AdaIN(StyleModel):
         h, w = content.shape[-2:]
         x = F.pad(content, (0, (-w) % 8, 0, (-h) % 8), mode="reflect")
         feat = self.encoder(x)
-        grid_mask = F.interpolate(F.pad(mask.to(feat), (0, (-w) % 8, 0, (-h) % 8), mode="replicate"),
-                                  size=feat.shape[-2:], mode="bilinear", align_corners=False)
+        grid_mask = F.interpolate(
+            F.pad(mask.to(feat), (0, (-w) % 8, 0, (-h) % 8), mode="replicate"),
+            size=feat.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
         t = alpha * masked_adain(feat, codes, grid_mask) + (1 - alpha) * feat
         return self.decoder(t * self.feature_scale)[..., :h, :w]
 
@@ -266,13 +334,21 @@ def _torch_state(path: Path) -> dict[str, torch.Tensor]:
     return read_torch(path, "checkpoint", "use the official release file")
 
 
-def save_our_decoder(decoder: nn.Module, path: Path, feature_scale: float = OUR_FEATURE_SCALE,
-                     extra_metadata: dict[str, str] | None = None) -> Path:
+def save_our_decoder(
+    decoder: nn.Module,
+    path: Path,
+    feature_scale: float = OUR_FEATURE_SCALE,
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
     """Write a trained decoder as fp16 safetensors with the metadata the loader checks."""
     from safetensors.torch import save_file
 
-    metadata = {"model": "adain", "encoder": OUR_ENCODER_ID, "feature_scale": repr(float(feature_scale)),
-                **(extra_metadata or {})}
+    metadata = {
+        "model": "adain",
+        "encoder": OUR_ENCODER_ID,
+        "feature_scale": repr(float(feature_scale)),
+        **(extra_metadata or {}),
+    }
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in decoder.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
     return path
@@ -282,8 +358,10 @@ def load_our_decoder(path: Path) -> tuple[nn.Module, float]:
     """A decoder and its feature scale from our safetensors file."""
     state, metadata = read_safetensors(path, "decoder", "export it again with 'main.py train'")
     if metadata.get("model") != "adain" or metadata.get("encoder") != OUR_ENCODER_ID:
-        raise WeightsError(f"{path} is not an AdaIN decoder for our VGG-19 (metadata {json.dumps(metadata)}); "
-                           "use a file written by 'main.py train adain'")
+        raise WeightsError(
+            f"{path} is not an AdaIN decoder for our VGG-19 (metadata {json.dumps(metadata)}); "
+            "use a file written by 'main.py train adain'"
+        )
     decoder = make_decoder()
     _load_strict(decoder, state, path.name)
     return decoder, float(metadata["feature_scale"])

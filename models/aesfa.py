@@ -130,8 +130,9 @@ class Decoder(nn.Module):
             out.extend(kernels_l)
         return out
 
-    def forward_bands(self, content: Octave, kernels: Sequence[torch.Tensor],
-                      alpha: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_bands(
+        self, content: Octave, kernels: Sequence[torch.Tensor], alpha: torch.Tensor | float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decoded image and its high- and low-frequency parts (ImageNet-normalised space)."""
         k = list(kernels)
         out = self.AdaOctConv1_1(content, tuple(k[0:3]), tuple(k[3:6]), alpha)
@@ -142,8 +143,9 @@ class Decoder(nn.Module):
         image, high, low = self.OctConv3_2(out)
         return self.conv4(image), self.conv4(high), self.conv4(low)
 
-    def forward(self, content: Octave, kernels: Sequence[torch.Tensor],
-                alpha: torch.Tensor | float = 1.0) -> torch.Tensor:
+    def forward(
+        self, content: Octave, kernels: Sequence[torch.Tensor], alpha: torch.Tensor | float = 1.0
+    ) -> torch.Tensor:
         return self.forward_bands(content, kernels, alpha)[0]
 
 
@@ -235,8 +237,9 @@ class AesFA(StyleModel):
 
     # -- weights -----------------------------------------------------------------------------
     @classmethod
-    def from_files(cls, files: Mapping[str, Path], config: AesFAConfig | None = None,
-                   strength: str = "features") -> "AesFA":
+    def from_files(
+        cls, files: Mapping[str, Path], config: AesFAConfig | None = None, strength: str = "features"
+    ) -> "AesFA":
         """Build from role "main": the official ``main.pth`` or our fp16 ``.safetensors``."""
         if "main" not in files:
             raise WeightsError("AesFA needs its 'main' checkpoint (main.pth or an AesFA .safetensors file)")
@@ -254,15 +257,20 @@ class AesFA(StyleModel):
             problems.extend(key_problems(getattr(self, net).state_dict(), nets[net], f"{net}."))
         if problems:
             shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-            raise WeightsError(f"AesFA checkpoint does not fit the network ({shown}); "
-                               "use the official main.pth or a file written by 'main.py train aesfa'")
+            raise WeightsError(
+                f"AesFA checkpoint does not fit the network ({shown}); "
+                "use the official main.pth or a file written by 'main.py train aesfa'"
+            )
         for net in NETS:
             getattr(self, net).load_state_dict({k: v.float() for k, v in nets[net].items()}, strict=True)
 
     def flat_state(self, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
         """All weights keyed ``netE.…``/``netS.…``/``netG.…``: the layout of our .safetensors files."""
-        return {f"{net}.{k}": v.detach().to(dtype).contiguous().cpu()
-                for net in NETS for k, v in getattr(self, net).state_dict().items()}
+        return {
+            f"{net}.{k}": v.detach().to(dtype).contiguous().cpu()
+            for net in NETS
+            for k, v in getattr(self, net).state_dict().items()
+        }
 
     def save_safetensors(self, path: Path, metadata: dict[str, str] | None = None) -> Path:
         """Write the weights as fp16 safetensors (about 6.4 MB at the default widths)."""

@@ -111,8 +111,9 @@ class PartFile:
         except IsADirectoryError:
             raise InputError(f"cannot write {self.part}: it is a folder; remove it or choose another name") from None
         except OSError as exc:
-            raise InputError(f"cannot write to folder {self.target.parent}: {exc.strerror}; "
-                             "choose another output folder") from None
+            raise InputError(
+                f"cannot write to folder {self.target.parent}: {exc.strerror}; choose another output folder"
+            ) from None
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -123,8 +124,9 @@ class PartFile:
             holder = lock_holder(fd)
             os.close(fd)
             who = f"pid {holder}" if holder else "another process"
-            raise InputError(f"{self.target} is being written by another job ({who}); wait for it to end or choose "
-                             "another output") from None
+            raise InputError(
+                f"{self.target} is being written by another job ({who}); wait for it to end or choose another output"
+            ) from None
         os.ftruncate(fd, 0)  # after the lock: a live job's file is never cut
         self._lock = fd
         return self.part

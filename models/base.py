@@ -48,9 +48,7 @@ class StyleCode:
             raise InputError("style weights must be non-negative and not all zero")
         total = float(sum(weights))
         names = codes[0].names
-        blended = {
-            name: sum(c.tensors[name] * (w / total) for c, w in zip(codes, weights)) for name in names
-        }
+        blended = {name: sum(c.tensors[name] * (w / total) for c, w in zip(codes, weights)) for name in names}
         return StyleCode(codes[0].model, blended)
 
 

@@ -21,8 +21,9 @@ def read_torch(path: Path, what: str, hint: str, tensors_only: bool = True) -> d
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip, truncation and runtime errors alike mean "not that file"
-        raise WeightsError(f"cannot read {what} {path} ({type(exc).__name__}): not a readable PyTorch "
-                           f"checkpoint; {hint}") from exc
+        raise WeightsError(
+            f"cannot read {what} {path} ({type(exc).__name__}): not a readable PyTorch checkpoint; {hint}"
+        ) from exc
     if not isinstance(state, dict) or (tensors_only and not all(isinstance(v, torch.Tensor) for v in state.values())):
         raise WeightsError(f"{what} {path} is not a state dict of tensors; {hint}")
     return state
@@ -39,13 +40,20 @@ def read_safetensors(path: Path, what: str, hint: str) -> tuple[dict[str, torch.
         raise WeightsError(f"{what} {path} is not a readable safetensors file ({exc}); {hint}") from exc
 
 
-def problems(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], prefix: str = "",
-             allow_extra: frozenset[str] = frozenset()) -> list[str]:
+def problems(
+    expected: Mapping[str, torch.Tensor],
+    got: Mapping[str, torch.Tensor],
+    prefix: str = "",
+    allow_extra: frozenset[str] = frozenset(),
+) -> list[str]:
     """Short phrases for each missing key, unexpected key and shape mismatch (keys shown with ``prefix``)."""
     found = [f"missing {prefix}{k}" for k in expected if k not in got]
     found += [f"unexpected {prefix}{k}" for k in got if k not in expected and k not in allow_extra]
-    found += [f"{prefix}{k} has shape {tuple(got[k].shape)}, expected {tuple(v.shape)}"
-              for k, v in expected.items() if k in got and tuple(got[k].shape) != tuple(v.shape)]
+    found += [
+        f"{prefix}{k} has shape {tuple(got[k].shape)}, expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and tuple(got[k].shape) != tuple(v.shape)
+    ]
     return found
 
 
@@ -54,8 +62,13 @@ def summary(found: list[str], limit: int = 6) -> str:
     return "; ".join(found[:limit]) + more
 
 
-def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, hint: str,
-                 allow_extra: frozenset[str] = frozenset()) -> None:
+def load_checked(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    what: str,
+    hint: str,
+    allow_extra: frozenset[str] = frozenset(),
+) -> None:
     """Load ``state`` (cast to fp32) into ``module`` if every key and shape fits, else one WeightsError."""
     own = module.state_dict()
     found = problems(own, state, allow_extra=allow_extra)

@@ -45,9 +45,13 @@ def check_work_size(size: tuple[int, int], target: int, side: str, option: str, 
     if pixels > MAX_WORK_PIXELS:
         fits = int((MAX_WORK_PIXELS / (w * h)) ** 0.5 * ref)
         given = f"{option} {target}" if target else f"{option} 0 (the input's own size)"
-        raise InputError(f"{given} makes a {work[0]}x{work[1]} working image ({pixels / 1e6:.1f} MP), above the "
-                         f"{MAX_WORK_PIXELS / 1e6:.1f} MP this app processes (memory); use {option} {fits} or less")
+        raise InputError(
+            f"{given} makes a {work[0]}x{work[1]} working image ({pixels / 1e6:.1f} MP), above the "
+            f"{MAX_WORK_PIXELS / 1e6:.1f} MP this app processes (memory); use {option} {fits} or less"
+        )
     if min(work) < min_side:
-        raise InputError(f"{option} {target} makes a {work[0]}x{work[1]} px working image; the models need at least "
-                         f"{min_side} px per side: use a larger {option}, or {option} 0 for the size as it is")
+        raise InputError(
+            f"{option} {target} makes a {work[0]}x{work[1]} px working image; the models need at least "
+            f"{min_side} px per side: use a larger {option}, or {option} 0 for the size as it is"
+        )
     return work

@@ -132,17 +132,27 @@ class Gatys(nn.Module):
     def device(self) -> torch.device:
         return next(self.vgg.parameters()).device
 
-    def losses(self, image: torch.Tensor, content_target: torch.Tensor, style_targets: dict[str, torch.Tensor],
-               config: GatysConfig) -> dict[str, torch.Tensor]:
+    def losses(
+        self,
+        image: torch.Tensor,
+        content_target: torch.Tensor,
+        style_targets: dict[str, torch.Tensor],
+        config: GatysConfig,
+    ) -> dict[str, torch.Tensor]:
         """The weighted content, style and TV losses of ``image`` and their sum."""
         taps = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
         feats = self.vgg(image, taps)
         content = F.mse_loss(feats[config.content_layer], content_target)
-        style = sum(weight * F.mse_loss(gram_matrix(feats[name]), style_targets[name])
-                    for name, weight in config.style_layers.items())
+        style = sum(
+            weight * F.mse_loss(gram_matrix(feats[name]), style_targets[name])
+            for name, weight in config.style_layers.items()
+        )
         tv = total_variation(image)
-        weighted = {"content": config.content_weight * content, "style": config.style_weight * style,
-                    "tv": config.tv_weight * tv}
+        weighted = {
+            "content": config.content_weight * content,
+            "style": config.style_weight * style,
+            "tv": config.tv_weight * tv,
+        }
         weighted["total"] = weighted["content"] + weighted["style"] + weighted["tv"]
         return weighted
 
@@ -156,8 +166,14 @@ class Gatys(nn.Module):
         noise = 0.25 + 0.5 * torch.rand(content.shape, generator=generator)
         return noise.to(content.device, content.dtype)
 
-    def optimize(self, content: torch.Tensor, style: torch.Tensor, config: GatysConfig | None = None,
-                 progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> GatysResult:
+    def optimize(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        config: GatysConfig | None = None,
+        progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> GatysResult:
         """Optimise an image to have ``content``'s content and ``style``'s style (both (1, 3, H, W) in [0, 1]).
 
         A step is one loss evaluation (one VGG forward and backward pass), so ``config.iterations``
@@ -174,17 +190,32 @@ class Gatys(nn.Module):
         full_size = tuple(content.shape[-2:])
         # Inputs may come from inference mode (GUI, style cache): clone them into ordinary tensors.
         with torch.inference_mode(False), torch.enable_grad():
-            content = fit_longest(content.detach().to(device).float().clone(memory_format=torch.contiguous_format),
-                                  config.max_size)
-            style = fit_longest(style.detach().to(device).float().clone(memory_format=torch.contiguous_format),
-                                config.max_size)
+            content = fit_longest(
+                content.detach().to(device).float().clone(memory_format=torch.contiguous_format), config.max_size
+            )
+            style = fit_longest(
+                style.detach().to(device).float().clone(memory_format=torch.contiguous_format), config.max_size
+            )
             if tuple(content.shape[-2:]) != full_size:
-                log.warning("gatys: optimising at %dx%d instead of %dx%d (max_size %d), then upscaling",
-                            content.shape[-1], content.shape[-2], full_size[1], full_size[0], config.max_size)
+                log.warning(
+                    "gatys: optimising at %dx%d instead of %dx%d (max_size %d), then upscaling",
+                    content.shape[-1],
+                    content.shape[-2],
+                    full_size[1],
+                    full_size[0],
+                    config.max_size,
+                )
             return self._run(content, style, config, full_size, progress, should_stop)
 
-    def _run(self, content: torch.Tensor, style: torch.Tensor, config: GatysConfig, full_size: tuple[int, int],
-             progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> GatysResult:
+    def _run(
+        self,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        config: GatysConfig,
+        full_size: tuple[int, int],
+        progress: ProgressFn | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> GatysResult:
         with torch.no_grad():
             content_target = self.vgg(content, (config.content_layer,))[config.content_layer]
             style_targets = {name: gram_matrix(f) for name, f in self.vgg(style, tuple(config.style_layers)).items()}
@@ -194,8 +225,15 @@ class Gatys(nn.Module):
         logits = torch.logit(start.clamp(_LOGIT_EPS, 1.0 - _LOGIT_EPS)).requires_grad_(True)
         if config.optimizer == "lbfgs":
             optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-                [logits], lr=1.0, max_iter=config.iterations, max_eval=config.iterations, history_size=100,
-                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+                [logits],
+                lr=1.0,
+                max_iter=config.iterations,
+                max_eval=config.iterations,
+                history_size=100,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
         else:
             optimizer = torch.optim.Adam([logits], lr=config.lr)
 
@@ -216,8 +254,10 @@ class Gatys(nn.Module):
             losses = self.losses(image, content_target, style_targets, config)
             total = float(losses["total"].detach())
             if not math.isfinite(total):
-                raise GatysError(f"gatys diverged at step {len(history) + 1} (loss {total}); "
-                                 "lower the style weight or use the adam optimiser")
+                raise GatysError(
+                    f"gatys diverged at step {len(history) + 1} (loss {total}); "
+                    "lower the style weight or use the adam optimiser"
+                )
             losses["total"].backward()
             history.append({k: float(v.detach()) for k, v in losses.items()})
             if not running_min or total < running_min[-1]:

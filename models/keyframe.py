@@ -27,9 +27,14 @@ class KeyframeOptions:
     gatys: GatysConfig = field(default_factory=GatysConfig)
 
 
-def gatys_keyframe(model: Gatys, content: np.ndarray, style: np.ndarray, options: KeyframeOptions,
-                   progress: ProgressFn | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, GatysResult]:
+def gatys_keyframe(
+    model: Gatys,
+    content: np.ndarray,
+    style: np.ndarray,
+    options: KeyframeOptions,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, GatysResult]:
     """Optimise a BGR frame against a BGR style image; returns the BGR result and the run's record."""
     content_t = to_tensor(resize_longest(content, options.size), model.device)
     style_t = to_tensor(resize_longest(style, options.style_size), model.device)
@@ -37,8 +42,9 @@ def gatys_keyframe(model: Gatys, content: np.ndarray, style: np.ndarray, options
     return to_bgr(result.image), result
 
 
-def feed_forward_keyframe(model: StyleModel, content: np.ndarray, style: np.ndarray, size: int,
-                          style_size: int) -> np.ndarray:
+def feed_forward_keyframe(
+    model: StyleModel, content: np.ndarray, style: np.ndarray, size: int, style_size: int
+) -> np.ndarray:
     """The same frame through a feed-forward model, for a side-by-side comparison."""
     with torch.inference_mode():
         code = model.encode_style(to_tensor(resize_longest(style, style_size), model.device))
@@ -52,7 +58,6 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
 
     h = left.shape[0]
     if right.shape[0] != h:
-        right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h),
-                           interpolation=cv2.INTER_AREA)
+        right = cv2.resize(right, (max(1, round(right.shape[1] * h / right.shape[0])), h), interpolation=cv2.INTER_AREA)
     spacer = np.full((h, gap, 3), 255, np.uint8)
     return np.concatenate([left, spacer, right], axis=1)

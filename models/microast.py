@@ -92,11 +92,16 @@ class MicroEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.enc1 = nn.Sequential(
-            ReflectionConv(3, 16, 9), nn.ReLU(),
-            ReflectionConv(16, 32, 3, stride=2, groups=16), nn.ReLU(),  # depthwise ×2, downsample
-            ReflectionConv(32, 32, 1), nn.ReLU(),  # pointwise
-            ReflectionConv(32, 64, 3, stride=2, groups=32), nn.ReLU(),
-            ReflectionConv(64, 64, 1), nn.ReLU(),
+            ReflectionConv(3, 16, 9),
+            nn.ReLU(),
+            ReflectionConv(16, 32, 3, stride=2, groups=16),
+            nn.ReLU(),  # depthwise ×2, downsample
+            ReflectionConv(32, 32, 1),
+            nn.ReLU(),  # pointwise
+            ReflectionConv(32, 64, 3, stride=2, groups=32),
+            nn.ReLU(),
+            ReflectionConv(64, 64, 1),
+            nn.ReLU(),
             ResidualBlock(64),
         )
         self.enc2 = nn.Sequential(ResidualBlock(64))
@@ -112,8 +117,9 @@ class Modulator(nn.Module):
     def __init__(self, channels: int = 64) -> None:
         super().__init__()
         for name in ("weight1", "bias1", "weight2", "bias2"):
-            self.add_module(name, nn.Sequential(ReflectionConv(channels, channels, 3, groups=channels),
-                                                nn.AdaptiveAvgPool2d(1)))
+            self.add_module(
+                name, nn.Sequential(ReflectionConv(channels, channels, 3, groups=channels), nn.AdaptiveAvgPool2d(1))
+            )
 
     def forward(self, shallow: torch.Tensor, deep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Filter weights and biases, each (N, 2, C, 1, 1): index 0 from the shallow level, 1 from the deep."""
@@ -131,16 +137,27 @@ class MicroDecoder(nn.Module):
         self.dec2 = FilterModulatedResidualBlock(64)
         self.dec3 = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear"),
-            ReflectionConv(64, 32, 3, groups=32), nn.ReLU(),
-            ReflectionConv(32, 32, 1), nn.ReLU(),
+            ReflectionConv(64, 32, 3, groups=32),
+            nn.ReLU(),
+            ReflectionConv(32, 32, 1),
+            nn.ReLU(),
             nn.Upsample(scale_factor=2, mode="bilinear"),
-            ReflectionConv(32, 16, 3, groups=16), nn.ReLU(),
-            ReflectionConv(16, 16, 1), nn.ReLU(),
+            ReflectionConv(32, 16, 3, groups=16),
+            nn.ReLU(),
+            ReflectionConv(16, 16, 1),
+            nn.ReLU(),
             ReflectionConv(16, 3, 9),
         )
 
-    def forward(self, deep: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
-                filter_bias: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        deep: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        filter_weight: torch.Tensor,
+        filter_bias: torch.Tensor,
+        alpha: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Decode deep content features with a style code's tensors (level 1 = deep, 0 = shallow).
 
         ``alpha`` (None = full style) mixes the feature modulation with the unmodulated features,
@@ -176,8 +193,15 @@ class MicroASTFrameNetwork(nn.Module):
         self.decoder = decoder
         self.strength = strength
 
-    def forward(self, content: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, filter_weight: torch.Tensor,
-                filter_bias: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        content: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        filter_weight: torch.Tensor,
+        filter_bias: torch.Tensor,
+        alpha: torch.Tensor,
+    ) -> torch.Tensor:
         _, deep = self.content_encoder(content)
         if self.strength == "features":
             out = self.decoder(deep, mean, std, filter_weight, filter_bias, alpha)
@@ -213,16 +237,22 @@ class MicroAST(StyleModel):
 
     def components(self) -> dict[str, nn.Module]:
         """The four trained parts, keyed by their checkpoint roles."""
-        return {"content_encoder": self.frame.content_encoder, "style_encoder": self.style_encoder,
-                "modulator": self.modulator, "decoder": self.frame.decoder}
+        return {
+            "content_encoder": self.frame.content_encoder,
+            "style_encoder": self.style_encoder,
+            "modulator": self.modulator,
+            "decoder": self.frame.decoder,
+        }
 
     @classmethod
     def from_files(cls, files: dict[str, Path], strength: str = "image") -> "MicroAST":
         """Build from the four official state dicts, checking every key and shape; ``strength`` as in the frame network."""
         missing_roles = [r for r in ROLES if r not in files]
         if missing_roles:
-            raise WeightsError(f"MicroAST needs checkpoint files for {', '.join(missing_roles)}; "
-                               "give them all (e.g. --weights decoder=PATH)")
+            raise WeightsError(
+                f"MicroAST needs checkpoint files for {', '.join(missing_roles)}; "
+                "give them all (e.g. --weights decoder=PATH)"
+            )
         model = cls(strength)
         for role, module in model.components().items():
             load_strict(module, Path(files[role]), role)
@@ -238,12 +268,15 @@ class MicroAST(StyleModel):
         shallow, deep = self.style_encoder(style)
         weight, bias = self.modulator(shallow, deep)
         stats = [channel_mean_std(f) for f in (shallow, deep)]
-        return StyleCode(self.name, {
-            "mean": torch.cat([m for m, _ in stats]),
-            "std": torch.cat([s for _, s in stats]),
-            "filter_weight": weight[0],
-            "filter_bias": bias[0],
-        })
+        return StyleCode(
+            self.name,
+            {
+                "mean": torch.cat([m for m, _ in stats]),
+                "std": torch.cat([s for _, s in stats]),
+                "filter_weight": weight[0],
+                "filter_bias": bias[0],
+            },
+        )
 
     def stylize(self, content: torch.Tensor, code: StyleCode, alpha: float = 1.0) -> torch.Tensor:
         """Stylise a batch of content images; any size of at least ``min_size`` px per side."""
@@ -265,7 +298,7 @@ def load_strict(module: nn.Module, path: Path, role: str) -> None:
     if Path(path).suffix == ".safetensors":
         tensors, _ = read_safetensors(Path(path), "MicroAST checkpoint", "reinstall the package or delete the file")
         prefix = role + "."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     else:
         state = read_torch(path, f"MicroAST {role} checkpoint", "download the official file again")
     load_checked(module, state, f"MicroAST {role} checkpoint {path}", f"is it the official {role} file?")

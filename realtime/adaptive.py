@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 LIVE_SIZES = (160, 240, 360, 480, 720)  # short sides the governors move between
 MIN_KEYFRAME_FPS = 8.0  # keyframes per second below which moving things visibly lag behind their texture
-MAX_BUSY = 0.8          # per-frame work as a share of the frame interval above which frames start to drop
-AUTO_START = 360        # the size the first second is measured at (a frame with a shorter side starts there)
+MAX_BUSY = 0.8  # per-frame work as a share of the frame interval above which frames start to drop
+AUTO_START = 360  # the size the first second is measured at (a frame with a shorter side starts there)
 
 
 class SizeGovernor:
@@ -57,8 +57,9 @@ class SizeGovernor:
         self._since = (now, keyframes)
         self.reason = f"keyframes {rate:.1f}/s for a target of {self.target:g}"
         if new is not None:
-            log.info("keyframes at %.1f fps for a target of %.1f: processing size %d → %d", rate, self.target,
-                     current, new)
+            log.info(
+                "keyframes at %.1f fps for a target of %.1f: processing size %d → %d", rate, self.target, current, new
+            )
         return new
 
 
@@ -70,8 +71,14 @@ class AutoSize:
     drop (the stylizer thread must be idle part of each frame interval to keep up with the camera).
     """
 
-    def __init__(self, min_keyframes: float = MIN_KEYFRAME_FPS, max_busy: float = MAX_BUSY, first_s: float = 1.0,
-                 settle_s: float = 3.0, sizes: tuple[int, ...] = LIVE_SIZES) -> None:
+    def __init__(
+        self,
+        min_keyframes: float = MIN_KEYFRAME_FPS,
+        max_busy: float = MAX_BUSY,
+        first_s: float = 1.0,
+        settle_s: float = 3.0,
+        sizes: tuple[int, ...] = LIVE_SIZES,
+    ) -> None:
         self.min_keyframes = min_keyframes
         self.max_busy = max_busy
         self.first_s = first_s
@@ -110,8 +117,10 @@ class AutoSize:
             new = higher[0] if higher else current
         self._decided += 1
         self._since, self._busy = (now, keyframes), 0.0
-        why = (f"keyframes {rate:.1f}/s (≥ {self.min_keyframes:g}), frame work {busy:.0%} of the time "
-               f"(≤ {self.max_busy:.0%}) at {current} px")
+        why = (
+            f"keyframes {rate:.1f}/s (≥ {self.min_keyframes:g}), frame work {busy:.0%} of the time "
+            f"(≤ {self.max_busy:.0%}) at {current} px"
+        )
         if new == current:
             larger = [s for s in candidates if s > current]
             self.reason = f"auto {current} px: {why}" + (f"; {larger[0]} px would not keep up" if larger else "")

@@ -68,8 +68,9 @@ def _open(index: int, found: dict[int, CameraInfo]) -> None:
         cap.release()
 
 
-def probe_cameras(indices=PROBE_INDICES, budget_s: float = PROBE_BUDGET_S,
-                  skip: frozenset[int] = frozenset()) -> list[CameraInfo]:
+def probe_cameras(
+    indices=PROBE_INDICES, budget_s: float = PROBE_BUDGET_S, skip: frozenset[int] = frozenset()
+) -> list[CameraInfo]:
     """The cameras among ``indices`` that open and give a frame, all within ``budget_s`` seconds."""
     found: dict[int, CameraInfo] = {}
     deadline = time.monotonic() + budget_s
@@ -94,8 +95,9 @@ def cameras_hint(failed: int | str | None = None, budget_s: float = PROBE_BUDGET
     cameras = probe_cameras(budget_s=budget_s, skip=skip)
     span = f"{PROBE_INDICES.start}-{PROBE_INDICES.stop - 1}"
     if cameras:
-        opened = "cameras that open: " + ", ".join(c.describe() for c in cameras) + \
-                 f" (use --camera {cameras[0].index})"
+        opened = (
+            "cameras that open: " + ", ".join(c.describe() for c in cameras) + f" (use --camera {cameras[0].index})"
+        )
     else:
         opened = f"no camera opens on this machine (indices {span} probed)"
     return f"{opened}; or play a video file as a camera with --camera FILE (e.g. --camera {EXAMPLE_CLIP})"

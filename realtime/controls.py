@@ -80,7 +80,9 @@ def binding_for_code(code: int) -> KeyBinding | None:
 def help_rows(extra: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, str]]:
     """(key, what it does) for every binding (style keys folded into one row), then a front end's ``extra``."""
     rows = [("1-9", "select style 1-9")]
-    rows += [(b.label or b.key, b.action.value) for b in KEY_MAP if b.action is not Action.SELECT_STYLE and b.key != "="]
+    rows += [
+        (b.label or b.key, b.action.value) for b in KEY_MAP if b.action is not Action.SELECT_STYLE and b.key != "="
+    ]
     return rows + list(extra)
 
 

@@ -14,9 +14,11 @@ def overlay_lines(state: StylizerState, stats: dict[str, StageSnapshot], extra: 
     rates = f"shown {out.fps:4.1f} fps"
     if keys is not None:
         rates += f" | keyframes {keys.fps:4.1f} fps ({keys.mean_ms:.0f} ms)"
-    lines = [f"{state.model} | {state.backend}",
-             state.describe(),
-             f"{rates} | latency {lat.mean_ms:.0f} ms (p95 {lat.p95_ms:.0f}) | drops {drops}"]
+    lines = [
+        f"{state.model} | {state.backend}",
+        state.describe(),
+        f"{rates} | latency {lat.mean_ms:.0f} ms (p95 {lat.p95_ms:.0f}) | drops {drops}",
+    ]
     if state.size_note:
         lines.append(state.size_note)  # the live size governor: the size in use and why
     if extra:

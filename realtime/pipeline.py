@@ -94,8 +94,8 @@ class Output:
     """One stylised frame as a front end sees it: ``seq`` counts outputs, so a reader can wait for a newer one."""
 
     seq: int
-    frame: Frame                        # the input (uint8 BGR at source size, index, times)
-    image: np.ndarray                   # the stylised frame, same size
+    frame: Frame  # the input (uint8 BGR at source size, index, times)
+    image: np.ndarray  # the stylised frame, same size
     state: StylizerState | None = None  # the stylizer's settings this frame was made with
 
 
@@ -154,17 +154,22 @@ class PipelineResult:
 class Pipeline:
     """Runs one source through one stylizer into sinks; any front end reads ``latest()``."""
 
-    def __init__(self, source: FrameSource, stylizer: FrameStylizer, sinks: list[Sink] | None = None,
-                 config: PipelineConfig | None = None,
-                 on_frame: Callable[[Frame, np.ndarray], None] | None = None,
-                 on_warning: Callable[[str], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        stylizer: FrameStylizer,
+        sinks: list[Sink] | None = None,
+        config: PipelineConfig | None = None,
+        on_frame: Callable[[Frame, np.ndarray], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.source = source
         self.stylizer = stylizer
         self.sinks = list(sinks or [])
         self.config = config or PipelineConfig()
         self.live = source.live if self.config.live is None else self.config.live
-        self.on_frame = on_frame      # every output frame, in the output thread, after the sinks
+        self.on_frame = on_frame  # every output frame, in the output thread, after the sinks
         self.on_warning = on_warning  # a skipped frame or a failed optional sink (live sessions go on)
         self.stats = PipelineStats()
         self.stop_event = stop or threading.Event()
@@ -205,11 +210,16 @@ class Pipeline:
         if self._threads:
             return
         self.stylizer.set_live(self.live)  # applied before the first frame
-        log.info("pipeline: %s → %s → %s", self.source.describe(), self.stylizer.state.backend,
-                 ", ".join(s.name for s in self.sinks) or "no file sinks")
-        self._threads = [threading.Thread(target=fn, name=f"pipeline-{name}", daemon=True)
-                         for name, fn in (("read", self._read_loop), ("stylize", self._stylize_loop),
-                                          ("output", self._output_loop))]
+        log.info(
+            "pipeline: %s → %s → %s",
+            self.source.describe(),
+            self.stylizer.state.backend,
+            ", ".join(s.name for s in self.sinks) or "no file sinks",
+        )
+        self._threads = [
+            threading.Thread(target=fn, name=f"pipeline-{name}", daemon=True)
+            for name, fn in (("read", self._read_loop), ("stylize", self._stylize_loop), ("output", self._output_loop))
+        ]
         for t in self._threads:
             t.start()
 
@@ -236,8 +246,9 @@ class Pipeline:
                     log.warning("%s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)
             self._close_all()
             self._latest.close()
-            self._finished = PipelineResult(self.frames_in, self.frames_out, self._reason, self.stats,
-                                            list(self._warnings))
+            self._finished = PipelineResult(
+                self.frames_in, self.frames_out, self._reason, self.stats, list(self._warnings)
+            )
         if self._error is not None:
             if isinstance(self._error, StylizerError):
                 raise self._error

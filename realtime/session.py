@@ -25,16 +25,16 @@ from realtime.stylizer import FrameStylizer
 class SessionConfig:
     """What a live session opens, and where its recordings and snapshots go."""
 
-    source: str | int = 0            # camera index, device path, stream URL, video file, image or folder
-    width: int = 0                   # requested camera size and rate (0 = the driver's)
+    source: str | int = 0  # camera index, device path, stream URL, video file, image or folder
+    width: int = 0  # requested camera size and rate (0 = the driver's)
     height: int = 0
     fps: float = 0.0
-    loop: bool = False               # files, images and folders play again from the start (cameras never loop)
-    record: Path | None = None       # record from the first frame into this file (replaced when the take ends)
+    loop: bool = False  # files, images and folders play again from the start (cameras never loop)
+    record: Path | None = None  # record from the first frame into this file (replaced when the take ends)
     recording: Path = Path("stylizer-recording.mp4")  # later takes: this name if free, else a time-stamped one
-    stamp_takes: bool = False        # every take gets a fresh time-stamped name beside ``recording``
+    stamp_takes: bool = False  # every take gets a fresh time-stamped name beside ``recording``
     snapshot_dir: Path = Path(".")
-    virtual_camera: bool = False     # open the virtual camera with the source (so a missing device fails early)
+    virtual_camera: bool = False  # open the virtual camera with the source (so a missing device fails early)
     max_seconds: float | None = None
 
 
@@ -45,8 +45,8 @@ class Outcome:
     action: Action
     message: str = ""
     failed: bool = False
-    handled: bool = True             # False: the front end's own action (overlay, fullscreen, help)
-    path: Path | None = None         # the snapshot written
+    handled: bool = True  # False: the front end's own action (overlay, fullscreen, help)
+    path: Path | None = None  # the snapshot written
 
 
 def video_file(spec: str | int | Path) -> Path | None:
@@ -63,17 +63,22 @@ class LiveSession:
     called from any thread; the callbacks run in the pipeline's output thread.
     """
 
-    def __init__(self, config: SessionConfig, *, stop: threading.Event | None = None,
-                 on_warning: Callable[[str], None] | None = None,
-                 on_recording: Callable[[bool, Path], None] | None = None,
-                 on_virtual_camera: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        stop: threading.Event | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        on_recording: Callable[[bool, Path], None] | None = None,
+        on_virtual_camera: Callable[[bool], None] | None = None,
+    ) -> None:
         self.config = config
         self.stop_event = stop or threading.Event()
         self.on_warning = on_warning
-        self.recorder = RecorderSink(config.record or config.recording, DEFAULT_FPS, start=config.record is not None,
-                                     on_change=on_recording)
-        self.virtual_camera = VirtualCameraSink(DEFAULT_FPS, enabled=config.virtual_camera,
-                                                on_change=on_virtual_camera)
+        self.recorder = RecorderSink(
+            config.record or config.recording, DEFAULT_FPS, start=config.record is not None, on_change=on_recording
+        )
+        self.virtual_camera = VirtualCameraSink(DEFAULT_FPS, enabled=config.virtual_camera, on_change=on_virtual_camera)
         self.source: FrameSource | None = None
         self.stylizer: FrameStylizer | None = None
         self.pipeline: Pipeline | None = None
@@ -86,8 +91,15 @@ class LiveSession:
     def open(self) -> FrameSource:
         """Open the source (and the virtual camera when asked for); raises SourceError/SinkError naming them."""
         c = self.config
-        source = open_source(c.source, as_camera=True, width=c.width, height=c.height, fps=c.fps,
-                             stop=self.stop_event, loop=c.loop and not is_camera(c.source))
+        source = open_source(
+            c.source,
+            as_camera=True,
+            width=c.width,
+            height=c.height,
+            fps=c.fps,
+            stop=self.stop_event,
+            loop=c.loop and not is_camera(c.source),
+        )
         try:
             self.recorder.rate = self.virtual_camera.fps = source.fps
             self.recorder.audio_from = video_file(c.source)  # a file played as a camera: record its sound too
@@ -104,9 +116,14 @@ class LiveSession:
         if self.source is None:
             self.open()
         self.stylizer = stylizer
-        pipeline = Pipeline(self.source, stylizer, [self.recorder, self.virtual_camera],
-                            PipelineConfig(live=True, max_seconds=self.config.max_seconds),
-                            on_warning=self.on_warning, stop=self.stop_event)
+        pipeline = Pipeline(
+            self.source,
+            stylizer,
+            [self.recorder, self.virtual_camera],
+            PipelineConfig(live=True, max_seconds=self.config.max_seconds),
+            on_warning=self.on_warning,
+            stop=self.stop_event,
+        )
         with self._lock:
             self.pipeline = pipeline
             reason = self._stop_reason

@@ -44,8 +44,13 @@ class Sink:
 class VideoFileSink(Sink):
     """Every frame into a video file, at the source's times, with the source's audio."""
 
-    def __init__(self, path: str | Path, rate: Fraction | float, options: VideoOptions | None = None,
-                 audio_from: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        rate: Fraction | float,
+        options: VideoOptions | None = None,
+        audio_from: str | Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.name = f"file {self.path}"
         self.writer = VideoFileWriter(path, rate, options, audio_from=audio_from)
@@ -73,9 +78,16 @@ class RecorderSink(Sink):
 
     optional = True
 
-    def __init__(self, path: str | Path, rate: float, options: VideoOptions | None = None, start: bool = False,
-                 audio_from: str | Path | None = None,
-                 on_change: Callable[[bool, Path], None] | None = None, replace: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        rate: float,
+        options: VideoOptions | None = None,
+        start: bool = False,
+        audio_from: str | Path | None = None,
+        on_change: Callable[[bool, Path], None] | None = None,
+        replace: bool | None = None,
+    ) -> None:
         self.base = Path(path)
         # The rule of `video -o`: a name the user gave (start=True, --record) is replaced when the
         # first take ends; other takes get fresh names and never replace a file.
@@ -131,8 +143,14 @@ class RecorderSink(Sink):
             path = self._next_path()
             self._t0 = frame.timestamp
             audio_start = frame.position if self.audio_from is not None else 0.0
-            self._writer = VideoFileWriter(path, Fraction(self.rate).limit_denominator(1001), self.options,
-                                           audio_from=self.audio_from, audio_start=audio_start, trim_audio=True)
+            self._writer = VideoFileWriter(
+                path,
+                Fraction(self.rate).limit_denominator(1001),
+                self.options,
+                audio_from=self.audio_from,
+                audio_start=audio_start,
+                trim_audio=True,
+            )
             self.files.append(path)
             log.info("recording to %s", path)
             if self.on_change:
@@ -174,8 +192,13 @@ class VirtualCameraSink(Sink):
 
     optional = True
 
-    def __init__(self, fps: float, device: str | None = None, enabled: bool = True,
-                 on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        fps: float,
+        device: str | None = None,
+        enabled: bool = True,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
         self.fps = fps
         self.device = device
         self.on_change = on_change
@@ -195,8 +218,9 @@ class VirtualCameraSink(Sink):
         except ImportError:
             raise SinkError("virtual camera needs pyvirtualcam: pip install pyvirtualcam") from None
         try:
-            self.camera = pyvirtualcam.Camera(width, height, self.fps, fmt=pyvirtualcam.PixelFormat.BGR,
-                                              device=self.device)
+            self.camera = pyvirtualcam.Camera(
+                width, height, self.fps, fmt=pyvirtualcam.PixelFormat.BGR, device=self.device
+            )
         except Exception as exc:  # pyvirtualcam raises RuntimeError and others when no device exists
             raise SinkError(f"no virtual camera device available ({exc}); on Linux load v4l2loopback") from exc
         self.name = f"virtual camera {self.camera.device}"

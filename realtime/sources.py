@@ -44,8 +44,8 @@ class Frame:
     timestamp: float
     captured: float = field(default_factory=time.perf_counter)  # wall clock when read: latency base
     media_time: float | None = None  # time within the file when a looping source plays it again
-    pass_start: bool = False         # the first frame after the source was reopened
-    pts: int | None = None           # a file's frame: the pts the decoder gave (names it; ``timestamp`` is repaired)
+    pass_start: bool = False  # the first frame after the source was reopened
+    pts: int | None = None  # a file's frame: the pts the decoder gave (names it; ``timestamp`` is repaired)
 
     @property
     def position(self) -> float:
@@ -123,7 +123,7 @@ def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.zeros((height, width, 3), np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[top:top + new_h, left:left + new_w] = scaled
+    out[top : top + new_h, left : left + new_w] = scaled
     return out
 
 
@@ -165,8 +165,9 @@ class VideoFileSource(FrameSource):
             self.has_audio = bool(self._container.streams.audio)
             if seek_pts is not None:
                 self._container.seek(seek_pts, stream=self.stream, backward=True)
-            self._times = BestEffortTimes(self._container.decode(self.stream), self.time_base,
-                                          frame_period(self.stream))
+            self._times = BestEffortTimes(
+                self._container.decode(self.stream), self.time_base, frame_period(self.stream)
+            )
             self._index = 0
             self._target = size
             self._pending = self._decode_next()
@@ -199,9 +200,16 @@ class VideoFileSource(FrameSource):
             self._target = (image.shape[1], image.shape[0])
         elif (image.shape[1], image.shape[0]) != self._target:
             if not self.resized:
-                log.warning("%s changes its frame size at frame %d (%dx%d, the first frames are %dx%d): such "
-                            "frames are scaled to fit %dx%d with black bars", self.path.name, self._index,
-                            image.shape[1], image.shape[0], *self._target, *self._target)
+                log.warning(
+                    "%s changes its frame size at frame %d (%dx%d, the first frames are %dx%d): such "
+                    "frames are scaled to fit %dx%d with black bars",
+                    self.path.name,
+                    self._index,
+                    image.shape[1],
+                    image.shape[0],
+                    *self._target,
+                    *self._target,
+                )
             self.resized += 1
             image = fit_size(image, self._target)
         out = Frame(image, self._index, t, pts=frame.pts)
@@ -294,8 +302,16 @@ class CaptureSource(FrameSource):
 
     live = True
 
-    def __init__(self, spec: int | str, width: int = 0, height: int = 0, fps: float = 0.0,
-                 retries: int = 3, retry_delay: float = 0.5, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        spec: int | str,
+        width: int = 0,
+        height: int = 0,
+        fps: float = 0.0,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.spec = spec
         self.name = f"camera {spec}" if isinstance(spec, int) or str(spec).startswith("/dev/") else str(spec)
         self.requested = (width, height, fps)
@@ -310,8 +326,9 @@ class CaptureSource(FrameSource):
         try:
             self._open()
             if self._first is None:
-                raise SourceError(f"cannot read from {self.name}: it opened but gave no frame; check that it is "
-                                  "free and streaming")
+                raise SourceError(
+                    f"cannot read from {self.name}: it opened but gave no frame; check that it is free and streaming"
+                )
         except SourceError as exc:
             self.close()
             if not self._is_local_camera():
@@ -335,10 +352,15 @@ class CaptureSource(FrameSource):
             cap.release()
             what = "camera" if self._is_local_camera() else "source"
             if stream:
-                raise SourceError(f"cannot open {self.spec}: no answer within {STREAM_TIMEOUT_S:g} s; check the URL "
-                                  "and that the server is streaming")
-            raise SourceError(f"cannot open {what} {self.spec}" if self._is_local_camera()
-                              else f"cannot open {what} {self.spec}; check the URL")
+                raise SourceError(
+                    f"cannot open {self.spec}: no answer within {STREAM_TIMEOUT_S:g} s; check the URL "
+                    "and that the server is streaming"
+                )
+            raise SourceError(
+                f"cannot open {what} {self.spec}"
+                if self._is_local_camera()
+                else f"cannot open {what} {self.spec}; check the URL"
+            )
         width, height, fps = self.requested
         if width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -391,7 +413,9 @@ class CaptureSource(FrameSource):
 def _open_capture(url: str) -> cv2.VideoCapture:
     """A stream URL through OpenCV's FFmpeg backend, giving up after ``STREAM_TIMEOUT_S`` to open or read."""
     ms = int(STREAM_TIMEOUT_S * 1000)
-    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    return cv2.VideoCapture(
+        url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    )
 
 
 def _responsive(call: Callable):
@@ -480,7 +504,12 @@ class LoopingSource(FrameSource):
     def __init__(self, opener: Callable[[], FrameSource]) -> None:
         self._opener = opener
         self.source = opener()
-        self.live, self.name, self.fps, self.size = self.source.live, self.source.name, self.source.fps, self.source.size
+        self.live, self.name, self.fps, self.size = (
+            self.source.live,
+            self.source.name,
+            self.source.fps,
+            self.source.size,
+        )
         self.passes = 1
         self.lost_message = ""
         self._offset = 0.0
@@ -532,8 +561,16 @@ def _sequence_paths(spec: Path) -> list[Path]:
     return []
 
 
-def open_source(spec: str | int | Path, *, as_camera: bool = False, width: int = 0, height: int = 0,
-                fps: float = 0.0, stop: threading.Event | None = None, loop: bool = False) -> FrameSource:
+def open_source(
+    spec: str | int | Path,
+    *,
+    as_camera: bool = False,
+    width: int = 0,
+    height: int = 0,
+    fps: float = 0.0,
+    stop: threading.Event | None = None,
+    loop: bool = False,
+) -> FrameSource:
     """Open a camera index/path, stream URL, video file or image sequence; ``as_camera`` paces files live.
 
     ``loop`` plays files, folders and images again from the start when they end (cameras never loop).

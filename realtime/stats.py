@@ -18,8 +18,8 @@ class StageSnapshot:
     frames: int
     drops: int
     errors: int
-    fps: float         # over the recent window
-    mean_ms: float     # recent latency (stage time, or end-to-end for the output stage)
+    fps: float  # over the recent window
+    mean_ms: float  # recent latency (stage time, or end-to-end for the output stage)
     p95_ms: float
 
     def as_dict(self) -> dict:
@@ -88,8 +88,12 @@ class PipelineStats:
         done, elapsed = s["output"].frames, max(self.elapsed(), 1e-9)
         line = f"shown {done} frames in {elapsed:.1f} s ({done / elapsed:.1f} fps)"
         if keyframes is not None:
-            line += (f"; stylised {keyframes.frames} keyframes ({keyframes.frames / elapsed:.1f} fps, "
-                     f"{keyframes.mean_ms:.0f} ms each)")
-        return (line + f"; latency {s['latency'].mean_ms:.0f} ms mean / {s['latency'].p95_ms:.0f} ms p95; "
-                f"per frame {s['stylize'].mean_ms:.0f} ms; dropped {s['read'].drops + s['output'].drops}; "
-                f"errors {s['stylize'].errors}")
+            line += (
+                f"; stylised {keyframes.frames} keyframes ({keyframes.frames / elapsed:.1f} fps, "
+                f"{keyframes.mean_ms:.0f} ms each)"
+            )
+        return (
+            line + f"; latency {s['latency'].mean_ms:.0f} ms mean / {s['latency'].p95_ms:.0f} ms p95; "
+            f"per frame {s['stylize'].mean_ms:.0f} ms; dropped {s['read'].drops + s['output'].drops}; "
+            f"errors {s['stylize'].errors}"
+        )

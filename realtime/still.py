@@ -21,8 +21,14 @@ from realtime.backends.base import Backend
 from realtime.stylizer import preserve_color_bgr
 
 
-def stylize_still_on(backend: Backend, model: StyleModel, content_path: Path, style_paths: list[Path],
-                     options: StillOptions, cache: StyleCodeCache | None = None) -> np.ndarray:
+def stylize_still_on(
+    backend: Backend,
+    model: StyleModel,
+    content_path: Path,
+    style_paths: list[Path],
+    options: StillOptions,
+    cache: StyleCodeCache | None = None,
+) -> np.ndarray:
     """Stylise one image on ``backend``; returns uint8 BGR at the content's working size."""
     check_alpha(options.alpha)
     frame = resize_longest(read_image(content_path), options.size)

@@ -42,22 +42,43 @@ PROCESSING_SIZES = (0, 240, 360, 480, 720)  # short side in px; 0 = the frame's 
 _Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
 
-def load_backend(model: str, backend: str = "auto", device: str = "cpu", precision: str = "auto",
-                 checkpoint: str | None = None, files: dict[str, Path] | None = None,
-                 store: WeightStore | None = None, live: bool = False) -> Backend:
+def load_backend(
+    model: str,
+    backend: str = "auto",
+    device: str = "cpu",
+    precision: str = "auto",
+    checkpoint: str | None = None,
+    files: dict[str, Path] | None = None,
+    store: WeightStore | None = None,
+    live: bool = False,
+) -> Backend:
     """A feed-forward model with its checkpoint, on a backend (``auto`` logs what it picked and why)."""
     from models.registry import create_model, default_store, require_feed_forward
     from realtime.backends.factory import create_backend
 
     require_feed_forward(model, "video and live views run a per-frame network")
-    net = create_model(model, checkpoint=checkpoint, store=store or default_store(), files=files,
-                       device="cuda" if device.startswith("cuda") else "cpu")
+    net = create_model(
+        model,
+        checkpoint=checkpoint,
+        store=store or default_store(),
+        files=files,
+        device="cuda" if device.startswith("cuda") else "cpu",
+    )
     return create_backend(backend, net.eval(), device, precision, live=live)
 
 
-def build_stylizer(model: str, styles: list[str], backend: str = "auto", device: str = "cpu",
-                   precision: str = "auto", params: StylizerParams | None = None, checkpoint: str | None = None,
-                   files: dict[str, Path] | None = None, style_size: int = 512, live: bool = False) -> FrameStylizer:
+def build_stylizer(
+    model: str,
+    styles: list[str],
+    backend: str = "auto",
+    device: str = "cpu",
+    precision: str = "auto",
+    params: StylizerParams | None = None,
+    checkpoint: str | None = None,
+    files: dict[str, Path] | None = None,
+    style_size: int = 512,
+    live: bool = False,
+) -> FrameStylizer:
     """Model, backend and styles (names or paths) → a ready stylizer; every input checked before the model loads."""
     from models.registry import default_store, require_feed_forward
     from models.styles import find_style
@@ -65,8 +86,12 @@ def build_stylizer(model: str, styles: list[str], backend: str = "auto", device:
     require_feed_forward(model, "video and live views run a per-frame network")
     store = default_store()
     images = [StyleImage.load(find_style(s, store)) for s in styles]
-    return FrameStylizer(load_backend(model, backend, device, precision, checkpoint, files, store, live), images,
-                         params, style_size=style_size)
+    return FrameStylizer(
+        load_backend(model, backend, device, precision, checkpoint, files, store, live),
+        images,
+        params,
+        style_size=style_size,
+    )
 
 
 @dataclass(frozen=True)
@@ -78,15 +103,23 @@ class StylizerParams:
     preserve_color: bool = False
     bypass: bool = False
     blend_index: int | None = None  # second style of a blend, or None
-    mix: float = 0.0                # weight of the second style, 0..1
-    size: int = 0                   # processing short side in px, 0 = frame size
-    temporal: str = "off"           # temporal stage: one of realtime.temporal.TEMPORAL_MODES
-    stability: float = 0.85         # the temporal stage's strength, 0..1 (what it means depends on the mode)
+    mix: float = 0.0  # weight of the second style, 0..1
+    size: int = 0  # processing short side in px, 0 = frame size
+    temporal: str = "off"  # temporal stage: one of realtime.temporal.TEMPORAL_MODES
+    stability: float = 0.85  # the temporal stage's strength, 0..1 (what it means depends on the mode)
 
     def identity(self) -> tuple:
         """What the output looks like; when it changes, temporal state must be forgotten."""
-        return (self.style_index, self.alpha, self.preserve_color, self.bypass, self.blend_index,
-                self.mix if self.blend_index is not None else 0.0, self.size, self.temporal)
+        return (
+            self.style_index,
+            self.alpha,
+            self.preserve_color,
+            self.bypass,
+            self.blend_index,
+            self.mix if self.blend_index is not None else 0.0,
+            self.size,
+            self.temporal,
+        )
 
 
 @dataclass(frozen=True)
@@ -124,12 +157,20 @@ class StylizerState:
 class FrameStylizer:
     """Stylises frames with a backend; thread-safe commands change styles and parameters between frames."""
 
-    def __init__(self, backend: Backend, styles: list[StyleImage], params: StylizerParams | None = None,
-                 cache: StyleCodeCache | None = None, style_size: int = 512) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        styles: list[StyleImage],
+        params: StylizerParams | None = None,
+        cache: StyleCodeCache | None = None,
+        style_size: int = 512,
+    ) -> None:
         if not styles:
             raise InputError("the stylizer needs at least one style image")
         self.backend = backend
-        self.cache = cache if cache is not None else StyleCodeCache()  # an empty cache passed in is still the one to fill
+        self.cache = (
+            cache if cache is not None else StyleCodeCache()
+        )  # an empty cache passed in is still the one to fill
         self.style_size = style_size
         self._styles: list[StyleImage] = list(styles)
         self._codes: list[StyleCode] = [self._encode(s) for s in self._styles]
@@ -185,8 +226,9 @@ class FrameStylizer:
     def set_blend(self, second: int | None, mix: float) -> None:
         """Blend the current style with style ``second`` (None = no blend); ``mix`` is its weight."""
         mix = unit(mix, "blend mix")
-        self._submit(lambda: self._update(blend_index=None if second is None else self._wrap(second, strict=True),
-                                          mix=mix))
+        self._submit(
+            lambda: self._update(blend_index=None if second is None else self._wrap(second, strict=True), mix=mix)
+        )
 
     def set_size(self, size: int) -> None:
         if size < 0:
@@ -254,7 +296,7 @@ class FrameStylizer:
         def apply() -> None:
             old = self.backend
             self.backend = backend
-            self._codes = codes + [self._encode(s) for s in self._styles[len(codes):]]
+            self._codes = codes + [self._encode(s) for s in self._styles[len(codes) :]]
             self._code = None
             self._stage.reset()  # another model or backend: the held output is another look
             if old is not backend:
@@ -311,8 +353,9 @@ class FrameStylizer:
         if self.governor is not None and self.live and not p.bypass:
             now = time.perf_counter()
             note = self.governor.reason
-            size = self.governor.observe(now, self.keyframe_stats.frames, p.size, min(frame.shape[:2]),
-                                         now - start - self._sync_infer_s)
+            size = self.governor.observe(
+                now, self.keyframe_stats.frames, p.size, min(frame.shape[:2]), now - start - self._sync_infer_s
+            )
             if size is not None:
                 self._update(size=size)
             if size is not None or note != self.governor.reason:
@@ -427,10 +470,17 @@ class FrameStylizer:
 
     def _make_state(self) -> StylizerState:
         names = tuple(s.name for s in self._styles)
-        return StylizerState(model=self.backend.model.name, backend=str(self.backend.info), styles=names,
-                             style=names[self._params.style_index], params=self._params, frames=self._frames,
-                             errors=self._errors, last_error=self._last_error,
-                             size_note=self.governor.reason if self.governor is not None and self.live else "")
+        return StylizerState(
+            model=self.backend.model.name,
+            backend=str(self.backend.info),
+            styles=names,
+            style=names[self._params.style_index],
+            params=self._params,
+            frames=self._frames,
+            errors=self._errors,
+            last_error=self._last_error,
+            size_note=self.governor.reason if self.governor is not None and self.live else "",
+        )
 
     def _publish(self) -> None:
         state = self._make_state()

@@ -37,19 +37,36 @@ FRAGMENT_US = 1_000_000  # one fragment/cluster per second: what a SIGKILL can l
 # delay_moov: the moov (with an edit list) is written with the first fragment, once the encoder's B-frame
 # delay is known, so the video starts at 0 and in sync with the audio, as in a plain MP4 (empty_moov alone
 # shifted both tracks by two frames).
-_FRAGMENTED_MP4 = {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": str(FRAGMENT_US),
-                   "flush_packets": "1"}
+_FRAGMENTED_MP4 = {
+    "movflags": "frag_keyframe+delay_moov+default_base_moof",
+    "frag_duration": str(FRAGMENT_US),
+    "flush_packets": "1",
+}
 _CLUSTERED_MKV = {"cluster_time_limit": str(FRAGMENT_US // 1000), "flush_packets": "1"}
 # suffix → (muxer, muxer options). GIF is not here: PyAV's gif encoder needs a palette per frame
 # (palettegen) to look right, and without it stylised frames dither badly; convert an .mp4 instead.
 CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
-    ".mp4": ("mp4", _FRAGMENTED_MP4), ".m4v": ("mp4", _FRAGMENTED_MP4), ".mov": ("mov", _FRAGMENTED_MP4),
-    ".mkv": ("matroska", _CLUSTERED_MKV), ".webm": ("webm", _CLUSTERED_MKV), ".avi": ("avi", {}),
+    ".mp4": ("mp4", _FRAGMENTED_MP4),
+    ".m4v": ("mp4", _FRAGMENTED_MP4),
+    ".mov": ("mov", _FRAGMENTED_MP4),
+    ".mkv": ("matroska", _CLUSTERED_MKV),
+    ".webm": ("webm", _CLUSTERED_MKV),
+    ".avi": ("avi", {}),
 }
 # The quality scale of each encoder --crf reaches (x264/x265: 0-51, libvpx: 0-63); others take no --crf.
 CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx": 63, "libvpx-vp9": 63}
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 def check_video_suffix(path: str | Path) -> str:
@@ -57,8 +74,10 @@ def check_video_suffix(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in CONTAINERS:
         hint = "; for a GIF, write .mp4 and convert it (ffmpeg with palettegen)" if suffix == ".gif" else ""
-        raise SinkError(f"cannot write video as {suffix or 'a file without a suffix'} ({Path(path).name}); "
-                        f"use {', '.join(CONTAINERS)}{hint}")
+        raise SinkError(
+            f"cannot write video as {suffix or 'a file without a suffix'} ({Path(path).name}); "
+            f"use {', '.join(CONTAINERS)}{hint}"
+        )
     return CONTAINERS[suffix][0]
 
 
@@ -99,9 +118,16 @@ class VideoOptions:
 class VideoFileWriter:
     """A video file being written; frames in with their timestamps, audio copied from ``audio_from``."""
 
-    def __init__(self, path: str | Path, rate: Fraction | float, options: VideoOptions | None = None,
-                 audio_from: str | Path | None = None, time_base: Fraction | None = None,
-                 audio_start: float = 0.0, trim_audio: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        rate: Fraction | float,
+        options: VideoOptions | None = None,
+        audio_from: str | Path | None = None,
+        time_base: Fraction | None = None,
+        audio_start: float = 0.0,
+        trim_audio: bool = False,
+    ) -> None:
         import av
 
         self.path = Path(path).expanduser()
@@ -158,8 +184,10 @@ class VideoFileWriter:
         if codec not in supported:
             if codec not in av.codecs_available:
                 raise SinkError(f"unknown video codec {codec!r}; try --codec {self._out.default_video_codec}")
-            raise SinkError(f"{self.path.suffix or 'this'} files cannot hold video codec {codec!r}; "
-                            f"use .mp4/.mkv or --codec {self._out.default_video_codec}")
+            raise SinkError(
+                f"{self.path.suffix or 'this'} files cannot hold video codec {codec!r}; "
+                f"use .mp4/.mkv or --codec {self._out.default_video_codec}"
+            )
         return codec
 
     def _encoder_options(self, encoder: str) -> dict[str, str]:
@@ -183,19 +211,24 @@ class VideoFileWriter:
         encoder = ctx.codec.name
         top = CRF_RANGES.get(encoder)
         if top is not None and not 0 <= self.options.crf <= top:  # x264 would clamp 99 to 51 without a word
-            raise SinkError(f"--crf {self.options.crf} is out of range for {encoder}: use 0 (lossless) to {top} "
-                            "(lowest quality); 18 looks like the input")
+            raise SinkError(
+                f"--crf {self.options.crf} is out of range for {encoder}: use 0 (lossless) to {top} "
+                "(lowest quality); 18 looks like the input"
+            )
         if encoder in ("libx264", "libx265") and self.options.preset not in X264_PRESETS:
-            raise SinkError(f"--preset {self.options.preset!r} is not a {encoder} preset; use one of "
-                            f"{', '.join(X264_PRESETS)}")
+            raise SinkError(
+                f"--preset {self.options.preset!r} is not a {encoder} preset; use one of {', '.join(X264_PRESETS)}"
+            )
         ctx.width, ctx.height, ctx.time_base = 64, 64, Fraction(1, 25)
         ctx.pix_fmt = self.options.pix_fmt if self.codec != "libx264rgb" else "bgr24"
         ctx.options = self._encoder_options(encoder)
         try:
             ctx.open()
         except (av.FFmpegError, ValueError) as exc:
-            raise SinkError(f"the {encoder} encoder refuses these settings (--crf {self.options.crf}, "
-                            f"--preset {self.options.preset}, pixel format {ctx.pix_fmt}): {exc}") from exc
+            raise SinkError(
+                f"the {encoder} encoder refuses these settings (--crf {self.options.crf}, "
+                f"--preset {self.options.preset}, pixel format {ctx.pix_fmt}): {exc}"
+            ) from exc
         finally:
             del ctx
 
@@ -218,8 +251,15 @@ class VideoFileWriter:
         even_w, even_h = fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
         stream.width, stream.height = width - (width % 2 if even_w else 0), height - (height % 2 if even_h else 0)
         if (stream.width, stream.height) != (width, height):
-            log.info("%s: %dx%d cropped to %dx%d (%s needs even sides)", self.path.name, width, height,
-                     stream.width, stream.height, stream.pix_fmt)
+            log.info(
+                "%s: %dx%d cropped to %dx%d (%s needs even sides)",
+                self.path.name,
+                width,
+                height,
+                stream.width,
+                stream.height,
+                stream.pix_fmt,
+            )
         stream.codec_context.time_base = self.time_base
         stream.options = self._encoder_options(stream.codec_context.codec.name)  # "h264" names libx264
         self._video = stream
@@ -241,7 +281,7 @@ class VideoFileWriter:
         self._last_pts = pts
         size = self._video.width, self._video.height
         if not self.options.size and (image.shape[1], image.shape[0]) != size:
-            image = np.ascontiguousarray(image[:size[1], :size[0]])  # odd sides cropped to even
+            image = np.ascontiguousarray(image[: size[1], : size[0]])  # odd sides cropped to even
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         if (frame.width, frame.height) != size:
             frame = frame.reformat(width=size[0], height=size[1])

@@ -46,8 +46,16 @@ def store(tmp_path: Path):
     return s
 
 
-def _write_pattern_clip(path: Path, *, frames: int = 48, fps: int = 24, size: tuple[int, int] = (160, 120),
-                        audio_rate: int | None = 48000, codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+def _write_pattern_clip(
+    path: Path,
+    *,
+    frames: int = 48,
+    fps: int = 24,
+    size: tuple[int, int] = (160, 120),
+    audio_rate: int | None = 48000,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """A moving colour pattern (and a 440 Hz AAC tone unless ``audio_rate`` is None) written with PyAV."""
     import av
     import numpy as np
@@ -59,7 +67,7 @@ def _write_pattern_clip(path: Path, *, frames: int = 48, fps: int = 24, size: tu
     if codec == "libx264":
         video.options = {"preset": "ultrafast"}
     audio = out.add_stream("aac", rate=audio_rate) if audio_rate else None
-    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
     for i in range(frames):
         rgb = np.stack([(xx * 3 + i * 9) % 256, (yy * 3) % 256, (xx + yy + i * 8) % 256], -1).astype(np.uint8)
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -70,7 +78,7 @@ def _write_pattern_clip(path: Path, *, frames: int = 48, fps: int = 24, size: tu
         samples = audio_rate * frames // fps
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / audio_rate)).astype(np.float32)
         for k in range(0, samples, 1024):
-            chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
+            chunk = av.AudioFrame.from_ndarray(tone[None, k : k + 1024], format="flt", layout="mono")
             chunk.sample_rate, chunk.pts = audio_rate, k
             out.mux(audio.encode(chunk))
         out.mux(audio.encode(None))

@@ -21,7 +21,7 @@ def picture(i: int, size: tuple[int, int] = SIZE) -> np.ndarray:
     """Frame ``i`` of every clip here (BGR)."""
     image = np.full((size[1], size[0], 3), 40 + (i * 8) % 128, np.uint8)
     x = (3 * i) % size[0]
-    image[:, x:x + 2] = 255  # two columns wide: it survives a lossy codec
+    image[:, x : x + 2] = 255  # two columns wide: it survives a lossy codec
     return image
 
 
@@ -31,8 +31,9 @@ def which_frame(image: np.ndarray) -> int:
     return int(np.argmax(column)) // 3
 
 
-def _encode(codec: str, frames: range, size: tuple[int, int] = SIZE, options: dict | None = None,
-            global_header: bool = False) -> tuple[list, bytes | None]:
+def _encode(
+    codec: str, frames: range, size: tuple[int, int] = SIZE, options: dict | None = None, global_header: bool = False
+) -> tuple[list, bytes | None]:
     """Packets (decode order, pts in 1/FPS) and extradata of ``frames`` encoded with ``codec``."""
     enc = av.CodecContext.create(codec, "w")
     enc.width, enc.height, enc.pix_fmt, enc.time_base = *size, "yuv420p", Fraction(1, FPS)
@@ -55,7 +56,7 @@ def _tone(stream, seconds: float) -> list:
     wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
     packets = []
     for k in range(0, samples, 1024):
-        chunk = av.AudioFrame.from_ndarray(wave[None, k:k + 1024], format="fltp", layout="mono")
+        chunk = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], format="fltp", layout="mono")
         chunk.sample_rate, chunk.pts, chunk.time_base = rate, k, Fraction(1, rate)
         packets += stream.encode(chunk)
     packets += stream.encode(None)
@@ -87,9 +88,16 @@ def swapped_pts(path: Path, frames: int = 30, audio: bool = False) -> Path:
     return path
 
 
-def encoded_clip(path: Path, codec: str = "libx264", frames: int = 30, options: dict | None = None,
-                 audio: str | None = "aac", durations: tuple[int, ...] = (), rotation: int = 0,
-                 pix_fmt: str = "yuv420p") -> Path:
+def encoded_clip(
+    path: Path,
+    codec: str = "libx264",
+    frames: int = 30,
+    options: dict | None = None,
+    audio: str | None = "aac",
+    durations: tuple[int, ...] = (),
+    rotation: int = 0,
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """A clip in ``path``'s container: ``codec`` with ``options`` (B-frames, GOP), audio, VFR (durations in ms)."""
     out = av.open(str(path), "w")
     video = out.add_stream(codec, rate=FPS)
@@ -125,8 +133,9 @@ def size_change(path: Path, sizes: tuple[tuple[int, int], ...] = ((96, 64), (64,
     video.width, video.height = sizes[0]
     video.time_base = Fraction(1, FPS)
     for k, size in enumerate(sizes):
-        packets, _ = _encode("libx264", range(k * frames, (k + 1) * frames), size,
-                             {"preset": "ultrafast", "bf": "0", "g": "6"})
+        packets, _ = _encode(
+            "libx264", range(k * frames, (k + 1) * frames), size, {"preset": "ultrafast", "bf": "0", "g": "6"}
+        )
         for packet in packets:
             packet.stream, packet.time_base = video, Fraction(1, FPS)
             out.mux(packet)

@@ -15,8 +15,15 @@ from main import main
 from models.bundle import EXAMPLE_CLIP, EXAMPLE_PHOTO, bundled_style_names
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("Python", "PyTorch", "ONNX Runtime / TensorRT", "Cameras", "Virtual camera", "Weights and styles",
-            "Summary")
+SECTIONS = (
+    "Python",
+    "PyTorch",
+    "ONNX Runtime / TensorRT",
+    "Cameras",
+    "Virtual camera",
+    "Weights and styles",
+    "Summary",
+)
 
 
 def new_user_env(home: Path) -> dict[str, str]:
@@ -73,9 +80,27 @@ def test_readme_main_job_on_the_bundled_example_as_a_new_user(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     out = tmp_path / "astronaut_starry.png"
-    run = subprocess.run([sys.executable, str(ROOT / "main.py"), "image", str(EXAMPLE_PHOTO), "--style", "starry_night",
-                          "--backend", "torch", "--size", "256", "-o", str(out)],
-                         cwd=tmp_path, env=new_user_env(home), capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "image",
+            str(EXAMPLE_PHOTO),
+            "--style",
+            "starry_night",
+            "--backend",
+            "torch",
+            "--size",
+            "256",
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=new_user_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     image = cv2.imread(str(out))
     assert image is not None and image.shape == (256, 256, 3)
@@ -84,8 +109,24 @@ def test_readme_main_job_on_the_bundled_example_as_a_new_user(tmp_path):
 
 def test_webcam_plays_the_bundled_clip_as_a_camera(tmp_path, capsys):
     record = tmp_path / "live.mp4"
-    rc = main(["webcam", "--camera", str(EXAMPLE_CLIP), "--no-window", "--style", "the_scream", "--size", "96",
-               "--backend", "torch", "--max-seconds", "1", "--record", str(record)])
+    rc = main(
+        [
+            "webcam",
+            "--camera",
+            str(EXAMPLE_CLIP),
+            "--no-window",
+            "--style",
+            "the_scream",
+            "--size",
+            "96",
+            "--backend",
+            "torch",
+            "--max-seconds",
+            "1",
+            "--record",
+            str(record),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     capture = cv2.VideoCapture(str(record))
     ok, frame = capture.read()
@@ -95,8 +136,14 @@ def test_webcam_plays_the_bundled_clip_as_a_camera(tmp_path, capsys):
 
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
     """`stylizer models list | head -1`: the pipe closes before the listing is written; 141 as a shell says."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "models", "list"], cwd=tmp_path,
-                            env=new_user_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "models", "list"],
+        cwd=tmp_path,
+        env=new_user_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()  # the reader is gone before the first line is printed
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141, err

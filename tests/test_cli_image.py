@@ -53,6 +53,7 @@ def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 # ---- working runs -------------------------------------------------------------------------------
 
+
 def test_microast_one_style(content_path, styles, tmp_path, capsys):
     out = stylise(content_path, tmp_path / "out.png", "--style", str(styles[0]))
     content = cv2.imread(str(content_path))
@@ -68,22 +69,30 @@ def test_auto_runs_onnx_runtime_and_matches_pytorch(content_path, styles, tmp_pa
 
     auto = stylise(content_path, tmp_path / "auto.png", "--style", str(styles[0]), "--alpha", "0.7")
     said = capsys.readouterr().out
-    on_torch = stylise(content_path, tmp_path / "torch.png", "--style", str(styles[0]), "--alpha", "0.7",
-                       "--backend", "torch")
+    on_torch = stylise(
+        content_path, tmp_path / "torch.png", "--style", str(styles[0]), "--alpha", "0.7", "--backend", "torch"
+    )
     if not torch.cuda.is_available():  # a CPU-only machine: auto is ONNX Runtime, and the line says so
         assert "microast on onnxruntime cpu" in said
     assert "microast on torch" in capsys.readouterr().out
     assert psnr(auto, on_torch) >= 45  # the exported graph's fp32 threshold
 
 
-@pytest.mark.parametrize("extra,words", [(["--model", "gatys"], ["gatys", "PyTorch"]),
-                                         (["--mask", "MASK"], ["--mask", "PyTorch", "--backend auto or torch"])])
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--model", "gatys"], ["gatys", "PyTorch"]),
+        (["--mask", "MASK"], ["--mask", "PyTorch", "--backend auto or torch"]),
+    ],
+)
 def test_what_runs_only_on_pytorch_refuses_another_backend(extra, words, content_path, styles, tmp_path, capsys):
     mask = tmp_path / "mask.png"
     cv2.imwrite(str(mask), np.full((32, 32), 255, np.uint8))
     style_args = ["--style", str(styles[0])] + ([str(styles[1])] if "--mask" in extra else [])
     extra = [str(mask) if e == "MASK" else e for e in extra]
-    rc = main(["image", str(content_path), *style_args, *extra, "--backend", "onnxruntime", "-o", str(tmp_path / "o.png")])
+    rc = main(
+        ["image", str(content_path), *style_args, *extra, "--backend", "onnxruntime", "-o", str(tmp_path / "o.png")]
+    )
     assert_one_line_error(rc, capsys, *words)
     assert not (tmp_path / "o.png").exists()
 
@@ -119,7 +128,9 @@ def test_mask_splits_two_styles(content_path, styles, tmp_path):
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     a = stylise(content_path, tmp_path / "a.png", "--style", str(styles[0]))
     b = stylise(content_path, tmp_path / "b.png", "--style", str(styles[1]))
-    mixed = stylise(content_path, tmp_path / "m.png", "--style", *map(str, styles), "--mask", str(tmp_path / "mask.png"))
+    mixed = stylise(
+        content_path, tmp_path / "m.png", "--style", *map(str, styles), "--mask", str(tmp_path / "mask.png")
+    )
     w = mixed.shape[1]
     left, right = slice(0, w // 2 - 4), slice(w // 2 + 4, w)
     assert mean_diff(mixed[:, left], a[:, left]) < 1.0 and mean_diff(mixed[:, left], b[:, left]) > 5
@@ -140,8 +151,20 @@ def test_preserve_color_keeps_content_chroma(content_path, styles, tmp_path):
 
 
 def test_gatys_through_the_cli(content_path, styles, tmp_path):
-    out = stylise(content_path, tmp_path / "g.png", "--style", str(styles[0]), "--model", "gatys", "--iters", "3",
-                  "--size", "48", "--style-size", "48")
+    out = stylise(
+        content_path,
+        tmp_path / "g.png",
+        "--style",
+        str(styles[0]),
+        "--model",
+        "gatys",
+        "--iters",
+        "3",
+        "--size",
+        "48",
+        "--style-size",
+        "48",
+    )
     assert max(out.shape[:2]) == 48
 
 
@@ -161,8 +184,14 @@ def test_unusual_png_inputs_work(kind, content_path, styles, tmp_path):
 
 def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     """``jpeg`` with an EXIF APP1 segment holding only the orientation tag (as phones write it)."""
-    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01" + \
-        orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"
+        + b"\x00\x01"
+        + b"\x01\x12\x00\x03\x00\x00\x00\x01"
+        + orientation.to_bytes(2, "big")
+        + b"\x00\x00"
+        + b"\x00\x00\x00\x00"
+    )
     payload = b"Exif\x00\x00" + tiff
     return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
 
@@ -184,6 +213,7 @@ def test_phone_jpeg_with_exif_rotation_is_read_upright(grey, content_path, style
 
 
 # ---- errors: one line on stderr, exit 2, no traceback ----------------------------------------------
+
 
 def test_missing_content_file(styles, tmp_path, capsys):
     rc = main(["image", str(tmp_path / "nope.jpg"), "--style", str(styles[0]), "-o", str(tmp_path / "o.png")])
@@ -230,42 +260,67 @@ def test_output_is_the_input(content_path, styles, tmp_path, capsys):
 
 
 def test_adain_without_weights(content_path, styles, tmp_path, capsys, no_weights_env):
-    rc = main(["image", str(content_path), "--style", str(styles[0]), "--model", "adain", "-o", str(tmp_path / "o.png")])
+    rc = main(
+        ["image", str(content_path), "--style", str(styles[0]), "--model", "adain", "-o", str(tmp_path / "o.png")]
+    )
     err = assert_one_line_error(rc, capsys, "not found")
     assert "vgg_normalised.pth" in err or "decoder.pth" in err
     assert not (tmp_path / "o.png").exists()
 
 
 def test_gatys_with_two_styles(content_path, styles, tmp_path, capsys):
-    rc = main(["image", str(content_path), "--style", *map(str, styles), "--model", "gatys", "-o", str(tmp_path / "o.png")])
+    rc = main(
+        ["image", str(content_path), "--style", *map(str, styles), "--model", "gatys", "-o", str(tmp_path / "o.png")]
+    )
     assert_one_line_error(rc, capsys, "one style")
 
 
-@pytest.mark.parametrize("device, words", [
-    ("foo", ("unknown torch device", "'foo'")),
-    ("cuda:x", ("unknown torch device",)),
-    pytest.param("cuda", ("no CUDA GPU", "--device cpu"),
-                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")),
-])
+@pytest.mark.parametrize(
+    "device, words",
+    [
+        ("foo", ("unknown torch device", "'foo'")),
+        ("cuda:x", ("unknown torch device",)),
+        pytest.param(
+            "cuda",
+            ("no CUDA GPU", "--device cpu"),
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA"),
+        ),
+    ],
+)
 def test_bad_device(device, words, content_path, styles, tmp_path, capsys):
-    rc = main(["image", str(content_path), "--style", str(styles[0]), "--device", device, "-o", str(tmp_path / "o.png")])
+    rc = main(
+        ["image", str(content_path), "--style", str(styles[0]), "--device", device, "-o", str(tmp_path / "o.png")]
+    )
     assert_one_line_error(rc, capsys, *words)
     assert not (tmp_path / "o.png").exists()
 
 
 def test_unknown_weights_role_is_not_ignored(content_path, styles, shared, tmp_path, capsys):
     decoder = shared / "weights" / "microast" / "decoder_iter_160000.pth.tar"
-    rc = main(["image", str(content_path), "--style", str(styles[0]), "--weights", f"decodr={decoder}",
-               "-o", str(tmp_path / "o.png")])
+    rc = main(
+        [
+            "image",
+            str(content_path),
+            "--style",
+            str(styles[0]),
+            "--weights",
+            f"decodr={decoder}",
+            "-o",
+            str(tmp_path / "o.png"),
+        ]
+    )
     assert_one_line_error(rc, capsys, "decodr", "decoder")
     assert not (tmp_path / "o.png").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--model", "nosuchmodel"], ("invalid choice", "nosuchmodel")),
-    (["--alpha", "1.5"], ("--alpha", "between 0 and 1")),
-    (["--alpha", "-0.1"], ("--alpha",)),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--model", "nosuchmodel"], ("invalid choice", "nosuchmodel")),
+        (["--alpha", "1.5"], ("--alpha", "between 0 and 1")),
+        (["--alpha", "-0.1"], ("--alpha",)),
+    ],
+)
 def test_bad_options_are_argparse_errors(args, words, content_path, styles, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["image", str(content_path), "--style", str(styles[0]), "-o", str(tmp_path / "o.png"), *args])
@@ -276,6 +331,7 @@ def test_bad_options_are_argparse_errors(args, words, content_path, styles, tmp_
 
 
 # ---- models list -----------------------------------------------------------------------------------
+
 
 def test_models_list_tells_found_and_missing(shared, capsys):
     assert main(["models", "list"]) == 0

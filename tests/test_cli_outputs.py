@@ -28,8 +28,19 @@ def clip(tmp_path_factory, write_clip) -> Path:
 
 
 def video(clip: Path, out: Path, *extra: str) -> list[str]:
-    return ["video", str(clip), "-o", str(out), "--style", "starry_night", "--style-size", "64", "--backend",
-            "torch", *extra]
+    return [
+        "video",
+        str(clip),
+        "-o",
+        str(out),
+        "--style",
+        "starry_night",
+        "--style-size",
+        "64",
+        "--backend",
+        "torch",
+        *extra,
+    ]
 
 
 def umask() -> int:
@@ -46,6 +57,7 @@ def one_error_line(err: str) -> str:
 
 
 # ----- 1. a failed or early-interrupted run never deletes an existing output -----
+
 
 def test_failed_video_run_keeps_the_existing_output(clip, tmp_path, capsys):
     from main import main
@@ -86,6 +98,7 @@ def test_a_complete_run_replaces_the_output_and_says_so_first(clip, tmp_path, ca
 
 
 # ----- 3. unwritable folder in the first second; artifacts with the user's umask -----
+
 
 def test_unwritable_output_folder_fails_before_the_model_loads(clip, capsys):
     from main import main
@@ -146,6 +159,7 @@ def test_image_output_is_written_whole_with_the_user_umask(content_path, tmp_pat
 
 # ----- 4. one overwrite rule for video and webcam --record -----
 
+
 def test_recorder_replaces_the_name_it_was_given_and_never_another(tmp_path):
     from realtime.sinks import RecorderSink
     from realtime.sources import Frame
@@ -186,14 +200,18 @@ def test_video_and_webcam_help_state_the_same_rule(capsys):
 
 # ----- 5. non-finite numbers refused everywhere -----
 
-@pytest.mark.parametrize("argv", [
-    ["image", "x.jpg", "--style", "candy", "--style-weights", "nan", "1", "-o", "o.png"],
-    ["video", "x.mp4", "-o", "o.mp4", "--alpha", "nan"],
-    ["webcam", "--max-seconds", "inf"],
-    ["webcam", "--fps", "nan"],
-    ["preview", "x.jpg", "--style", "candy", "--at", "inf", "-o", "o.png"],
-    ["train", "adain", "--content", "c", "--style", "s", "--lr", "nan"],
-])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["image", "x.jpg", "--style", "candy", "--style-weights", "nan", "1", "-o", "o.png"],
+        ["video", "x.mp4", "-o", "o.mp4", "--alpha", "nan"],
+        ["webcam", "--max-seconds", "inf"],
+        ["webcam", "--fps", "nan"],
+        ["preview", "x.jpg", "--style", "candy", "--at", "inf", "-o", "o.png"],
+        ["train", "adain", "--content", "c", "--style", "s", "--lr", "nan"],
+    ],
+)
 def test_non_finite_numbers_are_refused(argv, capsys):
     from main import main
 
@@ -208,12 +226,25 @@ def test_nan_style_weights_no_longer_write_a_black_image(content_path, tmp_path,
 
     out = tmp_path / "o.png"
     with pytest.raises(SystemExit):
-        main(["image", str(content_path), "--style", "candy", "starry_night", "--style-weights", "nan", "1",
-              "-o", str(out)])
+        main(
+            [
+                "image",
+                str(content_path),
+                "--style",
+                "candy",
+                "starry_night",
+                "--style-weights",
+                "nan",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
     assert not out.exists()
 
 
 # ----- 6. GIF refused with the formats that work; 7. AVI header -----
+
 
 @pytest.mark.parametrize("extra", [[], ["--no-audio"]])
 def test_gif_output_is_refused_naming_the_formats_that_work(clip, tmp_path, capsys, extra):
@@ -241,10 +272,23 @@ def test_avi_header_has_the_real_rate_and_frame_count(tmp_path):
 
 # ----- 8. --size capped with a clear message -----
 
-@pytest.mark.parametrize("argv", [
-    lambda clip, out, content: video(clip, out, "--size", "8000"),
-    lambda clip, out, content: ["image", str(content), "--style", "candy", "--size", "8000", "-o", str(out) + ".png"],
-])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        lambda clip, out, content: video(clip, out, "--size", "8000"),
+        lambda clip, out, content: [
+            "image",
+            str(content),
+            "--style",
+            "candy",
+            "--size",
+            "8000",
+            "-o",
+            str(out) + ".png",
+        ],
+    ],
+)
 def test_huge_size_is_refused_at_once(argv, clip, content_path, tmp_path, capsys):
     from main import main
 
@@ -257,16 +301,30 @@ def test_huge_size_is_refused_at_once(argv, clip, content_path, tmp_path, capsys
 
 # ----- 10. messages -----
 
+
 def test_folders_given_as_inputs_are_called_folders(tmp_path, capsys):
     from main import main
 
     image = tmp_path / "photo.jpg"
     cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
-    for argv in (["image", str(tmp_path), "--style", "candy", "-o", str(tmp_path / "o.png")],
-                 ["image", str(image), "--style", "candy", "--mask", str(tmp_path), "--style", "candy", "udnie",
-                  "-o", str(tmp_path / "o.png")],
-                 ["video", str(tmp_path), "-o", str(tmp_path / "o.mp4")],
-                 ["preview", str(tmp_path), "--style", "candy", "-o", str(tmp_path / "o.png")]):
+    for argv in (
+        ["image", str(tmp_path), "--style", "candy", "-o", str(tmp_path / "o.png")],
+        [
+            "image",
+            str(image),
+            "--style",
+            "candy",
+            "--mask",
+            str(tmp_path),
+            "--style",
+            "candy",
+            "udnie",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+        ["video", str(tmp_path), "-o", str(tmp_path / "o.mp4")],
+        ["preview", str(tmp_path), "--style", "candy", "-o", str(tmp_path / "o.png")],
+    ):
         assert main(argv) == 2
         line = one_error_line(capsys.readouterr().err)
         assert "is a folder" in line and "does not exist" not in line
@@ -280,6 +338,7 @@ def test_an_image_too_small_after_resizing_suggests_size_0(content_path, tmp_pat
 
 
 # ----- 11. progress: log lines and pipes -----
+
 
 def test_progress_in_a_pipe_is_plain_lines(clip, tmp_path, capsys):
     from main import main
@@ -307,6 +366,7 @@ def test_log_lines_go_through_the_bar(capsys):
 
 # ----- 12. defaults printed once -----
 
+
 @pytest.mark.parametrize("command", ["image", "video", "webcam", "export", "preview", "train", "bench"])
 def test_help_prints_each_default_once(command, capsys):
     from main import main
@@ -320,8 +380,8 @@ def test_help_prints_each_default_once(command, capsys):
 
 # ----- 13, 14, 2: webcam styles, exit code 130 on SIGTERM, recording finished -----
 
-def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_recording(tmp_path, write_clip,
-                                                                                         shared):
+
+def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_recording(tmp_path, write_clip, shared):
     styles = tmp_path / "search" / "styles"
     styles.mkdir(parents=True)
     for i in range(12):
@@ -330,10 +390,29 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
     live.write_bytes(b"old recording")
     env = dict(os.environ, STYLIZER_PATH=f"{shared / 'weights'}{os.pathsep}{tmp_path / 'search'}")
     long_clip = write_clip(tmp_path / "long.mp4", frames=10 * FPS, fps=FPS, size=(96, 64))  # 10 s as a camera
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "webcam", "--camera", str(long_clip),
-                             "--no-window", "--size", "64", "--style-size", "48", "--backend", "torch",
-                             "--record", str(live)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "webcam",
+            "--camera",
+            str(long_clip),
+            "--no-window",
+            "--size",
+            "64",
+            "--style-size",
+            "48",
+            "--backend",
+            "torch",
+            "--record",
+            str(live),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = proc.stdout.readline()
     seen = []
     for line in iter(proc.stderr.readline, ""):  # an event, not a time: the recorder's first frame
@@ -352,6 +431,7 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
 
 
 # ----- 3. exported artifacts: a failed or interrupted export leaves a good file already there -----
+
 
 def test_a_failed_export_keeps_the_artifact_already_there(tmp_path, store, monkeypatch):
     import export.verify

@@ -68,8 +68,25 @@ def test_side_by_side_matches_heights():
 
 def test_preview_video_frame_side_by_side(video_path, bunny_frames, tmp_path, capsys):
     out = tmp_path / "keyframe.png"
-    rc = main(["preview", str(video_path), "--at", "2.5", "--style", "starry_night", "-o", str(out),
-               "--size", "64", "--style-size", "64", "--iters", "8", "--side-by-side"])
+    rc = main(
+        [
+            "preview",
+            str(video_path),
+            "--at",
+            "2.5",
+            "--style",
+            "starry_night",
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--style-size",
+            "64",
+            "--iters",
+            "8",
+            "--side-by-side",
+        ]
+    )
     assert rc == 0
     image = cv2.imread(str(out))
     assert image.shape == (36, 64 + 8 + 64, 3)  # 640x360 at 64 px: [microast | gap | gatys]
@@ -83,19 +100,38 @@ def test_preview_video_frame_side_by_side(video_path, bunny_frames, tmp_path, ca
 
 def test_preview_image_with_weights(content_path, style_path, tmp_path):
     out = tmp_path / "k.jpg"
-    rc = main(["preview", str(content_path), "--style", str(style_path), "-o", str(out), "--size", "48",
-               "--iters", "3", "--style-weight", "1000", "--content-weight", "1"])
+    rc = main(
+        [
+            "preview",
+            str(content_path),
+            "--style",
+            str(style_path),
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--iters",
+            "3",
+            "--style-weight",
+            "1000",
+            "--content-weight",
+            "1",
+        ]
+    )
     assert rc == 0 and max(cv2.imread(str(out)).shape[:2]) == 48
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--at", "10.5"], ("past the end",)),
-    (["--at", "1e30"], ("past the end",)),
-    (["--style", "no_such_painting"], ("no_such_painting",)),
-    (["-o", "{tmp}/missing/out.png"], ("does not exist",)),
-    (["-o", "{tmp}/out.txt"], ("image suffix",)),
-    (["--iters", "0"], ("at least 1",)),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--at", "10.5"], ("past the end",)),
+        (["--at", "1e30"], ("past the end",)),
+        (["--style", "no_such_painting"], ("no_such_painting",)),
+        (["-o", "{tmp}/missing/out.png"], ("does not exist",)),
+        (["-o", "{tmp}/out.txt"], ("image suffix",)),
+        (["--iters", "0"], ("at least 1",)),
+    ],
+)
 def test_preview_errors_are_one_line(video_path, tmp_path, capsys, extra, words):
     args = {"--style": "starry_night", "-o": str(tmp_path / "out.png")}
     rest = [e.format(tmp=tmp_path) for e in extra]

@@ -59,16 +59,24 @@ def decode(path: Path) -> dict:
         frames = list(c.decode(video=0))
     with av.open(str(path)) as c:
         packets = [p for p in c.demux(audio=0) if p.size]
-    return {"images": [f.to_ndarray(format="bgr24") for f in frames], "times": [float(f.time) for f in frames],
-            "audio_start": min((float(p.pts * p.time_base) for p in packets), default=0.0),
-            "audio_end": max((float((p.pts + p.duration) * p.time_base) for p in packets), default=0.0)}
+    return {
+        "images": [f.to_ndarray(format="bgr24") for f in frames],
+        "times": [float(f.time) for f in frames],
+        "audio_start": min((float(p.pts * p.time_base) for p in packets), default=0.0),
+        "audio_end": max((float((p.pts + p.duration) * p.time_base) for p in packets), default=0.0),
+    }
 
 
 def start_job(clip: Path, out: Path) -> subprocess.Popen:
     search = os.pathsep.join(str(Path(p).resolve()) for p in os.environ["STYLIZER_PATH"].split(os.pathsep))
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *video_args(clip, out)], cwd=out.parent,
-                            env=dict(os.environ, STYLIZER_PATH=search), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), *video_args(clip, out)],
+        cwd=out.parent,
+        env=dict(os.environ, STYLIZER_PATH=search),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_fragments(part: Path, proc: subprocess.Popen, rng: random.Random) -> None:
@@ -102,8 +110,9 @@ def assert_playable_prefix(path: Path, reference: list[np.ndarray], at_least: in
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new output", "existing output"])
-def test_sigterm_at_a_random_frame_keeps_a_playable_file_and_never_replaces_one(clip, reference, tmp_path, existing,
-                                                                                rng):
+def test_sigterm_at_a_random_frame_keeps_a_playable_file_and_never_replaces_one(
+    clip, reference, tmp_path, existing, rng
+):
     out = tmp_path / "out.mp4"
     if existing:
         out.write_bytes(b"the user's earlier result")
@@ -130,7 +139,8 @@ def test_sigterm_at_a_random_frame_keeps_a_playable_file_and_never_replaces_one(
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new output", "existing output"])
 def test_sigkill_at_a_random_frame_leaves_a_playable_part_file_and_the_output_untouched(
-        clip, reference, tmp_path, existing, rng):
+    clip, reference, tmp_path, existing, rng
+):
     out = tmp_path / "out.mp4"
     if existing:
         out.write_bytes(b"the user's earlier result")
@@ -164,8 +174,7 @@ class FullDisk:
         return getattr(self._real, name)
 
 
-def test_a_full_disk_ends_in_one_line_naming_the_disk_and_keeps_a_playable_file(clip, tmp_path, capsys,
-                                                                                monkeypatch):
+def test_a_full_disk_ends_in_one_line_naming_the_disk_and_keeps_a_playable_file(clip, tmp_path, capsys, monkeypatch):
     from main import main
 
     real_open = av.open
@@ -193,7 +202,7 @@ def test_a_truncated_source_writes_its_good_frames_and_says_where_it_stopped(tmp
     clip = write_clip(tmp_path / "whole.mkv", frames=FRAMES, fps=FPS, size=SIZE, codec="ffv1", pix_fmt="yuv444p")
     data = clip.read_bytes()
     cut = tmp_path / "cut.mkv"
-    cut.write_bytes(data[:len(data) // 5])  # a download that stopped part-way
+    cut.write_bytes(data[: len(data) // 5])  # a download that stopped part-way
     with av.open(str(cut)) as c:
         good = sum(1 for _ in c.decode(video=0))
     assert 10 < good < FRAMES

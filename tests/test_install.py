@@ -29,10 +29,27 @@ def installed(tmp_path_factory) -> Path:
     """A fresh venv holding only the built wheel; its dependencies are this interpreter's (a .pth line), offline."""
     tmp = tmp_path_factory.mktemp("install")
     source = tmp / "src"  # a copy, so the build's build/ and egg-info folders stay out of the checkout
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "tests", "__pycache__", "build",
-                                                                "*.egg-info", ".carry", "runs", "out"))
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp / "whl"),
-         str(source)])
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "tests", "__pycache__", "build", "*.egg-info", ".carry", "runs", "out"
+        ),
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp / "whl"),
+            str(source),
+        ]
+    )
     wheel = next((tmp / "whl").glob("stylizer-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "main.py" in names and all(f"{p}/__init__.py" in names for p in PACKAGES)
@@ -54,14 +71,32 @@ def test_installed_stylizer_runs_from_another_folder_with_what_it_ships(installe
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("STYLIZER_PATH", "XDG_CACHE_HOME", "PYTHONPATH")}
     env.update(HOME=str(home), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
-    where = run([str(bindir / "python"), "-c", "import main, models.bundle as b; print(main.__file__); "
-                 "print(b.EXAMPLE_PHOTO)"], cwd=tmp_path, env=env).stdout.split()
+    where = run(
+        [str(bindir / "python"), "-c", "import main, models.bundle as b; print(main.__file__); print(b.EXAMPLE_PHOTO)"],
+        cwd=tmp_path,
+        env=env,
+    ).stdout.split()
     assert all(Path(p).is_relative_to(installed) for p in where), where
     assert "usage: stylizer" in run([str(bindir / "stylizer"), "--help"], cwd=tmp_path, env=env).stdout
     listing = run([str(bindir / "stylizer"), "models", "list"], cwd=tmp_path, env=env).stdout
     assert "bundled/all              found      (package) " + str(installed) in listing
     out = tmp_path / "out.png"
-    run([str(bindir / "stylizer"), "image", where[1], "--style", "starry_night", "--backend", "torch", "--size", "128",
-         "-o", str(out)], cwd=tmp_path, env=env)
+    run(
+        [
+            str(bindir / "stylizer"),
+            "image",
+            where[1],
+            "--style",
+            "starry_night",
+            "--backend",
+            "torch",
+            "--size",
+            "128",
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     image = cv2.imread(str(out))
     assert image is not None and image.shape == (128, 128, 3)

@@ -48,7 +48,9 @@ class BenchModel:
     model: StyleModel
 
 
-def load_models(inputs: Path, trained: Path, device: torch.device, names: tuple[str, ...] = ("adain", "aesfa", "microast")) -> list[BenchModel]:
+def load_models(
+    inputs: Path, trained: Path, device: torch.device, names: tuple[str, ...] = ("adain", "aesfa", "microast")
+) -> list[BenchModel]:
     """The benchmarked models: ours from ``trained`` (the job's exports), MicroAST's official files from ``inputs``."""
     from models.adain import AdaIN, CaffeVGGEncoder, load_our_decoder
     from models.aesfa import AesFA
@@ -95,8 +97,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def time_calls(fn, device: torch.device, warmup: int = 5, min_iters: int = 10, max_iters: int = 200,
-               target_s: float = 1.0) -> list[float]:
+def time_calls(
+    fn, device: torch.device, warmup: int = 5, min_iters: int = 10, max_iters: int = 200, target_s: float = 1.0
+) -> list[float]:
     """Milliseconds of each of up to ``max_iters`` calls (about ``target_s`` in all) after ``warmup`` calls."""
     cuda = device.type == "cuda"
     if not cuda:  # CPU proofs only: fp16 convolutions are emulated there and take seconds
@@ -137,8 +140,9 @@ def _prepare(network: nn.Module, variant: str, device: torch.device) -> tuple[nn
     return net, dtype, channels_last
 
 
-def run_variant(network: nn.Module, variant: str, frame: torch.Tensor, code: StyleCode, device: torch.device,
-                target_s: float) -> tuple[list[float], torch.Tensor, str]:
+def run_variant(
+    network: nn.Module, variant: str, frame: torch.Tensor, code: StyleCode, device: torch.device, target_s: float
+) -> tuple[list[float], torch.Tensor, str]:
     """Times of one variant and its output (fp32, on the device); also a note (e.g. compile seconds)."""
     net, dtype, channels_last = _prepare(network, variant, device)
     x = frame.to(dtype)
@@ -174,16 +178,27 @@ def run_variant(network: nn.Module, variant: str, frame: torch.Tensor, code: Sty
             def call():
                 return compiled(x, *tensors, alpha)
         else:
+
             def call():
                 return net(x, *tensors, alpha)
+
         times = time_calls(call, device, target_s=target_s)
         out = call().float().clone()
     return times, out, note
 
 
-def run_bench(models: list[BenchModel], content: Path, style: Path, sizes: list[tuple[int, int]], device: torch.device,
-              deadline: float, compile_ok: bool = True, target_s: float = 1.0, variants: tuple[str, ...] = VARIANTS,
-              on_row=None) -> list[dict]:
+def run_bench(
+    models: list[BenchModel],
+    content: Path,
+    style: Path,
+    sizes: list[tuple[int, int]],
+    device: torch.device,
+    deadline: float,
+    compile_ok: bool = True,
+    target_s: float = 1.0,
+    variants: tuple[str, ...] = VARIANTS,
+    on_row=None,
+) -> list[dict]:
     """Every model × size × variant that fits before ``deadline`` (time.monotonic()); one row each.
 
     ``on_row(rows)`` is called after every item (the job saves its report there, so a job killed
@@ -222,21 +237,35 @@ def run_bench(models: list[BenchModel], content: Path, style: Path, sizes: list[
             precise = torch.backends.cudnn.allow_tf32
             torch.backends.cudnn.allow_tf32 = variant != "fp32"  # the fp32 reference is true fp32
             try:
-                times, out, note = run_variant(bench_model.model.frame_network(), variant, frames[size],
-                                               codes[bench_model.label], device, target_s)
+                times, out, note = run_variant(
+                    bench_model.model.frame_network(), variant, frames[size], codes[bench_model.label], device, target_s
+                )
             finally:
                 torch.backends.cudnn.allow_tf32 = precise
             if variant == "fp32":
                 refs[key] = out
             median = statistics.median(times)
-            row.update({"ms_median": round(median, 3), "ms_mean": round(statistics.fmean(times), 3),
-                        "fps": round(1000.0 / median, 1), "iters": len(times),
-                        "psnr_vs_fp32_db": None if variant == "fp32" else round(psnr(out, refs[key]), 2),
-                        "finite": bool(torch.isfinite(out).all())})
+            row.update(
+                {
+                    "ms_median": round(median, 3),
+                    "ms_mean": round(statistics.fmean(times), 3),
+                    "fps": round(1000.0 / median, 1),
+                    "iters": len(times),
+                    "psnr_vs_fp32_db": None if variant == "fp32" else round(psnr(out, refs[key]), 2),
+                    "finite": bool(torch.isfinite(out).all()),
+                }
+            )
             if note:
                 row["note"] = note
-            log.info("bench %s %s %s: %.2f ms (%.1f fps)%s", row["model"], row["size"], variant, median, row["fps"],
-                     "" if variant == "fp32" else f", PSNR vs fp32 {row['psnr_vs_fp32_db']} dB")
+            log.info(
+                "bench %s %s %s: %.2f ms (%.1f fps)%s",
+                row["model"],
+                row["size"],
+                variant,
+                median,
+                row["fps"],
+                "" if variant == "fp32" else f", PSNR vs fp32 {row['psnr_vs_fp32_db']} dB",
+            )
         except Exception as exc:  # one failing variant (e.g. a capture problem) must not cost the others
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
             log.error("bench %s %s %s failed: %s", row["model"], row["size"], variant, row["error"])

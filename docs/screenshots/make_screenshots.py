@@ -37,8 +37,9 @@ def save_small(widget: QWidget, path: Path, width: int) -> None:
     raw.unlink()
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG) \
-        .save(path, optimize=True)
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+        path, optimize=True
+    )
     print(f"{path}: {path.stat().st_size // 1024} KB")
 
 
@@ -65,9 +66,15 @@ def main() -> int:
     from gui.settings import SettingsStore
 
     _app = QApplication(sys.argv[:1])  # kept alive for the windows below
-    options = GuiOptions(source=str(SHARED / "video" / "cutBunny.mp4"), styles=gallery_styles(None),
-                         backend="auto", size=args.size, output_dir=Path("/tmp"),
-                         keyframe_iterations=args.iterations, keyframe_size=args.keyframe_size)
+    options = GuiOptions(
+        source=str(SHARED / "video" / "cutBunny.mp4"),
+        styles=gallery_styles(None),
+        backend="auto",
+        size=args.size,
+        output_dir=Path("/tmp"),
+        keyframe_iterations=args.iterations,
+        keyframe_size=args.keyframe_size,
+    )
     window = MainWindow(options, SettingsStore(Path("/tmp/stylizer-screenshots.ini")), feed_forward_models())
     window.resize(1280, 760)
     window.show()

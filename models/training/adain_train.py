@@ -77,8 +77,10 @@ class AdaINTask:
         for g, s, scale in zip(out_feats, style_feats, LAYER_SCALES):
             g_mean, g_std = feature_stats(g)
             s_mean, s_std = feature_stats(s)
-            style_loss = style_loss + (F.mse_loss(g_mean.float() / scale, s_mean.float() / scale)
-                                       + F.mse_loss(g_std.float() / scale, s_std.float() / scale))
+            style_loss = style_loss + (
+                F.mse_loss(g_mean.float() / scale, s_mean.float() / scale)
+                + F.mse_loss(g_std.float() / scale, s_std.float() / scale)
+            )
         total = self.content_weight * content_loss + self.style_weight * style_loss
         return {"total": total, "content": content_loss, "style": style_loss}
 
@@ -87,6 +89,12 @@ class AdaINTask:
         return self.model.stylize(content, code, 1.0).clamp(0, 1)
 
     def export(self, path: Path) -> None:
-        save_our_decoder(self.model.decoder, path, extra_metadata={
-            "trained_size": str(self.config.size), "style_weight": str(self.style_weight),
-            "content_weight": str(self.content_weight)})
+        save_our_decoder(
+            self.model.decoder,
+            path,
+            extra_metadata={
+                "trained_size": str(self.config.size),
+                "style_weight": str(self.style_weight),
+                "content_weight": str(self.content_weight),
+            },
+        )

@@ -67,7 +67,9 @@ def efdm_per_sample(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def hardest_negatives(output_feats: list[torch.Tensor], style_feats: list[torch.Tensor]) -> torch.Tensor:
     """For each stylised sample, the index of the *other* style whose VGG EFDM to it is smallest."""
     with torch.no_grad():
-        return hardest_negatives_sorted([sorted_channels(g) for g in output_feats], [sorted_channels(s) for s in style_feats])
+        return hardest_negatives_sorted(
+            [sorted_channels(g) for g in output_feats], [sorted_channels(s) for s in style_feats]
+        )
 
 
 def hardest_negatives_sorted(output_sorted: list[torch.Tensor], style_sorted: list[torch.Tensor]) -> torch.Tensor:
@@ -141,8 +143,10 @@ class AesFATask:
             out_e = m.netE.features(out_n)
             out_s = m.netS.features(out_n)
             out_s = out_s + [m.netS.pool(out_s[-1])]
-            pairs = [(sorted_channels(s), sorted_channels(g))
-                     for s, g in band_pairs(style_s[:2], out_e) + band_pairs(style_s, out_s)]
+            pairs = [
+                (sorted_channels(s), sorted_channels(g))
+                for s, g in band_pairs(style_s[:2], out_e) + band_pairs(style_s, out_s)
+            ]
             pos = sum((g - s).pow(2).mean(dim=(1, 2)) for s, g in pairs)
             negative = sum((g - s[neg]).pow(2).mean(dim=(1, 2)) for s, g in pairs)
             contrast = (pos / negative.clamp_min(1e-8)).sum()
@@ -157,6 +161,12 @@ class AesFATask:
             return self.model.stylize(content, code, 1.0).clamp(0, 1)
 
     def export(self, path: Path) -> None:
-        self.model.save_safetensors(path, metadata={
-            "trained_size": str(self.config.size), "content_weight": str(self.content_weight),
-            "style_weight": str(self.style_weight), "contrast_weight": str(CONTRAST_WEIGHT)})
+        self.model.save_safetensors(
+            path,
+            metadata={
+                "trained_size": str(self.config.size),
+                "content_weight": str(self.content_weight),
+                "style_weight": str(self.style_weight),
+                "contrast_weight": str(CONTRAST_WEIGHT),
+            },
+        )

@@ -107,16 +107,22 @@ class TrainConfig:
         for name in ("lr", "content_weight", "style_weight"):
             value = getattr(self, name)
             if value is None:
-                raise InputError(f"{name.replace('_', '-')} is not set and the task has no default; pass --{name.replace('_', '-')}")
+                raise InputError(
+                    f"{name.replace('_', '-')} is not set and the task has no default; pass --{name.replace('_', '-')}"
+                )
             if value < 0 or (name == "lr" and value == 0):
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if self.lr_decay < 0 or self.checkpoint_minutes <= 0 or self.sample_every < 0 or self.num_workers < 0:
             raise InputError("--lr-decay, --sample-every and --num-workers must be >= 0 and --checkpoint-minutes > 0")
         for name in ("content_dir", "style_dir"):
             if not Path(getattr(self, name)).is_dir():
-                raise InputError(f"{name.replace('_dir', '')} folder {getattr(self, name)} does not exist; give a folder of images")
+                raise InputError(
+                    f"{name.replace('_dir', '')} folder {getattr(self, name)} does not exist; give a folder of images"
+                )
         if self.vgg_weights is not None and not Path(self.vgg_weights).is_file():
-            raise InputError(f"VGG-19 cut {self.vgg_weights} does not exist; write it with: python -m tools.prepare_gpu_inputs")
+            raise InputError(
+                f"VGG-19 cut {self.vgg_weights} does not exist; write it with: python -m tools.prepare_gpu_inputs"
+            )
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise InputError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
         return self
@@ -163,8 +169,13 @@ def rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -213,20 +224,30 @@ class _Run:
 
     def state(self) -> dict:
         return {
-            "task": self.task.name, "step": self.step, "seconds": self.seconds,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "task": self.task.name,
+            "step": self.step,
+            "seconds": self.seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
-            "config": {k: (str(v) if isinstance(v, (Path, tuple)) else v) for k, v in dataclasses.asdict(self.config).items()},
+            "config": {
+                k: (str(v) if isinstance(v, (Path, tuple)) else v) for k, v in dataclasses.asdict(self.config).items()
+            },
         }
 
     def load(self, path: Path) -> None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # any unpickling failure means the same thing to the user
-            raise InputError(f"{path} is not a readable training checkpoint ({exc.__class__.__name__}); pass another --resume") from exc
+            raise InputError(
+                f"{path} is not a readable training checkpoint ({exc.__class__.__name__}); pass another --resume"
+            ) from exc
         if state.get("task") != self.task.name:
-            raise InputError(f"{path} is a {state.get('task')!r} checkpoint, not {self.task.name!r}; resume it with that task")
+            raise InputError(
+                f"{path} is a {state.get('task')!r} checkpoint, not {self.task.name!r}; resume it with that task"
+            )
         self.model.load_state_dict(state["model"])
         fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -256,8 +277,16 @@ class LossLog:
 
     def write(self, step: int, losses: dict[str, float], lr: float, seconds: float) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([step, f"{losses['content']:.6g}", f"{losses['style']:.6g}",
-                                    f"{losses['total']:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
+            csv.writer(f).writerow(
+                [
+                    step,
+                    f"{losses['content']:.6g}",
+                    f"{losses['style']:.6g}",
+                    f"{losses['total']:.6g}",
+                    f"{lr:.6g}",
+                    f"{seconds:.3f}",
+                ]
+            )
 
 
 def read_loss_log(path: Path) -> list[dict[str, float]]:
@@ -299,7 +328,9 @@ def train(task: TrainingTask, config: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_file = out / CHECKPOINT_NAME
     if config.resume is None and ckpt_file.exists():
-        raise InputError(f"{out} already holds a training checkpoint; pass --resume {ckpt_file} to continue, or another --out")
+        raise InputError(
+            f"{out} already holds a training checkpoint; pass --resume {ckpt_file} to continue, or another --out"
+        )
     device = torch.device(config.device)
     use_amp = config.amp and device.type == "cuda"
     if config.amp and not use_amp:
@@ -338,8 +369,10 @@ def train(task: TrainingTask, config: TrainConfig) -> Path:
     model.train()
     last_save = time.monotonic()
     saved_step = -1
-    with _StopSignal() as stop, tqdm(total=config.iters, initial=run.step, desc=f"train {task.name}",
-                                     unit="it", dynamic_ncols=True) as bar:
+    with (
+        _StopSignal() as stop,
+        tqdm(total=config.iters, initial=run.step, desc=f"train {task.name}", unit="it", dynamic_ncols=True) as bar,
+    ):
         try:
             tick = time.perf_counter()
             for content, style in loader:
@@ -364,8 +397,10 @@ def train(task: TrainingTask, config: TrainConfig) -> Path:
                 if run.step % config.log_every == 0 or run.step == config.iters:
                     values = {k: float(v.detach()) for k, v in losses.items()}  # one device sync per log
                     if not math.isfinite(values["total"]):
-                        raise ModelError(f"training diverged at step {run.step} (total loss {values['total']}); "
-                                         "lower --lr or --style-weight, or resume from the last checkpoint")
+                        raise ModelError(
+                            f"training diverged at step {run.step} (total loss {values['total']}); "
+                            "lower --lr or --style-weight, or resume from the last checkpoint"
+                        )
                     loss_log.write(run.step, values, lr, run.seconds)
                     bar.set_postfix({k: f"{values[k]:.3g}" for k in ("content", "style", "total")})
                 if stop.is_set():

@@ -47,7 +47,7 @@ def random_crop(bgr: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
     image = resize_short(bgr, int(round(size * rng.uniform(*SCALE_RANGE))))
     h, w = image.shape[:2]
     top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-    image = image[top:top + size, left:left + size]
+    image = image[top : top + size, left : left + size]
     return image[:, ::-1] if rng.random() < 0.5 else image
 
 
@@ -107,7 +107,9 @@ class StepSampler(Sampler[list[SampleKey]]):
         epoch, pos = divmod(n, self.sizes[which])
         if (which, epoch) not in self._perms:
             self._perms = {k: v for k, v in self._perms.items() if k[0] != which}  # one epoch per folder in memory
-            self._perms[(which, epoch)] = np.random.default_rng([self.seed, which, epoch]).permutation(self.sizes[which])
+            self._perms[(which, epoch)] = np.random.default_rng([self.seed, which, epoch]).permutation(
+                self.sizes[which]
+            )
         return int(self._perms[(which, epoch)][pos])
 
     def key(self, n: int) -> SampleKey:
@@ -129,8 +131,11 @@ def make_loader(config, start: int = 0) -> DataLoader:
     # no cv2.setNumThreads(1) in the workers: a worker forked from a process whose OpenCV pool already ran
     # (a test suite, the app) waits forever in it for pool threads that did not survive the fork
     return DataLoader(
-        PairDataset(content, style, config.size), batch_sampler=sampler, num_workers=config.num_workers,
-        pin_memory=str(config.device).startswith("cuda"), persistent_workers=False,
+        PairDataset(content, style, config.size),
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=str(config.device).startswith("cuda"),
+        persistent_workers=False,
         # the loader's own seed comes from here, so creating it leaves the global RNG untouched
         generator=torch.Generator().manual_seed(config.seed),
     )
@@ -141,7 +146,7 @@ def center_square(path: Path, size: int) -> torch.Tensor:
     image = resize_short(read_image(path), size)
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
-    return to_chw(image[top:top + size, left:left + size])
+    return to_chw(image[top : top + size, left : left + size])
 
 
 @dataclass
@@ -155,8 +160,10 @@ class SampleGrid:
     def from_config(cls, config, device: torch.device) -> "SampleGrid":
         contents = list(config.eval_content) or list_images(config.content_dir, "content")[:3]
         styles = list(config.eval_style) or list_images(config.style_dir, "style")[:3]
-        return cls(torch.stack([center_square(p, config.size) for p in contents]).to(device),
-                   torch.stack([center_square(p, config.size) for p in styles]).to(device))
+        return cls(
+            torch.stack([center_square(p, config.size) for p in contents]).to(device),
+            torch.stack([center_square(p, config.size) for p in styles]).to(device),
+        )
 
     def render(self, task) -> torch.Tensor:
         """The grid as a (1, 3, H, W) image; call under no_grad."""
@@ -167,8 +174,10 @@ class SampleGrid:
         for c in self.content:
             out = task.sample(c.unsqueeze(0).expand(len(self.style), -1, -1, -1), self.style)
             rows.append([c, *out.float().clamp(0, 1)])
-        lines = [torch.cat([torch.nn.functional.pad(t.float(), (pad, pad, pad, pad), value=1.0) for t in row], dim=2)
-                 for row in rows]
+        lines = [
+            torch.cat([torch.nn.functional.pad(t.float(), (pad, pad, pad, pad), value=1.0) for t in row], dim=2)
+            for row in rows
+        ]
         return torch.cat(lines, dim=1).unsqueeze(0)
 
     def write(self, task, path: Path) -> Path:

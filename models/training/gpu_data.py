@@ -40,7 +40,7 @@ def fit_image(bgr: np.ndarray, short_side: int, max_long: int) -> np.ndarray:
         bgr = resize_short(bgr, short_side)
     h, w = bgr.shape[:2]
     top, left = max(0, (h - max_long) // 2), max(0, (w - max_long) // 2)
-    return bgr[top:top + min(h, max_long), left:left + min(w, max_long)]
+    return bgr[top : top + min(h, max_long), left : left + min(w, max_long)]
 
 
 class DeviceCorpus:
@@ -65,8 +65,15 @@ class DeviceCorpus:
         return self.images.numel()
 
     @classmethod
-    def from_folder(cls, folder: Path, device: torch.device | str, what: str = "training",
-                    short_side: int = SHORT_SIDE, max_long: int = MAX_LONG, threads: int = 16) -> "DeviceCorpus":
+    def from_folder(
+        cls,
+        folder: Path,
+        device: torch.device | str,
+        what: str = "training",
+        short_side: int = SHORT_SIDE,
+        max_long: int = MAX_LONG,
+        threads: int = 16,
+    ) -> "DeviceCorpus":
         """Decode every image under ``folder`` once (``threads`` at a time) and move them to ``device``."""
         files = list_images(folder, what)
         start = time.perf_counter()
@@ -79,15 +86,22 @@ class DeviceCorpus:
         return cls._from_decoded(decoded, [p.name for p in files], device, what, start)
 
     @classmethod
-    def from_pack(cls, path: Path, device: torch.device | str, what: str = "training",
-                  short_side: int = SHORT_SIDE, max_long: int = MAX_LONG, threads: int = 16) -> "DeviceCorpus":
+    def from_pack(
+        cls,
+        path: Path,
+        device: torch.device | str,
+        what: str = "training",
+        short_side: int = SHORT_SIDE,
+        max_long: int = MAX_LONG,
+        threads: int = 16,
+    ) -> "DeviceCorpus":
         """Decode a pack written by :func:`write_pack` (one file of JPEG streams) and move it to ``device``."""
         start = time.perf_counter()
         with np.load(path, allow_pickle=False) as pack:
             data, offsets, names = pack["jpeg"], pack["offsets"], [str(n) for n in pack["names"]]
 
         def load(i: int) -> np.ndarray:
-            image = cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_COLOR)
+            image = cv2.imdecode(data[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)
             if image is None:
                 raise ValueError(f"{path}: image {names[i]} does not decode; prepare the pack again")
             return fit_image(image, short_side, max_long)
@@ -97,8 +111,9 @@ class DeviceCorpus:
         return cls._from_decoded(decoded, names, device, what, start)
 
     @classmethod
-    def _from_decoded(cls, decoded: list[np.ndarray], names: list[str], device: torch.device | str, what: str,
-                      start: float) -> "DeviceCorpus":
+    def _from_decoded(
+        cls, decoded: list[np.ndarray], names: list[str], device: torch.device | str, what: str, start: float
+    ) -> "DeviceCorpus":
         height = max(im.shape[0] for im in decoded)
         width = max(im.shape[1] for im in decoded)
         canvas = np.empty((len(decoded), height, width, 3), np.uint8)
@@ -107,12 +122,23 @@ class DeviceCorpus:
             canvas[i] = cv2.copyMakeBorder(im, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
         sizes = torch.tensor([im.shape[:2] for im in decoded], dtype=torch.float32)
         images = torch.from_numpy(canvas[..., ::-1].copy()).permute(0, 3, 1, 2).contiguous().to(device)
-        log.info("%s corpus: %d images decoded in %.1f s, %.0f MB on %s", what, len(names),
-                 time.perf_counter() - start, images.numel() / 1e6, device)
+        log.info(
+            "%s corpus: %d images decoded in %.1f s, %.0f MB on %s",
+            what,
+            len(names),
+            time.perf_counter() - start,
+            images.numel() / 1e6,
+            device,
+        )
         return cls(images, sizes, names)
 
-    def boxes(self, index: torch.Tensor, generator: torch.Generator,
-              scale_range: tuple[float, float] = SCALE_RANGE, flip: bool = True) -> torch.Tensor:
+    def boxes(
+        self,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+        flip: bool = True,
+    ) -> torch.Tensor:
         """``affine_grid`` matrices (n, 2, 3): a random square box inside each indexed image, maybe mirrored."""
         n = index.shape[0]
         h, w = self.sizes[index].unbind(1)
@@ -121,7 +147,11 @@ class DeviceCorpus:
         side = torch.minimum(h, w) / factor  # the box side in source pixels
         top = torch.rand(n, device=self.device, generator=generator) * (h - side)
         left = torch.rand(n, device=self.device, generator=generator) * (w - side)
-        mirror = torch.rand(n, device=self.device, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool, device=self.device)
+        mirror = (
+            torch.rand(n, device=self.device, generator=generator) < 0.5
+            if flip
+            else torch.zeros(n, dtype=torch.bool, device=self.device)
+        )
         canvas_h, canvas_w = self.images.shape[-2:]
         theta = torch.zeros(n, 2, 3, device=self.device)
         # align_corners=False: output edge ±1 maps to the box edges [left, left + side] in canvas units
@@ -164,7 +194,7 @@ def color_jitter(rgb: torch.Tensor, strength: float, generator: torch.Generator)
     rgb = rgb * b
     mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
     rgb = (rgb - mean) * c + mean
-    grey = (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3])
+    grey = 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
     return ((rgb - grey) * s + grey).clamp(0.0, 1.0)
 
 

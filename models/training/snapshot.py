@@ -44,8 +44,14 @@ def read_snapshot(path: Path, task: str | None = None) -> TrainingSnapshot:
         raise InputError(f"{path} is not a training checkpoint of 'main.py train' (no task/model entries)")
     if task is not None and state["task"] != task:
         raise InputError(f"{path} is a {state['task']!r} checkpoint, not {task!r}; give a {task} run's last.pt")
-    return TrainingSnapshot(path, str(state["task"]), int(state.get("step", 0)), float(state.get("seconds", 0.0)),
-                            dict(state.get("config", {})), state["model"])
+    return TrainingSnapshot(
+        path,
+        str(state["task"]),
+        int(state.get("step", 0)),
+        float(state.get("seconds", 0.0)),
+        dict(state.get("config", {})),
+        state["model"],
+    )
 
 
 def inference_model(snapshot: TrainingSnapshot) -> torch.nn.Module:

@@ -99,8 +99,17 @@ def make_run(task: TrainingTask, config: TrainConfig, init: Path | None = None, 
     decay = config.lr_decay
     # last_epoch: a warm start continues the lr schedule where the checkpoint stopped
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t), last_epoch=step - 1)
-    return TaskRun(task, config, model, optimizer, scheduler, device_generator(device, config.seed * 1000 + seed_offset),
-                   SampleGrid.from_config(config, device), step=step, seconds=seconds)
+    return TaskRun(
+        task,
+        config,
+        model,
+        optimizer,
+        scheduler,
+        device_generator(device, config.seed * 1000 + seed_offset),
+        SampleGrid.from_config(config, device),
+        step=step,
+        seconds=seconds,
+    )
 
 
 class LossCSV:
@@ -112,7 +121,9 @@ class LossCSV:
             csv.writer(f).writerow(LOSS_COLUMNS)
 
     def write(self, run: TaskRun, lr: float, wall: float) -> None:
-        row = [run.name, run.step] + [f"{run.last[k]:.6g}" if k in run.last else "" for k in ("content", "style", "contrast", "total")]
+        row = [run.name, run.step] + [
+            f"{run.last[k]:.6g}" if k in run.last else "" for k in ("content", "style", "contrast", "total")
+        ]
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow(row + [f"{lr:.6g}", f"{run.seconds:.2f}", f"{wall:.2f}"])
 
@@ -187,10 +198,14 @@ def render_samples(runs: list[TaskRun], precision: str) -> np.ndarray:
         run.model.train()
         bgr = (image.permute(1, 2, 0).flip(-1).cpu().numpy() * 255.0).round().astype(np.uint8)
         label = np.full((24, bgr.shape[1], 3), 255, np.uint8)
-        cv2.putText(label, f"{run.name}  step {run.step}", (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            label, f"{run.name}  step {run.step}", (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+        )
         panels.append(np.concatenate([label, bgr]))
     width = max(p.shape[1] for p in panels)
-    panels = [cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for p in panels]
+    panels = [
+        cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255)) for p in panels
+    ]
     return np.concatenate(panels)
 
 
@@ -200,22 +215,39 @@ def snapshot(runs: list[TaskRun], out: Path, precision: str, wall: float) -> Non
         if run.stopped or run.snapshot_step == run.step:
             continue
         if not flush_losses(run) or not weights_finite(run.model):
-            run.stopped = f"not finite at step {run.step} (losses {run.last}); kept the snapshot of step {run.snapshot_step}"
+            run.stopped = (
+                f"not finite at step {run.step} (losses {run.last}); kept the snapshot of step {run.snapshot_step}"
+            )
             log.error("%s: %s", run.name, run.stopped)
             continue
         atomic_write(out / export_name(run.name), lambda tmp, run=run: run.task.export(Path(tmp)))
-        state = {"task": run.name, "step": run.step, "seconds": run.seconds, "wall_seconds": wall,
-                 "losses": run.last, "model": {k: v.detach().float().cpu() for k, v in run.model.state_dict().items()},
-                 "config": {k: (str(v) if isinstance(v, (Path, tuple)) else v) for k, v in asdict(run.config).items()}}
+        state = {
+            "task": run.name,
+            "step": run.step,
+            "seconds": run.seconds,
+            "wall_seconds": wall,
+            "losses": run.last,
+            "model": {k: v.detach().float().cpu() for k, v in run.model.state_dict().items()},
+            "config": {k: (str(v) if isinstance(v, (Path, tuple)) else v) for k, v in asdict(run.config).items()},
+        }
         atomic_save(state, out / checkpoint_name(run.name))
         run.snapshot_step = run.step
     image = render_samples(runs, precision)
     atomic_write(out / SAMPLES_FILE, lambda tmp: Path(tmp).write_bytes(cv2.imencode(".png", image)[1].tobytes()))
 
 
-def train_together(runs: list[TaskRun], content: DeviceCorpus, style: DeviceCorpus, out: Path, seconds: float,
-                   precision: str = "bf16", snapshot_seconds: float = 60.0, log_every: int = 25,
-                   status_seconds: float = 30.0, max_rounds: int | None = None) -> dict[str, dict]:
+def train_together(
+    runs: list[TaskRun],
+    content: DeviceCorpus,
+    style: DeviceCorpus,
+    out: Path,
+    seconds: float,
+    precision: str = "bf16",
+    snapshot_seconds: float = 60.0,
+    log_every: int = 25,
+    status_seconds: float = 30.0,
+    max_rounds: int | None = None,
+) -> dict[str, dict]:
     """Step every run in turn until ``seconds`` of wall time have passed or ``max_rounds`` rounds (one step of
     each run) are done, whichever comes first; returns a summary per task."""
     out.mkdir(parents=True, exist_ok=True)
@@ -243,8 +275,11 @@ def train_together(runs: list[TaskRun], content: DeviceCorpus, style: DeviceCorp
                         log.error("%s: %s", run.name, run.stopped)
                     losses.write(run, lr, time.monotonic() - start)
             if now - last_status >= status_seconds:
-                log.info("%.0f s: %s", now - start, "; ".join(
-                    f"{r.name} step {r.step} total {r.last.get('total', float('nan')):.4g}" for r in runs))
+                log.info(
+                    "%.0f s: %s",
+                    now - start,
+                    "; ".join(f"{r.name} step {r.step} total {r.last.get('total', float('nan')):.4g}" for r in runs),
+                )
                 last_status = now
             if now - last_snapshot >= snapshot_seconds:
                 snapshot(runs, out, precision, now - start)
@@ -258,8 +293,19 @@ def train_together(runs: list[TaskRun], content: DeviceCorpus, style: DeviceCorp
                 losses.write(run, lr, time.monotonic() - start)
     snapshot(runs, out, precision, time.monotonic() - start)
     wall = time.monotonic() - start
-    return {run.name: {"steps": run.step, "batch": run.config.batch, "size": run.config.size, "lr": run.config.lr,
-                       "lr_decay": run.config.lr_decay, "samples_seen": run.step * run.config.batch,
-                       "snapshot_step": run.snapshot_step, "final_losses": run.last, "stopped": run.stopped,
-                       "wall_seconds": round(wall, 1), "precision": precision}
-            for run in runs}
+    return {
+        run.name: {
+            "steps": run.step,
+            "batch": run.config.batch,
+            "size": run.config.size,
+            "lr": run.config.lr,
+            "lr_decay": run.config.lr_decay,
+            "samples_seen": run.step * run.config.batch,
+            "snapshot_step": run.snapshot_step,
+            "final_losses": run.last,
+            "stopped": run.stopped,
+            "wall_seconds": round(wall, 1),
+            "precision": precision,
+        }
+        for run in runs
+    }

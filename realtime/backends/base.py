@@ -19,10 +19,10 @@ from models.base import StyleCode, StyleModel
 class BackendInfo:
     """What is really running: shown in overlays and benchmark tables."""
 
-    name: str          # "torch", "onnxruntime", "tensorrt"
-    device: str        # "cpu", "cuda:0", provider name...
-    precision: str     # "fp32" or "fp16"
-    detail: str = ""   # e.g. the ONNX Runtime execution provider actually used
+    name: str  # "torch", "onnxruntime", "tensorrt"
+    device: str  # "cpu", "cuda:0", provider name...
+    precision: str  # "fp32" or "fp16"
+    detail: str = ""  # e.g. the ONNX Runtime execution provider actually used
 
     def __str__(self) -> str:
         extra = f", {self.detail}" if self.detail else ""

@@ -39,8 +39,13 @@ class Candidate:
         return f"{self.backend} {self.device.upper() if self.device == 'cpu' else 'CUDA'}"
 
 
-AUTO_ORDER = (Candidate("tensorrt", "cuda"), Candidate("onnxruntime", "cuda"), Candidate("torch", "cuda"),
-              Candidate("onnxruntime", "cpu"), Candidate("torch", "cpu"))
+AUTO_ORDER = (
+    Candidate("tensorrt", "cuda"),
+    Candidate("onnxruntime", "cuda"),
+    Candidate("torch", "cuda"),
+    Candidate("onnxruntime", "cpu"),
+    Candidate("torch", "cpu"),
+)
 
 
 def cuda_available() -> bool:
@@ -57,10 +62,14 @@ def cuda_unavailable_reason() -> str:
     if present is None:
         return "no CUDA GPU visible"
     if torch.version.cuda is None:
-        return (f"an NVIDIA GPU is present ({present}) but this PyTorch build has no CUDA (torch {torch.__version__}); "
-                "install a CUDA build of torch")
-    return (f"an NVIDIA GPU is present ({present}) but PyTorch cannot use it (torch.cuda.is_available() is False with "
-            f"CUDA {torch.version.cuda}: driver too old, or CUDA_VISIBLE_DEVICES hides it)")
+        return (
+            f"an NVIDIA GPU is present ({present}) but this PyTorch build has no CUDA (torch {torch.__version__}); "
+            "install a CUDA build of torch"
+        )
+    return (
+        f"an NVIDIA GPU is present ({present}) but PyTorch cannot use it (torch.cuda.is_available() is False with "
+        f"CUDA {torch.version.cuda}: driver too old, or CUDA_VISIBLE_DEVICES hides it)"
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -83,7 +92,6 @@ def unavailable_reason(candidate: Candidate) -> str | None:
             return "no CUDA GPU visible"
         from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
 
-
         provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
         if provider not in available_providers():
             problem = ort_package_problem(gpu=candidate.device == "cuda")
@@ -105,8 +113,16 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
-           cache_dir: Path | None, index: int, live: bool, fallback: Callable[[], Backend] | None = None) -> Backend:
+def _build(
+    candidate: Candidate,
+    model: StyleModel,
+    precision: str,
+    artifact: Path | None,
+    cache_dir: Path | None,
+    index: int,
+    live: bool,
+    fallback: Callable[[], Backend] | None = None,
+) -> Backend:
     if candidate.backend == "torch":
         from realtime.backends.torch_backend import TorchBackend
 
@@ -116,12 +132,20 @@ def _build(candidate: Candidate, model: StyleModel, precision: str, artifact: Pa
 
         # Live sessions share the cores with capture and flow propagation: threads that spin between ops
         # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
-        return OnnxRuntimeBackend(model, candidate.device, precision, artifact=artifact, cache_dir=cache_dir,
-                                  device_id=index, spinning=not live)
+        return OnnxRuntimeBackend(
+            model,
+            candidate.device,
+            precision,
+            artifact=artifact,
+            cache_dir=cache_dir,
+            device_id=index,
+            spinning=not live,
+        )
     from realtime.backends.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(model, precision, artifact=artifact, cache_dir=cache_dir, device_index=index,
-                           fallback=fallback)
+    return TensorRTBackend(
+        model, precision, artifact=artifact, cache_dir=cache_dir, device_index=index, fallback=fallback
+    )
 
 
 def probe(backend: Backend) -> None:
@@ -140,8 +164,9 @@ def probe(backend: Backend) -> None:
         code = model.encode_style(to_tensor(test_pattern(64, 64, seed=8), model.device))
     out = backend.run(frame, code, 1.0)
     if not isinstance(out, np.ndarray) or out.shape != frame.shape or out.dtype != np.uint8:
-        raise BackendError(f"a {w}x{h} test frame came back as "
-                           f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+        raise BackendError(
+            f"a {w}x{h} test frame came back as {getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+        )
     if out.min() == out.max():  # NaNs and overflows come out as one flat colour
         raise BackendError(f"a {w}x{h} test frame came back blank ({int(out.min())} everywhere)")
 
@@ -151,11 +176,20 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _start(candidate: Candidate, model: StyleModel, precision: str, artifact: Path | None,
-           cache_dir: Path | None, index: int, live: bool, fallback: Callable[[], Backend] | None) -> Backend:
+def _start(
+    candidate: Candidate,
+    model: StyleModel,
+    precision: str,
+    artifact: Path | None,
+    cache_dir: Path | None,
+    index: int,
+    live: bool,
+    fallback: Callable[[], Backend] | None,
+) -> Backend:
     """``candidate`` built and probed with one frame; closed again when the probe fails."""
-    backend = _build(candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir,
-                     index, live, fallback)
+    backend = _build(
+        candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir, index, live, fallback
+    )
     try:
         probe(backend)
     except BaseException:
@@ -164,8 +198,15 @@ def _start(candidate: Candidate, model: StyleModel, precision: str, artifact: Pa
     return backend
 
 
-def create_backend(name: str, model: StyleModel, device: str = "auto", precision: str = "auto",
-                   artifact: Path | None = None, cache_dir: Path | None = None, live: bool = False) -> Backend:
+def create_backend(
+    name: str,
+    model: StyleModel,
+    device: str = "auto",
+    precision: str = "auto",
+    artifact: Path | None = None,
+    cache_dir: Path | None = None,
+    live: bool = False,
+) -> Backend:
     """A ready backend. ``name`` in auto|torch|onnxruntime|tensorrt; ``device`` auto|cpu|cuda[:N];
     ``precision`` auto|fp32|fp16; ``live``: tuned to share the CPU (a live session), not for throughput.
     ``backend.selection`` says what was picked and why."""
@@ -180,17 +221,25 @@ def create_backend(name: str, model: StyleModel, device: str = "auto", precision
     return _first_that_runs(name, candidates, model, precision, artifact, cache_dir, int(index or 0), live)
 
 
-def _first_that_runs(name: str, candidates: list[Candidate], model: StyleModel, precision: str,
-                     artifact: Path | None, cache_dir: Path | None, index: int, live: bool) -> Backend:
+def _first_that_runs(
+    name: str,
+    candidates: list[Candidate],
+    model: StyleModel,
+    precision: str,
+    artifact: Path | None,
+    cache_dir: Path | None,
+    index: int,
+    live: bool,
+) -> Backend:
     named = name != "auto" or len(candidates) == 1
     skipped: list[str] = []
     for i, candidate in enumerate(candidates):
         reason = unavailable_reason(candidate)
         if reason is None:
             fallback = None
-            if not named and candidate.backend == "tensorrt" and candidates[i + 1:]:
+            if not named and candidate.backend == "tensorrt" and candidates[i + 1 :]:
                 # frames outside the engine's profile go to what auto would have picked next (made on first need)
-                rest = candidates[i + 1:]
+                rest = candidates[i + 1 :]
                 fallback = lambda: _first_that_runs("auto", rest, model, precision, None, cache_dir, index, live)  # noqa: E731
             try:
                 backend = _start(candidate, model, precision, artifact, cache_dir, index, live, fallback)

@@ -56,10 +56,19 @@ def cpu_threads() -> int:
 class OnnxRuntimeBackend(Backend):
     """Runs an exported (or auto-exported) frame graph with ONNX Runtime."""
 
-    def __init__(self, model: StyleModel, provider: str = "cpu", precision: str = "fp32",
-                 artifact: Path | None = None, cache_dir: Path | None = None, device_id: int = 0,
-                 graph: str | None = None, threads: int | None = None, spinning: bool = True,
-                 blocked: bool = True) -> None:
+    def __init__(
+        self,
+        model: StyleModel,
+        provider: str = "cpu",
+        precision: str = "fp32",
+        artifact: Path | None = None,
+        cache_dir: Path | None = None,
+        device_id: int = 0,
+        graph: str | None = None,
+        threads: int | None = None,
+        spinning: bool = True,
+        blocked: bool = True,
+    ) -> None:
         super().__init__(model)
         try:
             import onnxruntime as ort
@@ -70,8 +79,10 @@ class OnnxRuntimeBackend(Backend):
         if provider not in PROVIDERS:
             raise BackendError(f"unknown ONNX Runtime provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
         if PROVIDERS[provider] not in ort.get_available_providers():
-            raise BackendError(f"ONNX Runtime here has no {PROVIDERS[provider]} (has {', '.join(ort.get_available_providers())});"
-                               " install onnxruntime-gpu with CUDA, or use the cpu provider")
+            raise BackendError(
+                f"ONNX Runtime here has no {PROVIDERS[provider]} (has {', '.join(ort.get_available_providers())});"
+                " install onnxruntime-gpu with CUDA, or use the cpu provider"
+            )
         if precision == "fp16" and provider == "cpu":
             log.warning("onnxruntime: fp16 on the CPU provider runs, but usually slower than fp32")
         # ORT's TensorRT provider gets the graph of the asked precision, kept as typed (no trt_fp16_enable): the
@@ -88,8 +99,10 @@ class OnnxRuntimeBackend(Backend):
             artifact = cached_onnx(model, graph_precision, default_store(), cache_dir, graph=graph)
         self.meta = load_checked(Path(artifact), model)
         if self.meta.precision != graph_precision:
-            raise ArtifactError(f"{artifact} is {self.meta.precision}, but {graph_precision} was asked for; "
-                                f"export a {graph_precision} artifact or ask for {self.meta.precision}")
+            raise ArtifactError(
+                f"{artifact} is {self.meta.precision}, but {graph_precision} was asked for; "
+                f"export a {graph_precision} artifact or ask for {self.meta.precision}"
+            )
         self.provider, self.precision, self.artifact = provider, precision, Path(artifact)
         self.device_id = device_id
         self.graph = self.meta.extra.get("graph", "plain")
@@ -117,9 +130,16 @@ class OnnxRuntimeBackend(Backend):
         elif provider == "tensorrt":
             trt_cache = self.artifact.parent / "ort_trt_cache"
             providers[0:0] = [
-                (PROVIDERS["tensorrt"], {"device_id": device_id, "trt_fp16_enable": False,
-                                         "trt_engine_cache_enable": True, "trt_timing_cache_enable": True,
-                                         "trt_engine_cache_path": str(trt_cache)}),
+                (
+                    PROVIDERS["tensorrt"],
+                    {
+                        "device_id": device_id,
+                        "trt_fp16_enable": False,
+                        "trt_engine_cache_enable": True,
+                        "trt_timing_cache_enable": True,
+                        "trt_engine_cache_path": str(trt_cache),
+                    },
+                ),
                 (PROVIDERS["cuda"], {"device_id": device_id}),
             ]
         try:
@@ -128,8 +148,9 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"ONNX Runtime cannot load {session_path}: {str(exc).splitlines()[0]}") from None
         used = self.session.get_providers()[0]
         if used != PROVIDERS[provider]:  # ORT falls back to CPU quietly when a GPU provider fails to start
-            raise BackendError(f"ONNX Runtime could not start {PROVIDERS[provider]} (got {used}); "
-                               "check the CUDA/TensorRT installation")
+            raise BackendError(
+                f"ONNX Runtime could not start {PROVIDERS[provider]} (got {used}); check the CUDA/TensorRT installation"
+            )
         self.code_names = list(self.meta.code_tensors)
         self._code_ref: StyleCode | None = None
         self._code_feeds: dict[str, object] = {}
@@ -145,8 +166,12 @@ class OnnxRuntimeBackend(Backend):
         try:
             return cached_blocked_graph(self.artifact, onnx_cache_dir(cache_dir) / "cpu-layout")
         except Exception as exc:  # an optimisation, never a reason to stop: say why and run the artifact
-            log.warning("onnxruntime: running %s as exported (slower): no blocked-layout graph here: %s: %s",
-                        self.artifact.name, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.warning(
+                "onnxruntime: running %s as exported (slower): no blocked-layout graph here: %s: %s",
+                self.artifact.name,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             return self.artifact, ""
 
     @property

@@ -12,8 +12,16 @@ from importlib import metadata
 from pathlib import Path
 
 #: PyPI distributions that provide the ``onnxruntime`` module.
-ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino",
-                     "onnxruntime-training", "onnxruntime-qnn", "onnxruntime-rocm", "onnxruntime-migraphx")
+ORT_DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-training",
+    "onnxruntime-qnn",
+    "onnxruntime-rocm",
+    "onnxruntime-migraphx",
+)
 
 
 def _normalised(name: str) -> str:
@@ -44,11 +52,15 @@ def ort_package_problem(search_path: list[str] | None = None, gpu: bool | None =
     gpu = nvidia_gpu_present() is not None if gpu is None else gpu
     wanted, extra = ("onnxruntime-gpu", "gpu") if gpu else ("onnxruntime", "cpu")
     if not dists:
-        return f"ONNX Runtime is not installed; pip install \"stylizer[{extra}]\" (or pip install {wanted})"
+        return f'ONNX Runtime is not installed; pip install "stylizer[{extra}]" (or pip install {wanted})'
     if len(dists) > 1:
-        return (f"{' and '.join(dists)} are all installed and overwrite each other's files "
-                f"(microsoft/onnxruntime#26996); fix: pip uninstall -y {' '.join(dists)} && pip install {wanted}")
+        return (
+            f"{' and '.join(dists)} are all installed and overwrite each other's files "
+            f"(microsoft/onnxruntime#26996); fix: pip uninstall -y {' '.join(dists)} && pip install {wanted}"
+        )
     if gpu and dists == ["onnxruntime"]:
-        return ("the CPU-only onnxruntime is installed on a machine with an NVIDIA GPU; for the CUDA provider: "
-                "pip uninstall -y onnxruntime && pip install onnxruntime-gpu")
+        return (
+            "the CPU-only onnxruntime is installed on a machine with an NVIDIA GPU; for the CUDA provider: "
+            "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+        )
     return None

@@ -28,9 +28,16 @@ log = logging.getLogger(__name__)
 class TensorRTBackend(Backend):
     """Runs a TensorRT engine of the frame graph (uint8 BGR in and out) on the current CUDA device."""
 
-    def __init__(self, model: StyleModel, precision: str = "fp16", artifact: Path | None = None,
-                 cache_dir: Path | None = None, profile: ShapeProfile = DEFAULT_PROFILE, device_index: int = 0,
-                 fallback: Callable[[], Backend] | None = None) -> None:
+    def __init__(
+        self,
+        model: StyleModel,
+        precision: str = "fp16",
+        artifact: Path | None = None,
+        cache_dir: Path | None = None,
+        profile: ShapeProfile = DEFAULT_PROFILE,
+        device_index: int = 0,
+        fallback: Callable[[], Backend] | None = None,
+    ) -> None:
         super().__init__(model)
         trt = require_tensorrt()
         gpu_identity(index=device_index)  # BackendError without a GPU (or without this one)
@@ -42,14 +49,17 @@ class TensorRTBackend(Backend):
 
             # the plain graph (TensorRT fuses itself) in the engine's precision: its types are kept
             onnx_path = cached_onnx(model, precision, default_store(), cache_dir, graph=TENSORRT_GRAPH)
-            artifact = build_engine(onnx_path, precision, profile, onnx_cache_dir(cache_dir) / "tensorrt",
-                                    device_index=device_index).engine_path
+            artifact = build_engine(
+                onnx_path, precision, profile, onnx_cache_dir(cache_dir) / "tensorrt", device_index=device_index
+            ).engine_path
         artifact = Path(artifact)
         self.meta = read_engine_metadata(artifact.with_suffix(".json"))
         self.meta.check_matches(model.name, weights_fingerprint(model), str(artifact))
         if self.meta.precision != precision:
-            raise ArtifactError(f"{artifact} was built for {self.meta.precision}, not {precision}; rebuild or ask for "
-                                f"{self.meta.precision}")
+            raise ArtifactError(
+                f"{artifact} was built for {self.meta.precision}, not {precision}; rebuild or ask for "
+                f"{self.meta.precision}"
+            )
         check_engine(artifact, self.meta, device_index)
         self.precision, self.artifact = precision, artifact
         self.profile = _parse_profile(self.meta.extra.get("profile", ""))
@@ -65,8 +75,10 @@ class TensorRTBackend(Backend):
                 raise ArtifactError(f"TensorRT could not deserialise {artifact}; rebuild it")
             self.context = self.engine.create_execution_context()
             if self.context is None:  # it allocates the activations for the profile's largest frame
-                raise BackendError(f"TensorRT could not create an execution context for {artifact.name} "
-                                   f"(GPU memory for frames up to {self.profile.max}?)")
+                raise BackendError(
+                    f"TensorRT could not create an execution context for {artifact.name} "
+                    f"(GPU memory for frames up to {self.profile.max}?)"
+                )
         self.stream = torch.cuda.Stream(self.device)
         self._code_ref: StyleCode | None = None
         self._code_tensors: dict[str, torch.Tensor] = {}
@@ -75,13 +87,15 @@ class TensorRTBackend(Backend):
 
     @property
     def info(self) -> BackendInfo:
-        return BackendInfo("tensorrt", str(self.device), self.precision,
-                           f"TensorRT {self.meta.extra.get('tensorrt_version')}")
+        return BackendInfo(
+            "tensorrt", str(self.device), self.precision, f"TensorRT {self.meta.extra.get('tensorrt_version')}"
+        )
 
     def _code(self, code: StyleCode) -> dict[str, torch.Tensor]:
         if self._code_ref is not code:  # codes are immutable: upload each once
-            self._code_tensors = {k: v.detach().to(self.device, torch.float32).contiguous()
-                                  for k, v in code.tensors.items()}
+            self._code_tensors = {
+                k: v.detach().to(self.device, torch.float32).contiguous() for k, v in code.tensors.items()
+            }
             self._code_ref = code
         return self._code_tensors
 
@@ -110,12 +124,19 @@ class TensorRTBackend(Backend):
         """A frame the engine cannot take: the fallback backend runs it (one warning), else a BackendError."""
         h, w = frame.shape[:2]
         if self._fallback_factory is None:
-            raise BackendError(f"frame {w}x{h} is outside the engine's profile ({self.profile}); "
-                               "rebuild it with 'main.py export --format tensorrt --min/--max'")
+            raise BackendError(
+                f"frame {w}x{h} is outside the engine's profile ({self.profile}); "
+                "rebuild it with 'main.py export --format tensorrt --min/--max'"
+            )
         if self._fallback is None:
             self._fallback = self._fallback_factory()
-            log.warning("tensorrt: frame %dx%d is outside the engine's profile (%s); such frames run on %s",
-                        w, h, self.profile, self._fallback.info)
+            log.warning(
+                "tensorrt: frame %dx%d is outside the engine's profile (%s); such frames run on %s",
+                w,
+                h,
+                self.profile,
+                self._fallback.info,
+            )
         return self._fallback.run(frame, code, alpha)
 
     def close(self) -> None:

@@ -18,8 +18,14 @@ from realtime.backends.base import Backend, BackendInfo
 
 
 class TorchBackend(Backend):
-    def __init__(self, model: StyleModel, device: str = "cpu", precision: str = "fp32", compile: bool = False,
-                 cuda_graphs: bool = False) -> None:
+    def __init__(
+        self,
+        model: StyleModel,
+        device: str = "cpu",
+        precision: str = "fp32",
+        compile: bool = False,
+        cuda_graphs: bool = False,
+    ) -> None:
         super().__init__(model)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise BackendError("torch CUDA backend asked for, but no CUDA GPU is visible to PyTorch; use --device cpu")

@@ -26,14 +26,25 @@ import cv2
 import numpy as np
 
 from realtime.temporal.base import Infer, TemporalStage
-from realtime.temporal.optical_flow import (FlowEstimator, compose, consistent, contrast_blend, feather,
-                                            identity_map, inside, linear_blend, sample, to_grey, to_uint8)
+from realtime.temporal.optical_flow import (
+    FlowEstimator,
+    compose,
+    consistent,
+    contrast_blend,
+    feather,
+    identity_map,
+    inside,
+    linear_blend,
+    sample,
+    to_grey,
+    to_uint8,
+)
 
-CUT_THRESHOLD = 40.0     # mean grey-level change between frames that marks a scene cut
+CUT_THRESHOLD = 40.0  # mean grey-level change between frames that marks a scene cut
 CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
-MIN_COVER = 0.85         # the next keyframe starts early when the current one covers less of the frame
-BLEND_MARGIN = 1         # px around a fill region that its (per-pixel) blend reaches
-SEAM_RADIUS = 3          # px: invalid regions are widened and their edges faded over ~2x this
+MIN_COVER = 0.85  # the next keyframe starts early when the current one covers less of the frame
+BLEND_MARGIN = 1  # px around a fill region that its (per-pixel) blend reaches
+SEAM_RADIUS = 3  # px: invalid regions are widened and their edges faded over ~2x this
 
 
 class Keyframe:
@@ -55,8 +66,9 @@ class Keyframe:
         self.age += 1
         if not self.track_validity:
             return
-        valid = cv2.remap(self.valid, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0.0)
+        valid = cv2.remap(
+            self.valid, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+        )
         keep = (valid > 0.5) & inside(positions, h, w) & inside(self.map, h, w)  # binary: no slow decay by rounding
         if reliable is not None:
             keep &= reliable
@@ -98,8 +110,10 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     if rows.size == 0:
         return None
     h, w = mask.shape
-    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
-            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
+    return (
+        slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+        slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)),
+    )
 
 
 def _is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
@@ -111,8 +125,9 @@ class FlowStage(TemporalStage):
 
     name = "flow"
 
-    def __init__(self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 0.5,
-                 fade_frames: int = 10) -> None:
+    def __init__(
+        self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 0.5, fade_frames: int = 10
+    ) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
         self._flow = FlowEstimator(preset, flow_scale)
@@ -131,7 +146,7 @@ class FlowStage(TemporalStage):
     @property
     def interval(self) -> int:
         """Frames between keyframes: 1 at strength 0, about 2.5 s of 24 fps video at 1."""
-        return max(1, int(1 + 60 * self.strength ** 2))
+        return max(1, int(1 + 60 * self.strength**2))
 
     def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
         grey = to_grey(frame)

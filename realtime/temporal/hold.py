@@ -23,7 +23,7 @@ class HoldStage(TemporalStage):
 
     def __init__(self, strength: float = 0.0, threshold: float = 12.0, cut_threshold: float = 30.0) -> None:
         self.strength = check_strength(strength)
-        self.threshold = threshold          # grey levels: input changes below this count as noise
+        self.threshold = threshold  # grey levels: input changes below this count as noise
         self.cut_threshold = cut_threshold  # mean grey-level change that marks a scene cut
         self._prev_input: np.ndarray | None = None
         self._prev_output: np.ndarray | None = None

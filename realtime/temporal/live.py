@@ -44,8 +44,8 @@ class LiveKey:
 
     def __init__(self, styled: np.ndarray, grey: np.ndarray) -> None:
         self.styled = styled  # the network's output, uint8 BGR
-        self.shown = styled   # what is sampled: the output, or during its fade-in a blend with the keyframe before
-        self.grey = grey      # its frame's grey at flow resolution
+        self.shown = styled  # what is sampled: the output, or during its fade-in a blend with the keyframe before
+        self.grey = grey  # its frame's grey at flow resolution
         self.map = identity_map(*grey.shape)
         self.base: tuple[LiveKey, np.ndarray] | None = None  # the key shown when this frame was sent off, its map then
 
@@ -87,8 +87,14 @@ class LiveFlowStage(TemporalStage):
 
     name = "flow"
 
-    def __init__(self, strength: float = 0.85, fade_frames: int = 4, flow_scale: float = 0.5,
-                 interpolation: int = cv2.INTER_CUBIC, show_changed: bool = True) -> None:
+    def __init__(
+        self,
+        strength: float = 0.85,
+        fade_frames: int = 4,
+        flow_scale: float = 0.5,
+        interpolation: int = cv2.INTER_CUBIC,
+        show_changed: bool = True,
+    ) -> None:
         self.strength = strength
         self.show_changed = show_changed  # the new keyframe at once where the old one shows something else
         self.interpolation = interpolation
@@ -104,7 +110,7 @@ class LiveFlowStage(TemporalStage):
         self._busy = False
         self._future: Future | None = None
         self._job_key: LiveKey | None = None  # the frame being stylised; its map follows the frames shown meanwhile
-        self._ready: LiveKey | None = None    # a finished keyframe, not yet picked up by step()
+        self._ready: LiveKey | None = None  # a finished keyframe, not yet picked up by step()
         self._newest: tuple[np.ndarray, Infer] | None = None  # frame and infer of the last step
         self._previous: np.ndarray | None = None  # grey of the previous frame at flow resolution
         self.keyframes = 0
@@ -125,8 +131,12 @@ class LiveFlowStage(TemporalStage):
     def step(self, frame: np.ndarray, infer: Infer) -> np.ndarray:
         grey = self._small_grey(frame)
         previous, self._previous = self._previous, grey
-        if self._key is None or previous is None or previous.shape != grey.shape \
-                or self._key.styled.shape != frame.shape:
+        if (
+            self._key is None
+            or previous is None
+            or previous.shape != grey.shape
+            or self._key.styled.shape != frame.shape
+        ):
             return self._restart(frame, grey, infer)
         if _is_cut(grey, previous):
             self.cuts += 1

@@ -12,11 +12,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-           "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
 
 
-STILL_GREY = 1     # grey levels: a pixel that changed by at most this ...
+STILL_GREY = 1  # grey levels: a pixel that changed by at most this ...
 STILL_FLOW = 0.35  # ... and whose flow is under this many px, did not move
 
 
@@ -62,8 +65,9 @@ def identity_map(h: int, w: int) -> np.ndarray:
     return np.dstack([xs, ys])
 
 
-def sample(image: np.ndarray, positions: np.ndarray, border: int = cv2.BORDER_REPLICATE,
-           value: float = 0.0) -> np.ndarray:
+def sample(
+    image: np.ndarray, positions: np.ndarray, border: int = cv2.BORDER_REPLICATE, value: float = 0.0
+) -> np.ndarray:
     """``image`` read at ``positions`` (HxWx2, absolute), bilinear."""
     return cv2.remap(image, positions, None, cv2.INTER_LINEAR, borderMode=border, borderValue=value)
 

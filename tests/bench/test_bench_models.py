@@ -14,10 +14,16 @@ from export.formats import FrameSize
 
 def test_bench_models_small(shared, tmp_path):
     torch.set_num_threads(2)
-    config = BenchConfig(models=("microast",), backends=("torch", "onnxruntime:plain", "onnxruntime:tuned", "onnxruntime",
-                                                               "tensorrt"),
-                         sizes=(FrameSize(96, 64),), precision="fp32", device="cpu", warmup=1, iters=3,
-                         cache_dir=tmp_path / "cache")
+    config = BenchConfig(
+        models=("microast",),
+        backends=("torch", "onnxruntime:plain", "onnxruntime:tuned", "onnxruntime", "tensorrt"),
+        sizes=(FrameSize(96, 64),),
+        precision="fp32",
+        device="cpu",
+        warmup=1,
+        iters=3,
+        cache_dir=tmp_path / "cache",
+    )
     results = run_benchmarks(config)
     measured = [r for r in results if not r.error]
     assert [r.backend.split()[0] for r in measured] == ["torch", "onnxruntime", "onnxruntime", "onnxruntime"]
@@ -25,7 +31,9 @@ def test_bench_models_small(shared, tmp_path):
     assert re.search(rf"{TUNED_VERSION}\+nchwc\d+ graph$", measured[3].backend)  # what the app runs
     for r in measured:
         assert r.weights == "official" and r.size == "96x64" and r.iters == 3
-        assert 0 < r.median_ms <= r.p95_ms and abs(r.fps * r.median_ms / 1000 - 1) < 0.01  # both are rounded for the table
+        assert (
+            0 < r.median_ms <= r.p95_ms and abs(r.fps * r.median_ms / 1000 - 1) < 0.01
+        )  # both are rounded for the table
         assert r.memory_kind.startswith(("peak RSS delta", "RSS delta")) and r.peak_mem_mb is not None
     failed = [r for r in results if r.error]
     assert len(failed) == 1 and "tensorrt" in failed[0].backend  # reported, not fatal

@@ -57,8 +57,8 @@ def test_handheld_clip_drifts_and_jitters_with_noise(photo):
     flow = FlowEstimator()
     steps = [np.median(flow.flow(frames[i + 1], frames[i])[20:-20, 20:-20].reshape(-1, 2), axis=0) for i in range(7)]
     speeds = np.hypot(*np.array(steps).T)
-    assert speeds.mean() > 0.8             # the camera moves on every frame ...
-    assert speeds.std() > 0.2              # ... unevenly: a hand, not a dolly
+    assert speeds.mean() > 0.8  # the camera moves on every frame ...
+    assert speeds.std() > 0.2  # ... unevenly: a hand, not a dolly
     assert np.abs(frames[1].astype(np.int16) - frames[0]).mean() > 2
 
 

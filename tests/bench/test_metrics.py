@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from bench.clips import cover, pan_frames
-from bench.metrics import (Correspondence, FlowEstimator, StyleLosses, flow_gradient_sq, valid_mask, warp,
-                           warping_error)
+from bench.metrics import Correspondence, FlowEstimator, StyleLosses, flow_gradient_sq, valid_mask, warp, warping_error
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +30,10 @@ def _texture(h: int, w: int, seed: int) -> np.ndarray:
 
 def test_flow_follows_a_known_subpixel_shift(photo):
     a = cover(photo, 320, 240)
-    b = cv2.warpAffine(a, np.float32([[1, 0, -2.5], [0, 1, 1.25]]), (320, 240), flags=cv2.INTER_LANCZOS4,
-                       borderMode=cv2.BORDER_REFLECT)  # b(x) = a(x + (2.5, -1.25))
-    flow = FlowEstimator().flow(b, a)                 # b(x) ≈ a(x + flow)
+    b = cv2.warpAffine(
+        a, np.float32([[1, 0, -2.5], [0, 1, 1.25]]), (320, 240), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT
+    )  # b(x) = a(x + (2.5, -1.25))
+    flow = FlowEstimator().flow(b, a)  # b(x) ≈ a(x + flow)
     inner = flow[20:-20, 20:-20].reshape(-1, 2)
     assert np.median(inner, axis=0) == pytest.approx([2.5, -1.25], abs=0.1)
     back = warp(a, flow)
@@ -64,9 +64,9 @@ def test_occluded_pixels_are_masked():
     a[40:80, 40:80] = fg[40:80, 40:80]
     b[40:80, 46:86] = fg[40:80, 40:80]
     c = Correspondence.between(FlowEstimator(), b, a)  # on frame b: where does a come from
-    assert c.mask[50:70, 90:110].mean() > 0.8            # still background: trusted
-    assert c.mask[50:70, 55:75].mean() > 0.8             # inside the moving square: trusted
-    assert c.mask[45:75, 40:46].mean() < 0.5             # uncovered strip (a showed the square there): masked
+    assert c.mask[50:70, 90:110].mean() > 0.8  # still background: trusted
+    assert c.mask[50:70, 55:75].mean() > 0.8  # inside the moving square: trusted
+    assert c.mask[45:75, 40:46].mean() < 0.5  # uncovered strip (a showed the square there): masked
 
 
 def test_boundary_and_fb_masks_follow_the_definitions():

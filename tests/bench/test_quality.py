@@ -21,7 +21,9 @@ SIZE = 128
 @pytest.fixture(scope="module")
 def images() -> tuple[list[Path], list[Path]]:
     contents, styles = eval_folders(default_store().search_path)
-    return pick(contents, None, ["chicago", "golden_gate"], "content"), pick(styles, None, ["starry_night", "mosaic"], "style")
+    return pick(contents, None, ["chicago", "golden_gate"], "content"), pick(
+        styles, None, ["starry_night", "mosaic"], "style"
+    )
 
 
 def test_the_judge_scores_the_style_of_stylised_output_better_than_the_plain_content(images):
@@ -48,7 +50,9 @@ def test_eval_of_a_training_checkpoint_against_microast(images, shared, tmp_path
     contents, styles = images
     report = evaluate([Candidate("adain", warm)], contents, styles, size=SIZE, grid=tmp_path / "grid.png")
     ref, ours = report.rows
-    assert ref.label == "microast (bundled)" and ref.content_ratio == ref.style_ratio == 1.0  # official weights, packaged
+    assert (
+        ref.label == "microast (bundled)" and ref.content_ratio == ref.style_ratio == 1.0
+    )  # official weights, packaged
     assert ours.label == "adain (last.pt, step 2554)" and ours.pairs == ref.pairs == 4
     assert {(c, s) for c, s, _, _ in ours.per_pair} == {(c.stem, s.stem) for c in contents for s in styles}
     for row in report.rows:
@@ -66,22 +70,48 @@ def test_diagonal_pairs_are_distinct_and_spread():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "main.py", "models", "eval", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "main.py", "models", "eval", *args], cwd=ROOT, capture_output=True, text=True
+    )
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    r = run_cli("--model", "adain", "--weights", f"aesfa={tmp_path / 'x.safetensors'}", "--grid", str(tmp_path / "g.png"))
+    r = run_cli(
+        "--model", "adain", "--weights", f"aesfa={tmp_path / 'x.safetensors'}", "--grid", str(tmp_path / "g.png")
+    )
     assert r.returncode == 2 and r.stderr.startswith("error: --weights names aesfa") and "Traceback" not in r.stderr
-    r = run_cli("--model", "adain", "--weights", f"adain={tmp_path / 'missing.safetensors'}",
-                "--contents", "1", "--styles", "1", "--size", "64", "--grid", str(tmp_path / "g.png"))
+    r = run_cli(
+        "--model",
+        "adain",
+        "--weights",
+        f"adain={tmp_path / 'missing.safetensors'}",
+        "--contents",
+        "1",
+        "--styles",
+        "1",
+        "--size",
+        "64",
+        "--grid",
+        str(tmp_path / "g.png"),
+    )
     assert r.returncode == 2 and "do not exist" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("--model", "gatys", "--grid", str(tmp_path / "g.png"))
     assert r.returncode == 2 and "--gatys-pairs" in r.stderr
 
 
 def test_cli_prints_the_table_and_writes_the_grid(tmp_path):
-    r = run_cli("--contents", "1", "--styles", "1", "--size", "64", "--grid", str(tmp_path / "g.png"),
-                "--json", str(tmp_path / "r.json"))
+    r = run_cli(
+        "--contents",
+        "1",
+        "--styles",
+        "1",
+        "--size",
+        "64",
+        "--grid",
+        str(tmp_path / "g.png"),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert r.returncode == 0, r.stderr
     assert "microast (bundled)" in r.stdout and "ref" in r.stdout
     assert cv2.imread(str(tmp_path / "g.png")) is not None and (tmp_path / "r.json").stat().st_size > 0

@@ -42,11 +42,18 @@ def test_figure_checks_say_met_and_not_met():
         r = ModeResult(mode, warp=warp, style=style, ms_median=ms)
         return r
 
-    results = {"input": result("input", 1e-4, 0, 0), "off": result("off", 1e-2, 1.0, 10),
-               "flow": result("flow", 1e-3, 1.1, 15)}
+    results = {
+        "input": result("input", 1e-4, 0, 0),
+        "off": result("off", 1e-2, 1.0, 10),
+        "flow": result("flow", 1e-3, 1.1, 15),
+    }
     for r in results.values():
-        r.ratios = {"warp_vs_off": r.warp / 1e-2, "warp_vs_input": r.warp / 1e-4, "style_vs_off": r.style / 1.0,
-                    "time_vs_off": r.ms_median / 10}
+        r.ratios = {
+            "warp_vs_off": r.warp / 1e-2,
+            "warp_vs_input": r.warp / 1e-4,
+            "style_vs_off": r.style / 1.0,
+            "time_vs_off": r.ms_median / 10,
+        }
     pan = figure_checks("pan", results)
     assert pan[0].endswith(": met") and pan[1].endswith(": met") and pan[2].endswith("NOT met")
     walkers = figure_checks("walkers", results)
@@ -61,12 +68,15 @@ def test_unknown_mode_is_an_input_error():
     assert available_modes("hold")[0][0] == "off"  # off is always measured: every ratio is against it
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "temporal", "--video", "no/such.mp4"], "does not exist"),
-    (["bench", "temporal", "--modes", "wobble"], "unknown temporal mode"),
-    (["bench", "live", "--seconds", "0"], "--seconds must be positive"),
-    (["bench", "live", "--video", "no/such.mp4"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "temporal", "--video", "no/such.mp4"], "does not exist"),
+        (["bench", "temporal", "--modes", "wobble"], "unknown temporal mode"),
+        (["bench", "live", "--seconds", "0"], "--seconds must be positive"),
+        (["bench", "live", "--video", "no/such.mp4"], "does not exist"),
+    ],
+)
 def test_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err

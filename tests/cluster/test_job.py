@@ -92,8 +92,15 @@ def test_killed_worker_is_retried(tmp_path: Path, ray_cluster, write_gop_clip, m
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    report = run_job(clip, out, spec, VideoOptions(), ClusterConfig(workers=2, chunks_per_worker=2, min_chunk=8),
-                     kill_one, say=_quiet)
+    report = run_job(
+        clip,
+        out,
+        spec,
+        VideoOptions(),
+        ClusterConfig(workers=2, chunks_per_worker=2, min_chunk=8),
+        kill_one,
+        say=_quiet,
+    )
     assert killed, "no worker was seen running a chunk"
     times, _ = media.decoded(out)
     assert times == media.decoded(clip)[0]  # every frame, at its time
@@ -118,11 +125,21 @@ def test_a_chunk_failing_for_good_is_named(tmp_path: Path, ray_cluster, write_go
     from cluster.job import ClusterError
 
     clip = write_gop_clip(tmp_path / "in.mp4", frames=48, gop=12, audio=False)
-    bad = StylizerSpec.prepare("microast", ["starry_night"], backend="torch",
-                               params=StylizerParams(temporal="off", style_index=5))
+    bad = StylizerSpec.prepare(
+        "microast", ["starry_night"], backend="torch", params=StylizerParams(temporal="off", style_index=5)
+    )
     out = tmp_path / "out.mp4"
-    with pytest.raises(ClusterError, match=r"chunk 0 \(frames 0-23, 0\.00-0\.9\d s\): InputError: style 6 does not "
-                                           r"exist.*not retried"):
-        run_job(clip, out, bad, VideoOptions(), ClusterConfig(workers=2, retries=1, chunks_per_worker=1,
-                                                              min_chunk=8), say=_quiet)
+    with pytest.raises(
+        ClusterError,
+        match=r"chunk 0 \(frames 0-23, 0\.00-0\.9\d s\): InputError: style 6 does not "
+        r"exist.*not retried",
+    ):
+        run_job(
+            clip,
+            out,
+            bad,
+            VideoOptions(),
+            ClusterConfig(workers=2, retries=1, chunks_per_worker=1, min_chunk=8),
+            say=_quiet,
+        )
     assert not out.exists() and (tmp_path / "out.mp4.work" / "job.json").is_file()

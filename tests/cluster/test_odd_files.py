@@ -66,12 +66,18 @@ def test_deterministic_chunk_errors_are_not_retried(tmp_path: Path, ray_cluster)
     from cluster.job import ClusterError
 
     clip = odd_clips.encoded_clip(tmp_path / "in.mp4", frames=32, options=X264, audio=None)
-    bad = StylizerSpec.prepare("microast", ["starry_night"], backend="torch",
-                               params=StylizerParams(temporal="off", style_index=5))
+    bad = StylizerSpec.prepare(
+        "microast", ["starry_night"], backend="torch", params=StylizerParams(temporal="off", style_index=5)
+    )
     with pytest.raises(ClusterError, match=r"InputError: style 6 does not exist.*not retried") as caught:
-        run_job(clip, tmp_path / "out.mp4", bad, VideoOptions(), ClusterConfig(workers=2, retries=3, min_chunk=8,
-                                                                                chunks_per_worker=2),
-                say=lambda _: None)
+        run_job(
+            clip,
+            tmp_path / "out.mp4",
+            bad,
+            VideoOptions(),
+            ClusterConfig(workers=2, retries=3, min_chunk=8, chunks_per_worker=2),
+            say=lambda _: None,
+        )
     assert not re.search(r"tried \d+ times", str(caught.value))
 
 
@@ -96,9 +102,30 @@ def test_sigterm_under_ray_ends_with_130_and_keeps_the_work_folder(tmp_path: Pat
     clip = odd_clips.encoded_clip(tmp_path / "in.mp4", frames=64, options=X264, audio=None)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-c", SIGTERM_JOB, "video", str(clip), "-o", str(out), "--style",
-                          "starry_night", "--backend", "torch", "--temporal", "off", "--workers", "2"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SIGTERM_JOB,
+            "video",
+            str(clip),
+            "-o",
+            str(out),
+            "--style",
+            "starry_night",
+            "--backend",
+            "torch",
+            "--temporal",
+            "off",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert run.returncode == 130, run.stderr
     lines = run.stderr.strip().splitlines()
     assert lines[-1] == "interrupted" and "Traceback" not in run.stderr

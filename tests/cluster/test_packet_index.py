@@ -23,8 +23,9 @@ CLIPS = {  # name → writer: the kinds in tests/odd_clips.py (as in test_odd_fi
     "h264-no-bframes.mp4": lambda p: odd_clips.encoded_clip(p, "libx264", 40, {**X264, "bf": "0"}),
     "h264-open-gop.mp4": lambda p: odd_clips.encoded_clip(p, "libx264", 40, {**X264, "x264-params": "open-gop=1"}),
     "h264-bframes.mkv": lambda p: odd_clips.encoded_clip(p, "libx264", 40, X264),
-    "hevc-bframes.mp4": lambda p: odd_clips.encoded_clip(p, "libx265", 40, {"preset": "ultrafast", "bf": "2",
-                                                                            "g": "12", "x265-params": "log-level=0"}),
+    "hevc-bframes.mp4": lambda p: odd_clips.encoded_clip(
+        p, "libx265", 40, {"preset": "ultrafast", "bf": "2", "g": "12", "x265-params": "log-level=0"}
+    ),
     "vfr.mp4": lambda p: odd_clips.encoded_clip(p, "libx264", 40, X264, durations=(40, 40, 80, 20)),
     "vfr-burst.mp4": lambda p: odd_clips.encoded_clip(p, "libx264", 40, X264, durations=(200, 1, 1, 40)),
     "phone-rotated.mp4": lambda p: odd_clips.encoded_clip(p, "libx264", 40, X264, rotation=90),
@@ -32,8 +33,15 @@ CLIPS = {  # name → writer: the kinds in tests/odd_clips.py (as in test_odd_fi
     "vp9-opus.webm": lambda p: odd_clips.encoded_clip(p, "libvpx-vp9", 40, {"g": "12"}, audio="libopus"),
     "size-change.ts": lambda p: odd_clips.size_change(p, ((96, 64), (64, 64)), frames=20),
 }
-DECLINED = {"divx-swapped-pts.mkv", "divx-swapped-pts.ts", "xvid-bframes.avi", "msmpeg4v3.avi", "cinepak.avi",
-            "vp9-opus.webm", "size-change.ts"}  # not H.264/HEVC, or a size change: decoded
+DECLINED = {
+    "divx-swapped-pts.mkv",
+    "divx-swapped-pts.ts",
+    "xvid-bframes.avi",
+    "msmpeg4v3.avi",
+    "cinepak.avi",
+    "vp9-opus.webm",
+    "size-change.ts",
+}  # not H.264/HEVC, or a size change: decoded
 
 
 def _same_plans(path: Path) -> None:
@@ -66,7 +74,9 @@ def test_fast_index_is_taken_for_plain_mp4_and_equals_decoding(shared: Path, nam
 
 def test_stacked_pts_send_the_file_to_the_decoder(tmp_path: Path):
     """Two frames at one pts (a half-millisecond step truncated): BestEffortTimes moves one, so the packet path declines."""
-    clip = odd_clips.encoded_clip(tmp_path / "stacked.mkv", "libx264", 30, X264, durations=(40, 40, 40, 0.5), audio=None)
+    clip = odd_clips.encoded_clip(
+        tmp_path / "stacked.mkv", "libx264", 30, X264, durations=(40, 40, 40, 0.5), audio=None
+    )
     scan = scan_video(clip)
     assert len(set(scan.pts)) < len(scan.pts)  # the clip does hold a repeated pts
     assert packet_scan(clip) is None

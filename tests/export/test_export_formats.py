@@ -41,12 +41,15 @@ def test_profile_order_checked():
     assert DEFAULT_PROFILE.contains(FrameSize(1920, 1080))
 
 
-@pytest.mark.parametrize("request_kw, message", [
-    ({"format": "tflite"}, "unknown export format 'tflite'"),
-    ({"format": "onnx", "precision": "int8"}, "supports fp32, fp16, not 'int8'"),
-    ({"opset": 11}, "opset 11 is not supported"),
-    ({"style_size": 8}, "too small"),
-])
+@pytest.mark.parametrize(
+    "request_kw, message",
+    [
+        ({"format": "tflite"}, "unknown export format 'tflite'"),
+        ({"format": "onnx", "precision": "int8"}, "supports fp32, fp16, not 'int8'"),
+        ({"opset": 11}, "opset 11 is not supported"),
+        ({"style_size": 8}, "too small"),
+    ],
+)
 def test_bad_requests_refused_before_work(request_kw, message):
     with pytest.raises(InputError, match=message):
         check_request(ExportRequest(**request_kw))
@@ -64,8 +67,13 @@ def test_engine_cache_key_depends_on_every_part():
     key = engine_cache_key(*base)
     assert key == engine_cache_key(*base)  # stable
     other_profile = ShapeProfile(FrameSize(320, 240), FrameSize(640, 480), FrameSize(640, 480))
-    variants = [("b" * 64, *base[1:]), (base[0], "NVIDIA A100 sm_80", *base[2:]), (*base[:2], "10.4.0", *base[3:]),
-                (*base[:3], "fp32", base[4]), (*base[:4], other_profile)]
+    variants = [
+        ("b" * 64, *base[1:]),
+        (base[0], "NVIDIA A100 sm_80", *base[2:]),
+        (*base[:2], "10.4.0", *base[3:]),
+        (*base[:3], "fp32", base[4]),
+        (*base[:4], other_profile),
+    ]
     keys = {engine_cache_key(*v) for v in variants}
     assert key not in keys and len(keys) == len(variants)
     engine, meta = engine_paths(Path("/x/microast-fp32.onnx"), key, Path("/out"))
@@ -118,8 +126,9 @@ def test_tensorrt_engine_matches_pytorch(tmp_path: Path, shared, content_path, s
 
     model = create_model("microast").eval()
     # what the app builds from: the plain graph, in the engine's precision (verified at 1080p and 4K)
-    onnx_path = export_onnx_verified(model, tmp_path / "microast-fp16.onnx", "fp16", default_store(),
-                                     graph=TENSORRT_GRAPH)
+    onnx_path = export_onnx_verified(
+        model, tmp_path / "microast-fp16.onnx", "fp16", default_store(), graph=TENSORRT_GRAPH
+    )
     first = build_engine(onnx_path, "fp16", DEFAULT_PROFILE, tmp_path)
     again = build_engine(onnx_path, "fp16", DEFAULT_PROFILE, tmp_path)
     assert again.engine_path == first.engine_path and first.metadata.extra["precision_used"] == "fp16"

@@ -21,19 +21,20 @@ from export.onnx import export_onnx
 from export.verify import FP16_LARGE_SIZES, MIN_PSNR_DB, large_frames, reference_frames, verify_onnx
 
 
-
 def casts_to(model: onnx.ModelProto) -> list[tuple[int, int]]:
     """(input type, target type) of every Cast in ``model``."""
     inferred = onnx.shape_inference.infer_shapes(model)
     g = inferred.graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.output, *g.value_info]}
     types.update({t.name: t.data_type for t in g.initializer})
-    return [(types.get(n.input[0]), next(a.i for a in n.attribute if a.name == "to")) for n in g.node
-            if n.op_type == "Cast"]
+    return [
+        (types.get(n.input[0]), next(a.i for a in n.attribute if a.name == "to")) for n in g.node if n.op_type == "Cast"
+    ]
 
 
-@pytest.mark.parametrize("name, graph", [("microast", "tuned"), ("microast", "plain"), ("adain", "plain"),
-                                         ("aesfa", "plain")])
+@pytest.mark.parametrize(
+    "name, graph", [("microast", "tuned"), ("microast", "plain"), ("adain", "plain"), ("aesfa", "plain")]
+)
 def test_fp16_graph_keeps_integer_casts_fp32(name, graph, model_and_code, tmp_path):
     model, code = model_and_code(name)
     path = tmp_path / f"{name}-fp16.onnx"
@@ -71,8 +72,9 @@ def test_microast_fp16_1080p(model_and_code, export_store, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, graph", [("microast", "tuned"), ("microast", "plain"), ("adain", "plain"),
-                                         ("aesfa", "plain")])
+@pytest.mark.parametrize(
+    "name, graph", [("microast", "tuned"), ("microast", "plain"), ("adain", "plain"), ("aesfa", "plain")]
+)
 def test_fp16_large_frames_every_model(name, graph, model_and_code, export_store, tmp_path):
     _check_large(model_and_code, name, graph, FP16_LARGE_SIZES, export_store, tmp_path)
 

@@ -158,8 +158,9 @@ def test_corrupted_files_refused(artifact, microast, tmp_path):
 def test_cache_never_serves_an_unverified_artifact(microast, code, module_store, tmp_path):
     from export.exporter import cached_onnx, onnx_cache_dir
 
-    path = onnx_cache_dir(tmp_path) / (f"microast-{weights_fingerprint(microast)[:16]}-fp32-{TUNED_VERSION}"
-                                       f"-v{app_version()}.onnx")
+    path = onnx_cache_dir(tmp_path) / (
+        f"microast-{weights_fingerprint(microast)[:16]}-fp32-{TUNED_VERSION}-v{app_version()}.onnx"
+    )
     path.parent.mkdir(parents=True)
     export_onnx(microast, code, path, "fp32", sample_hw=(96, 128))  # as left by a run stopped before verification
     assert read_metadata(path).psnr_db == {}

@@ -14,8 +14,15 @@ from onnx import TensorProto, helper, numpy_helper
 from export.errors import ArtifactError
 from export.exporter import cached_onnx
 from export.onnx import read_metadata
-from export.ort_layout import (NCHWC, _session, block_size, cached_blocked_graph, ort_optimized, reorder_count,
-                               rewrite_blocked)
+from export.ort_layout import (
+    NCHWC,
+    _session,
+    block_size,
+    cached_blocked_graph,
+    ort_optimized,
+    reorder_count,
+    rewrite_blocked,
+)
 from export.verify import run_onnx_cpu
 from models.images import read_image
 
@@ -65,7 +72,10 @@ def test_tuned_graph_keeps_the_blocked_layout_and_its_frames(tuned, code, conten
     assert len(pads) >= 13 and sum(1 for n in pads if n.input[1].startswith("blocked_shape")) >= 12
     assert any(n.domain == NCHWC and n.op_type == "Upsample" for n in rewritten.graph.node)
     meta = read_metadata(dest)
-    assert meta.extra["layout"] == layout == f"nchwc{block_size()}" and meta.extra["graph"] == read_metadata(tuned).extra["graph"]
+    assert (
+        meta.extra["layout"] == layout == f"nchwc{block_size()}"
+        and meta.extra["graph"] == read_metadata(tuned).extra["graph"]
+    )
     image = read_image(content_path)
     frames = [cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) for h, w in ((97, 64), (181, 243), (360, 640))]
     for want, got in zip(run_onnx_cpu(tuned, code, frames, 0.8), run_onnx_cpu(dest, code, frames, 0.8)):
@@ -84,16 +94,28 @@ def test_an_op_without_a_blocked_form_gets_its_nchw_input(tmp_path):
     def weight(name, shape):
         return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
 
-    inits = [weight("w1", (c, 3, 3, 3)), weight("w2", (c, c, 3, 3)), weight("w3", (c, c, 1, 1)),
-             weight("scale", (1, c, 1, 1)), numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")]
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"]),
-             helper.make_node("Pad", ["a", "pads"], ["p"], mode="reflect"),
-             helper.make_node("Conv", ["p", "w2"], ["b"]),
-             helper.make_node("Sin", ["b"], ["l"]),
-             helper.make_node("Mul", ["l", "scale"], ["m"]),
-             helper.make_node("Conv", ["m", "w3"], ["y"])]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    inits = [
+        weight("w1", (c, 3, 3, 3)),
+        weight("w2", (c, c, 3, 3)),
+        weight("w3", (c, c, 1, 1)),
+        weight("scale", (1, c, 1, 1)),
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"]),
+        helper.make_node("Pad", ["a", "pads"], ["p"], mode="reflect"),
+        helper.make_node("Conv", ["p", "w2"], ["b"]),
+        helper.make_node("Sin", ["b"], ["l"]),
+        helper.make_node("Mul", ["l", "scale"], ["m"]),
+        helper.make_node("Conv", ["m", "w3"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
     source = tmp_path / "mixed.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
     rewritten, counts = rewrite_blocked(ort_optimized(source), b)

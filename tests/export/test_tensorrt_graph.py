@@ -28,12 +28,16 @@ def test_tensorrt_source_graph_has_uint8_only_at_its_borders(name, precision, mo
 def test_uint8_ops_finds_a_uint8_transpose():
     frame = helper.make_tensor_value_info("frame", TensorProto.UINT8, [1, 4, 4, 3])
     out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 4, 4])
-    nodes = [helper.make_node("Transpose", ["frame"], ["t"], perm=[0, 3, 1, 2], name="nchw"),
-             helper.make_node("Cast", ["t"], ["out"], to=TensorProto.FLOAT, name="to_float")]
+    nodes = [
+        helper.make_node("Transpose", ["frame"], ["t"], perm=[0, 3, 1, 2], name="nchw"),
+        helper.make_node("Cast", ["t"], ["out"], to=TensorProto.FLOAT, name="to_float"),
+    ]
     model = helper.make_model(helper.make_graph(nodes, "g", [frame], [out]))
     assert uint8_ops(model) == ["Transpose nchw"]
-    nodes = [helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT, name="to_float"),
-             helper.make_node("Transpose", ["f"], ["out"], perm=[0, 3, 1, 2], name="nchw")]
+    nodes = [
+        helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("Transpose", ["f"], ["out"], perm=[0, 3, 1, 2], name="nchw"),
+    ]
     assert uint8_ops(helper.make_model(helper.make_graph(nodes, "g", [frame], [out]))) == []
 
 

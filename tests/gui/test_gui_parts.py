@@ -32,8 +32,11 @@ def test_settings_round_trip_in_a_private_file(qapp, tmp_path):
 
     store = SettingsStore(tmp_path / "s.ini")
     assert store.load() == GuiSettings()
-    store.save(GuiSettings(styles_folder=str(tmp_path), model="microast", backend="torch", size=480,
-                           geometry=QByteArray(b"\x01\x02")))
+    store.save(
+        GuiSettings(
+            styles_folder=str(tmp_path), model="microast", backend="torch", size=480, geometry=QByteArray(b"\x01\x02")
+        )
+    )
     again = SettingsStore(tmp_path / "s.ini").load()
     assert (again.styles_folder, again.model, again.backend, again.size) == (str(tmp_path), "microast", "torch", 480)
     assert bytes(again.geometry) == b"\x01\x02"

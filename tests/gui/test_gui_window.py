@@ -23,7 +23,7 @@ WAIT_MS = 90_000  # generous: a loaded 2-core machine builds models and encodes 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def make_window(qapp, shared: Path, tmp: Path, source: str | Path, styles=STYLES, temporal: str = "off"):
@@ -32,9 +32,19 @@ def make_window(qapp, shared: Path, tmp: Path, source: str | Path, styles=STYLES
     from gui.settings import SettingsStore
     from models.registry import feed_forward_models
 
-    options = GuiOptions(source=str(source), styles=[shared / "images" / "styles" / s for s in styles],
-                         model="microast", backend="torch", size=SIZE, output_dir=tmp, style_size=128,
-                         keyframe_iterations=5, keyframe_size=48, allow_download=False, temporal=temporal)
+    options = GuiOptions(
+        source=str(source),
+        styles=[shared / "images" / "styles" / s for s in styles],
+        model="microast",
+        backend="torch",
+        size=SIZE,
+        output_dir=tmp,
+        style_size=128,
+        keyframe_iterations=5,
+        keyframe_size=48,
+        allow_download=False,
+        temporal=temporal,
+    )
     window = MainWindow(options, SettingsStore(tmp / "settings.ini"), feed_forward_models())
     window.show()
     window.start()
@@ -66,8 +76,7 @@ def wait_look(qtbot, window) -> None:
 
 
 def wait_styles(qtbot, window, n: int = len(STYLES)) -> None:
-    qtbot.waitUntil(lambda: window.gallery.count() == n and len(window.stylizer.state.styles) == n,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.gallery.count() == n and len(window.stylizer.state.styles) == n, timeout=WAIT_MS)
 
 
 def reference_output(window, source: np.ndarray, style_index: int) -> np.ndarray:
@@ -76,9 +85,13 @@ def reference_output(window, source: np.ndarray, style_index: int) -> np.ndarray
     from realtime.stylizer import FrameStylizer, StylizerParams
 
     live_stylizer = window.stylizer
-    ref = FrameStylizer(TorchBackend(live_stylizer.backend.model), live_stylizer.styles,
-                        StylizerParams(style_index=style_index, size=SIZE), cache=live_stylizer.cache,
-                        style_size=live_stylizer.style_size)
+    ref = FrameStylizer(
+        TorchBackend(live_stylizer.backend.model),
+        live_stylizer.styles,
+        StylizerParams(style_index=style_index, size=SIZE),
+        cache=live_stylizer.cache,
+        style_size=live_stylizer.style_size,
+    )
     return ref.process(source)
 
 
@@ -106,8 +119,8 @@ def test_key_2_switches_style_and_moves_highlight(qtbot, window):
     live = window.worker.latest()
     expected = reference_output(window, live.source, 1)
     other = reference_output(window, live.source, 0)
-    assert psnr(live.output, expected) > 40            # the shown frame is style 2 ...
-    assert psnr(live.output, other) < 25               # ... and clearly not style 1
+    assert psnr(live.output, expected) > 40  # the shown frame is style 2 ...
+    assert psnr(live.output, other) < 25  # ... and clearly not style 1
 
 
 def test_gallery_click_selects_style(qtbot, window):
@@ -131,8 +144,10 @@ def test_alpha_slider_and_keys_reach_the_stylizer(qtbot, window):
     qtbot.waitUntil(lambda: window.controls.color.isChecked(), timeout=WAIT_MS)
     qtbot.keyClick(window, "c")
     window.controls.alpha.setValue(100)
-    qtbot.waitUntil(lambda: window.stylizer.state.params.alpha == 1.0
-                    and not window.stylizer.state.params.preserve_color, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.stylizer.state.params.alpha == 1.0 and not window.stylizer.state.params.preserve_color,
+        timeout=WAIT_MS,
+    )
 
 
 def test_blend_and_bypass_controls(qtbot, window):
@@ -142,9 +157,14 @@ def test_blend_and_bypass_controls(qtbot, window):
     c.blend_b.setCurrentIndex(2)
     c.mix.setValue(25)
     c.blend.setChecked(True)
-    qtbot.waitUntil(lambda: window.stylizer.state.params.blend_index == 2
-                    and abs(window.stylizer.state.params.mix - 0.25) < 1e-6
-                    and window.stylizer.state.params.style_index == 0, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            window.stylizer.state.params.blend_index == 2
+            and abs(window.stylizer.state.params.mix - 0.25) < 1e-6
+            and window.stylizer.state.params.style_index == 0
+        ),
+        timeout=WAIT_MS,
+    )
     c.blend.setChecked(False)
     qtbot.waitUntil(lambda: window.stylizer.state.params.blend_index is None, timeout=WAIT_MS)
     qtbot.keyClick(window, " ")
@@ -279,8 +299,7 @@ def test_close_ends_every_thread_within_a_second_and_saves_settings(qtbot, qapp,
     assert saved.geometry is not None
 
 
-def test_size_auto_hands_the_size_to_the_governor_and_a_number_takes_it_back(qtbot, qapp, shared, video_path,
-                                                                               tmp_path):
+def test_size_auto_hands_the_size_to_the_governor_and_a_number_takes_it_back(qtbot, qapp, shared, video_path, tmp_path):
     from realtime.adaptive import AutoSize
 
     win = make_window(qapp, shared, tmp_path, video_path, styles=STYLES[:1])
@@ -302,8 +321,9 @@ def test_dropped_style_joins_the_gallery_and_is_selected(qtbot, window, shared):
     count = window.gallery.count()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(shared / "images" / "styles" / "mosaic.jpg"))])
-    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.gallery.count() == count + 1, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.worker.latest().state.style == "mosaic", timeout=WAIT_MS)

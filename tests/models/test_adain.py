@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.adain import (AdaIN, CaffeVGGEncoder, adain, feature_stats, load_our_decoder, make_decoder,
-                          masked_adain, save_our_decoder)
+from models.adain import (
+    AdaIN,
+    CaffeVGGEncoder,
+    adain,
+    feature_stats,
+    load_our_decoder,
+    make_decoder,
+    masked_adain,
+    save_our_decoder,
+)
 from models.base import StyleCode
 from models.errors import WeightsError
 from models.images import load_image
@@ -31,9 +39,11 @@ def model(encoder) -> AdaIN:
 @pytest.fixture(scope="module")
 def images(shared: Path) -> dict[str, torch.Tensor]:
     root = shared / "images"
-    return {"content": load_image(root / "content" / "chicago.jpg", 96),
-            "starry": load_image(root / "styles" / "starry_night.jpg", 96),
-            "wave": load_image(root / "styles" / "great_wave.jpg", 96)}
+    return {
+        "content": load_image(root / "content" / "chicago.jpg", 96),
+        "starry": load_image(root / "styles" / "starry_night.jpg", 96),
+        "wave": load_image(root / "styles" / "great_wave.jpg", 96),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +64,9 @@ def test_adain_output_takes_the_style_statistics(encoder, images):
     torch.testing.assert_close(out_mean, style_mean, rtol=1e-4, atol=1e-2)
     torch.testing.assert_close(out_std.flatten()[live], style_std.flatten()[live], rtol=1e-3, atol=1e-2)
     # and keeps the content's normalised layout: per channel an increasing affine map of the content
-    torch.testing.assert_close(((out - out_mean) / out_std)[:, live], ((content - c_mean) / c_std)[:, live],
-                               rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(
+        ((out - out_mean) / out_std)[:, live], ((content - c_mean) / c_std)[:, live], rtol=1e-3, atol=1e-3
+    )
     assert (out_mean - c_mean).abs().mean() > 10  # the statistics really changed (Caffe-scale features)
 
 
@@ -87,7 +98,9 @@ def test_alpha_zero_decodes_the_content_features(model, codes, images):
             for alpha in (0.0, 0.5, 1.0):
                 model.stylize(images["content"], codes["starry"], alpha)
             h, w = images["content"].shape[-2:]
-            content_feat = model.encoder(torch.nn.functional.pad(images["content"], (0, (-w) % 8, 0, (-h) % 8), mode="reflect"))
+            content_feat = model.encoder(
+                torch.nn.functional.pad(images["content"], (0, (-w) % 8, 0, (-h) % 8), mode="reflect")
+            )
     finally:
         hook.remove()
     scale = model.feature_scale
@@ -135,12 +148,36 @@ def test_stylize_masked_plumbing(model, codes, images):
 
 #: naoto0804/pytorch-AdaIN net.py layouts, written out independently of models.adain:
 #: (Sequential index, in channels, out channels, kernel) of every conv.
-OFFICIAL_VGG_CONVS = [(0, 3, 3, 1), (2, 3, 64, 3), (5, 64, 64, 3), (9, 64, 128, 3), (12, 128, 128, 3),
-                      (16, 128, 256, 3), (19, 256, 256, 3), (22, 256, 256, 3), (25, 256, 256, 3),
-                      (29, 256, 512, 3), (32, 512, 512, 3), (35, 512, 512, 3), (38, 512, 512, 3),
-                      (42, 512, 512, 3), (45, 512, 512, 3), (48, 512, 512, 3), (51, 512, 512, 3)]
-OFFICIAL_DECODER_CONVS = [(1, 512, 256, 3), (5, 256, 256, 3), (8, 256, 256, 3), (11, 256, 256, 3),
-                          (14, 256, 128, 3), (18, 128, 128, 3), (21, 128, 64, 3), (25, 64, 64, 3), (28, 64, 3, 3)]
+OFFICIAL_VGG_CONVS = [
+    (0, 3, 3, 1),
+    (2, 3, 64, 3),
+    (5, 64, 64, 3),
+    (9, 64, 128, 3),
+    (12, 128, 128, 3),
+    (16, 128, 256, 3),
+    (19, 256, 256, 3),
+    (22, 256, 256, 3),
+    (25, 256, 256, 3),
+    (29, 256, 512, 3),
+    (32, 512, 512, 3),
+    (35, 512, 512, 3),
+    (38, 512, 512, 3),
+    (42, 512, 512, 3),
+    (45, 512, 512, 3),
+    (48, 512, 512, 3),
+    (51, 512, 512, 3),
+]
+OFFICIAL_DECODER_CONVS = [
+    (1, 512, 256, 3),
+    (5, 256, 256, 3),
+    (8, 256, 256, 3),
+    (11, 256, 256, 3),
+    (14, 256, 128, 3),
+    (18, 128, 128, 3),
+    (21, 128, 64, 3),
+    (25, 64, 64, 3),
+    (28, 64, 3, 3),
+]
 
 
 def official_state(convs) -> dict[str, torch.Tensor]:

@@ -43,8 +43,12 @@ def styles(shared: Path) -> list[torch.Tensor]:
 
 def official_dict(model: AesFA) -> dict:
     """What the official ``model_save`` writes: the three state dicts plus optimiser states."""
-    return {"netE": model.netE.state_dict(), "netS": model.netS.state_dict(), "netG": model.netG.state_dict(),
-            "optim_G": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}
+    return {
+        "netE": model.netE.state_dict(),
+        "netS": model.netS.state_dict(),
+        "netG": model.netG.state_dict(),
+        "optim_G": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
+    }
 
 
 def test_parameter_counts_match_official(model: AesFA) -> None:
@@ -55,9 +59,14 @@ def test_parameter_counts_match_official(model: AesFA) -> None:
 def test_official_key_layout(model: AesFA) -> None:
     """A few keys as the official blocks name them (Sequential indices included)."""
     keys = set(model.netG.state_dict())
-    for key in ("AdaOctConv1_1.kernelPredictor_h.pointwise.1.weight", "AdaOctConv2_1.AdaConv_l.conv.bias",
-                "AdaOctConv3_1.OctConv.H2H.weight", "oct_conv_aftup_1.conv_h.weight", "OctConv3_2.convl.weight",
-                "conv4.bias"):
+    for key in (
+        "AdaOctConv1_1.kernelPredictor_h.pointwise.1.weight",
+        "AdaOctConv2_1.AdaConv_l.conv.bias",
+        "AdaOctConv3_1.OctConv.H2H.weight",
+        "oct_conv_aftup_1.conv_h.weight",
+        "OctConv3_2.convl.weight",
+        "conv4.bias",
+    ):
         assert key in keys
     assert {"OctConv1_1.convh.weight", "OctConv1_2.L2H.weight", "OctConv2_1.H2H.weight"} <= set(model.netE.state_dict())
     assert "OctConv2_1.L2H.weight" not in model.netE.state_dict()  # depthwise: no band exchange
@@ -76,12 +85,18 @@ def test_main_pth_round_trip(model: AesFA, content: torch.Tensor, styles: list[t
     assert torch.equal(expected, got)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: d["netG"].pop("conv4.weight"), "missing netG.conv4.weight"),
-    (lambda d: d["netE"].__setitem__("extra.weight", torch.zeros(1)), "unexpected netE.extra.weight"),
-    (lambda d: d["netS"].__setitem__("conv.weight", torch.zeros(64, 3, 3, 3)), r"netS.conv.weight has shape \(64, 3, 3, 3\)"),
-    (lambda d: d.pop("netS"), "not an AesFA main.pth"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d["netG"].pop("conv4.weight"), "missing netG.conv4.weight"),
+        (lambda d: d["netE"].__setitem__("extra.weight", torch.zeros(1)), "unexpected netE.extra.weight"),
+        (
+            lambda d: d["netS"].__setitem__("conv.weight", torch.zeros(64, 3, 3, 3)),
+            r"netS.conv.weight has shape \(64, 3, 3, 3\)",
+        ),
+        (lambda d: d.pop("netS"), "not an AesFA main.pth"),
+    ],
+)
 def test_main_pth_mismatch_is_a_weights_error(model: AesFA, tmp_path: Path, damage, message: str) -> None:
     state = official_dict(model)
     state = {k: dict(v) if k.startswith("net") else v for k, v in state.items()}
@@ -105,7 +120,9 @@ def test_unreadable_or_missing_checkpoint(tmp_path: Path) -> None:
         AesFA.from_files({"main": broken})
 
 
-def test_safetensors_round_trip(model: AesFA, content: torch.Tensor, styles: list[torch.Tensor], tmp_path: Path) -> None:
+def test_safetensors_round_trip(
+    model: AesFA, content: torch.Tensor, styles: list[torch.Tensor], tmp_path: Path
+) -> None:
     path = model.save_safetensors(tmp_path / "aesfa.safetensors")
     assert path.stat().st_size < 10_000_000
     loaded = AesFA.from_files({"main": path})
@@ -176,8 +193,9 @@ def test_mix_frequencies(model: AesFA, content: torch.Tensor, styles: list[torch
     assert not torch.allclose(outs[2], outs[0]) and not torch.allclose(outs[2], outs[1])
 
 
-def test_frame_network_equals_stylize_and_official_path(model: AesFA, content: torch.Tensor,
-                                                        styles: list[torch.Tensor]) -> None:
+def test_frame_network_equals_stylize_and_official_path(
+    model: AesFA, content: torch.Tensor, styles: list[torch.Tensor]
+) -> None:
     code = model.encode_style(styles[0])
     with torch.no_grad():
         by_stylize = model.stylize(content, code, 0.6)
@@ -209,7 +227,7 @@ def test_per_sample_codes_match_single_runs(model: AesFA, content: torch.Tensor,
     with torch.no_grad():
         code = model.code_from_features(model.style_features(batch_style))
         together = model.stylize(batch_content, code)
-        single = [model.stylize(batch_content[i:i + 1], model.encode_style(batch_style[i:i + 1])) for i in range(2)]
+        single = [model.stylize(batch_content[i : i + 1], model.encode_style(batch_style[i : i + 1])) for i in range(2)]
     torch.testing.assert_close(together, torch.cat(single), rtol=1e-4, atol=1e-5)
 
 
@@ -226,8 +244,11 @@ def test_onnx_export_dynamic_size(model: AesFA, styles: list[torch.Tensor], cont
     graph = FrameGraph(model.frame_network()).eval()
     for side in (80, 101):
         frame = resize_longest(read_image(content_path), side)[None]
-        feed = {FRAME_INPUT: frame, ALPHA_INPUT: np.array(0.8, dtype=np.float32),
-                **{k: v.numpy() for k, v in code.tensors.items()}}
+        feed = {
+            FRAME_INPUT: frame,
+            ALPHA_INPUT: np.array(0.8, dtype=np.float32),
+            **{k: v.numpy() for k, v in code.tensors.items()},
+        }
         got = session.run(None, feed)[0]
         with torch.no_grad():
             expected = graph(torch.from_numpy(frame), *code.tensors.values(), torch.tensor(0.8)).numpy()

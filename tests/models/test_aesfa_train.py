@@ -24,8 +24,18 @@ def config(shared: Path, tmp_path: Path) -> TrainConfig:
         for src in sorted((shared / "datasets" / kind).glob("*.jpg"))[:N_IMAGES]:
             (folder / src.name).symlink_to(src)
         dirs[kind] = folder
-    return TrainConfig(content_dir=dirs["content"], style_dir=dirs["style"], out=tmp_path / "run", iters=2,
-                       batch=2, size=64, num_workers=0, sample_every=0, log_every=1, checkpoint_minutes=60)
+    return TrainConfig(
+        content_dir=dirs["content"],
+        style_dir=dirs["style"],
+        out=tmp_path / "run",
+        iters=2,
+        batch=2,
+        size=64,
+        num_workers=0,
+        sample_every=0,
+        log_every=1,
+        checkpoint_minutes=60,
+    )
 
 
 def test_efdm_is_the_official_gather_formulation() -> None:

@@ -74,8 +74,12 @@ def three_places(tmp_path: Path, shared: Path):
     for folder in places.values():
         folder.mkdir()
         shutil.copyfile(original, folder / spec.filename)
-    store = WeightStore(search_path=[places["search"]], cache_dir=places["cache"], package_dirs=[places["package"]],
-                        allow_download=False)
+    store = WeightStore(
+        search_path=[places["search"]],
+        cache_dir=places["cache"],
+        package_dirs=[places["package"]],
+        allow_download=False,
+    )
     return store, spec, places, original
 
 

@@ -25,8 +25,9 @@ def images(content_path, style_path) -> tuple[torch.Tensor, torch.Tensor]:
 def test_lbfgs_lowers_total_loss_by_90_percent(gatys, images):
     content, style = images
     steps: list[int] = []
-    result = gatys.optimize(content, style, GatysConfig(iterations=40, early_stop=0.0),
-                            progress=lambda step, losses: steps.append(step))
+    result = gatys.optimize(
+        content, style, GatysConfig(iterations=40, early_stop=0.0), progress=lambda step, losses: steps.append(step)
+    )
     first, best = result.history[0]["total"], min(h["total"] for h in result.history)
     assert best < 0.1 * first, f"total loss only fell from {first:.3g} to {best:.3g}"
     assert result.history[-1]["style"] < 0.2 * result.history[0]["style"]
@@ -88,8 +89,16 @@ def test_gram_matrix_is_normalised_by_size():
     torch.testing.assert_close(gram_matrix(features), torch.full((1, 4, 4), 1.0 / 4))
 
 
-@pytest.mark.parametrize("change", [{"optimizer": "sgd"}, {"init": "zeros"}, {"iterations": 0},
-                                    {"style_layers": {"relu9_1": 1.0}}, {"style_weight": -1.0}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"optimizer": "sgd"},
+        {"init": "zeros"},
+        {"iterations": 0},
+        {"style_layers": {"relu9_1": 1.0}},
+        {"style_weight": -1.0},
+    ],
+)
 def test_bad_config_is_an_input_error(gatys, images, change):
     content, style = images
     with pytest.raises(InputError):

@@ -90,9 +90,14 @@ def test_real_corpus_images_decode(shared: Path, tmp_path: Path) -> None:
 def test_a_pack_decodes_like_the_folder(ramps: DeviceCorpus, tmp_path: Path) -> None:
     from models.training.gpu_data import write_pack
 
-    streams = [cv2.imencode(".png", np.ascontiguousarray(im.permute(1, 2, 0).flip(-1)[: int(h), : int(w)].numpy()))[1].tobytes()
-               for im, (h, w) in zip(ramps.images, ramps.sizes.tolist())]
-    packed = DeviceCorpus.from_pack(write_pack(tmp_path / "p.npz", streams, ramps.names), "cpu", short_side=200,
-                                    max_long=240, threads=1)
+    streams = [
+        cv2.imencode(".png", np.ascontiguousarray(im.permute(1, 2, 0).flip(-1)[: int(h), : int(w)].numpy()))[
+            1
+        ].tobytes()
+        for im, (h, w) in zip(ramps.images, ramps.sizes.tolist())
+    ]
+    packed = DeviceCorpus.from_pack(
+        write_pack(tmp_path / "p.npz", streams, ramps.names), "cpu", short_side=200, max_long=240, threads=1
+    )
     assert packed.names == ramps.names and torch.equal(packed.images, ramps.images)
     assert torch.equal(packed.sizes, ramps.sizes)

@@ -14,6 +14,7 @@ from models.images import load_image
 from models.microast import MicroAST
 from models.registry import create_model, default_store
 
+
 def official_microast():
     """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
     from models.registry import checkpoint_named
@@ -70,8 +71,13 @@ def style_losses(vgg, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     with torch.inference_mode():
         a, b = vgg(image.clamp(0, 1), taps), vgg(style, taps)
-    return torch.tensor([F.mse_loss(a[t].mean((2, 3)), b[t].mean((2, 3))).item()
-                         + F.mse_loss(a[t].std((2, 3)), b[t].std((2, 3))).item() for t in taps])
+    return torch.tensor(
+        [
+            F.mse_loss(a[t].mean((2, 3)), b[t].mean((2, 3))).item()
+            + F.mse_loss(a[t].std((2, 3)), b[t].std((2, 3))).item()
+            for t in taps
+        ]
+    )
 
 
 def test_code_is_small_and_style_only(model, code):
@@ -180,7 +186,9 @@ def test_loading_reports_missing_and_unexpected_keys(weight_files, tmp_path):
     state["weight1.0.conv.weight"] = state.pop("weight1.0.conv_layer.weight")
     renamed = tmp_path / "modulator.pth"
     torch.save(state, renamed)
-    with pytest.raises(WeightsError, match=r"missing weight1\.0\.conv_layer\.weight.*unexpected weight1\.0\.conv\.weight"):
+    with pytest.raises(
+        WeightsError, match=r"missing weight1\.0\.conv_layer\.weight.*unexpected weight1\.0\.conv\.weight"
+    ):
         MicroAST.from_files({**weight_files, "modulator": renamed})
 
 

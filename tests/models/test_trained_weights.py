@@ -20,8 +20,22 @@ def trained_decoder(tmp_path: Path) -> Path:
 
 
 def run_image(content_path, out: Path, model: str, weights: str) -> int:
-    return main(["image", str(content_path), "--style", "starry_night", "--model", model,
-                 "--weights", weights, "--size", "80", "-o", str(out)])
+    return main(
+        [
+            "image",
+            str(content_path),
+            "--style",
+            "starry_night",
+            "--model",
+            model,
+            "--weights",
+            weights,
+            "--size",
+            "80",
+            "-o",
+            str(out),
+        ]
+    )
 
 
 def test_adain_runs_with_a_trained_decoder_given_by_path(trained_decoder, content_path, tmp_path):

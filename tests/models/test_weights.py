@@ -12,6 +12,7 @@ import pytest
 from models.errors import WeightsError
 from models.weights import FileSpec, WeightStore, git_blob_of, sha256_of
 
+
 def official_microast():
     """The upstream .pth checkpoint of MicroAST (the bundled safetensors copy comes first in the registry)."""
     from models.registry import checkpoint_named
@@ -76,8 +77,11 @@ def test_search_path_lists_several_folders_in_order(tmp_path, copy_on_path, modu
 def test_refuses_a_corrupted_copy(tmp_path, copy_on_path, modulator_spec):
     corrupt(copy_on_path)
     store = store_from_env(tmp_path)
-    with pytest.raises(WeightsError, match=rf"{re.escape(modulator_spec.filename)} at .* is corrupted or a different version "
-                                           rf"\(expected sha256 {modulator_spec.sha256}\); delete it"):
+    with pytest.raises(
+        WeightsError,
+        match=rf"{re.escape(modulator_spec.filename)} at .* is corrupted or a different version "
+        rf"\(expected sha256 {modulator_spec.sha256}\); delete it",
+    ):
         store.resolve(modulator_spec)
 
 
@@ -102,11 +106,16 @@ def test_explicit_path_must_exist_and_match(tmp_path, copy_on_path, modulator_sp
     store = store_from_env(tmp_path)
     with pytest.raises(WeightsError, match=r"checkpoint .*nothing\.pth does not exist; check the path"):
         store.resolve(modulator_spec, explicit=tmp_path / "nothing.pth")
-    with pytest.raises(WeightsError, match=rf"checkpoint .* is a folder; give the {re.escape(modulator_spec.filename)} file"):
+    with pytest.raises(
+        WeightsError, match=rf"checkpoint .* is a folder; give the {re.escape(modulator_spec.filename)} file"
+    ):
         store.resolve(modulator_spec, explicit=tmp_path)
     corrupt(copy_on_path)
-    with pytest.raises(WeightsError, match=rf"is not {re.escape(modulator_spec.filename)} \(expected sha256 .*download it from "
-                                           rf"{re.escape(modulator_spec.url)}"):
+    with pytest.raises(
+        WeightsError,
+        match=rf"is not {re.escape(modulator_spec.filename)} \(expected sha256 .*download it from "
+        rf"{re.escape(modulator_spec.url)}",
+    ):
         store.resolve(modulator_spec, explicit=copy_on_path)
 
 
@@ -199,8 +208,9 @@ def test_a_broken_copy_shadowed_by_a_good_one_is_used_past_with_a_warning(tmp_pa
     broken.parent.mkdir()
     broken.write_bytes(b"truncated")
     good = next((shared / "weights").rglob(modulator_spec.filename))
-    store = WeightStore(search_path=[tmp_path / "first", good.parent], cache_dir=tmp_path / "cache",
-                        allow_download=False)
+    store = WeightStore(
+        search_path=[tmp_path / "first", good.parent], cache_dir=tmp_path / "cache", allow_download=False
+    )
     with caplog.at_level("WARNING"):
         assert store.locate(modulator_spec) == good
     assert "corrupted" in caplog.text and str(broken) in caplog.text and str(good) in caplog.text

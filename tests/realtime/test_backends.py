@@ -166,8 +166,9 @@ def _zero_last_conv(graph) -> None:
         inits[name].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(inits[name]) * 0, name))
 
 
-@pytest.mark.parametrize("edit, why", [(_gather_index_out_of_range, "InvalidArgument"),
-                                       (_zero_last_conv, "came back blank")])
+@pytest.mark.parametrize(
+    "edit, why", [(_gather_index_out_of_range, "InvalidArgument"), (_zero_last_conv, "came back blank")]
+)
 def test_auto_probes_a_frame_and_falls_through(edit, why, microast, onnx_cache, tmp_path, caplog):
     from export.exporter import cached_onnx
     from models.registry import default_store
@@ -248,8 +249,17 @@ def test_tensorrt_profile_covers_the_sizes_the_app_makes():
     from export.formats import DEFAULT_PROFILE, FrameSize
     from realtime.adaptive import LIVE_SIZES
 
-    sizes = [(1920, 1080), (1080, 1920), (3840, 2160), (2160, 3840), (2560, 1440), (1440, 2560), (100, 67),
-             (16, 16), (320, 180)]
+    sizes = [
+        (1920, 1080),
+        (1080, 1920),
+        (3840, 2160),
+        (2160, 3840),
+        (2560, 1440),
+        (1440, 2560),
+        (100, 67),
+        (16, 16),
+        (320, 180),
+    ]
     sizes += [(s * 16 // 9, s) for s in LIVE_SIZES] + [(s, s * 16 // 9) for s in LIVE_SIZES]
     sizes += [(s * 4 // 3, s) for s in LIVE_SIZES]
     for w, h in sizes:
@@ -259,7 +269,7 @@ def test_tensorrt_profile_covers_the_sizes_the_app_makes():
 def _cuda_backend_or_fail(name: str, model, precision: str, cache_dir: Path):
     """On a machine with a GPU, a backend that cannot start is a failure, not a skip."""
     if name == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        pytest.skip("TensorRT is not installed (pip install \".[gpu]\")")
+        pytest.skip('TensorRT is not installed (pip install ".[gpu]")')
     try:
         return create_backend(name, model, "cuda", precision, cache_dir=cache_dir)
     except BackendError as exc:

@@ -16,8 +16,23 @@ def test_webcam_defaults_to_auto_size_and_reports_it(tmp_path, write_clip, capsy
 
 def test_an_explicit_size_wins_over_auto(tmp_path, write_clip, capsys):
     clip = write_clip(tmp_path / "cam.mp4", frames=12, fps=24, size=(320, 240), audio_rate=None)
-    assert main(["webcam", "--camera", str(clip), "--no-window", "--style", "starry_night", "--size", "120",
-                 "--max-seconds", "3"]) == 0
+    assert (
+        main(
+            [
+                "webcam",
+                "--camera",
+                str(clip),
+                "--no-window",
+                "--style",
+                "starry_night",
+                "--size",
+                "120",
+                "--max-seconds",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "auto" not in out.splitlines()[-1] and "120 px" not in out  # no governor: no size note
 

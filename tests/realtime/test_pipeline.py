@@ -30,8 +30,11 @@ def probe(path: Path) -> dict:
         times = [float(f.time) for f in c.decode(v)]
     with av.open(str(path)) as c:
         audio = c.streams.audio[0] if c.streams.audio else None
-        a_end = max((float((p.pts + p.duration) * p.time_base) for p in c.demux(audio) if p.size), default=0.0) \
-            if audio else None
+        a_end = (
+            max((float((p.pts + p.duration) * p.time_base) for p in c.demux(audio) if p.size), default=0.0)
+            if audio
+            else None
+        )
     return {"frames": len(times), "rate": rate, "last": times[-1] if times else None, "audio_end": a_end}
 
 
@@ -89,8 +92,12 @@ def test_file_mode_loses_no_frame_with_a_slow_stylizer(clip, model, styles):
     backend = DelayedBackend(model, delay=0.02)
     source = VideoFileSource(clip)
     seen: list[int] = []
-    pipeline = Pipeline(source, FrameStylizer(backend, styles[:1]), config=PipelineConfig(queue_size=2),
-                        on_frame=lambda f, img: seen.append(f.index))
+    pipeline = Pipeline(
+        source,
+        FrameStylizer(backend, styles[:1]),
+        config=PipelineConfig(queue_size=2),
+        on_frame=lambda f, img: seen.append(f.index),
+    )
     result = pipeline.run()
     assert result.reason == "end of input"
     assert seen == list(range(FRAMES))
@@ -124,8 +131,13 @@ def test_stop_mid_stream_leaves_a_playable_partial_file(clip, model, styles, tmp
         if frame.index == 11:
             holder["p"].stop("interrupted")
 
-    holder["p"] = pipeline = Pipeline(source, FrameStylizer(TorchBackend(model), styles[:1]), [sink],
-                                      config=PipelineConfig(queue_size=2), on_frame=on_frame)
+    holder["p"] = pipeline = Pipeline(
+        source,
+        FrameStylizer(TorchBackend(model), styles[:1]),
+        [sink],
+        config=PipelineConfig(queue_size=2),
+        on_frame=on_frame,
+    )
     result = pipeline.run()
     assert result.reason == "interrupted"
     info = probe(out)
@@ -193,8 +205,12 @@ def test_live_session_survives_failing_frames(clip, model, styles):
             return super().run(frame, code, alpha)
 
     stop, warnings = threading.Event(), []
-    pipeline = Pipeline(PacedVideoSource(clip, stop), FrameStylizer(FlakyBackend(model, 0.0), styles[:1]),
-                        on_warning=warnings.append, stop=stop)
+    pipeline = Pipeline(
+        PacedVideoSource(clip, stop),
+        FrameStylizer(FlakyBackend(model, 0.0), styles[:1]),
+        on_warning=warnings.append,
+        stop=stop,
+    )
     result = pipeline.run()
     assert result.reason == "end of input"
     assert result.stats["stylize"].errors > 3 and result.frames_out > FRAMES // 3

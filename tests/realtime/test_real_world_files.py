@@ -16,8 +16,21 @@ from tests.odd_clips import FPS, encoded_clip, size_change, swapped_pts, ts_with
 
 
 def video(clip: Path, out: Path, *extra: str) -> list[str]:
-    return ["video", str(clip), "-o", str(out), "--style", "starry_night", "--style-size", "64", "--backend",
-            "torch", "--temporal", "off", *extra]
+    return [
+        "video",
+        str(clip),
+        "-o",
+        str(out),
+        "--style",
+        "starry_night",
+        "--style-size",
+        "64",
+        "--backend",
+        "torch",
+        "--temporal",
+        "off",
+        *extra,
+    ]
 
 
 def frame_times(path: Path) -> list[float]:
@@ -26,6 +39,7 @@ def frame_times(path: Path) -> list[float]:
 
 
 # ----- 1. best-effort timestamps: pts swapped in pairs, as a packed-bitstream DivX AVI gives them -----
+
 
 @pytest.mark.parametrize("suffix", [".ts", ".mkv"])  # TS keeps monotonic dts; Matroska has none to fall back on
 def test_swapped_pts_give_every_frame_its_own_increasing_time(tmp_path, suffix):
@@ -74,6 +88,7 @@ def test_mpeg4_b_frames_in_avi_keep_their_order_and_times(tmp_path):
 
 
 # ----- 2. ADTS AAC (MPEG-TS) into MP4: filtered to MP4's form, every frame and sample in the file -----
+
 
 def samples(path: Path) -> int:
     with av.open(str(path)) as container:
@@ -133,28 +148,44 @@ def test_a_second_job_on_the_same_output_is_refused_naming_the_first(tmp_path):
     clip = encoded_clip(tmp_path / "in.mp4", frames=12, options={"preset": "ultrafast"}, audio=None)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(root)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env=env, cwd=root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        second = subprocess.run([sys.executable, "main.py", *video(clip, out)], capture_output=True, text=True,
-                                env=env, cwd=root, timeout=300)
+        second = subprocess.run(
+            [sys.executable, "main.py", *video(clip, out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            timeout=300,
+        )
         assert second.returncode == 2, second.stderr
         line = second.stderr.strip().splitlines()[-1]
-        assert line == (f"error: {out} is being written by another job (pid {holder.pid}); wait for it to end or "
-                        "choose another output")
+        assert line == (
+            f"error: {out} is being written by another job (pid {holder.pid}); wait for it to end or "
+            "choose another output"
+        )
         assert "Traceback" not in second.stderr and "left by an earlier" not in second.stderr
         assert out.with_name("out.mp4.part").read_bytes() == b"live frames" and not out.exists()
     finally:
         holder.send_signal(signal.SIGKILL)  # dies holding the lock: the kernel drops it
         holder.wait()
-    third = subprocess.run([sys.executable, "main.py", *video(clip, out)], capture_output=True, text=True,
-                           env=env, cwd=root, timeout=300)
+    third = subprocess.run(
+        [sys.executable, "main.py", *video(clip, out)], capture_output=True, text=True, env=env, cwd=root, timeout=300
+    )
     assert third.returncode == 0, third.stderr  # the dead job's .part is reused
     assert len(frame_times(out)) == 12 and not out.with_name("out.mp4.part").exists()
 
 
 # ----- 3. a frame size change mid-stream: fitted to the first size with bars, one warning -----
+
 
 def test_a_size_change_is_fitted_to_the_first_size_with_one_warning(tmp_path, capsys):
     from main import main
@@ -181,12 +212,14 @@ def test_a_size_change_is_fitted_to_the_first_size_with_one_warning(tmp_path, ca
 
 # ----- 7. the smaller defects -----
 
+
 def test_a_variable_rate_file_gets_no_false_truncated_note(tmp_path, capsys):
     """Matroska says 25 fps for 30 frames spread over 7.9 s (a long still): 30 / 25 = 1.2 s is not where it ended."""
     from main import main
 
-    clip = encoded_clip(tmp_path / "vfr.mkv", frames=30, options={"preset": "ultrafast"}, audio=None,
-                        durations=(40, 40, 40, 1000))
+    clip = encoded_clip(
+        tmp_path / "vfr.mkv", frames=30, options={"preset": "ultrafast"}, audio=None, durations=(40, 40, 40, 1000)
+    )
     assert main(video(clip, tmp_path / "out.mp4")) == 0
     assert "truncated" not in capsys.readouterr().err
     times = frame_times(tmp_path / "out.mp4")
@@ -199,8 +232,10 @@ def test_crf_out_of_the_encoders_range_is_refused_in_one_line(tmp_path, capsys):
     clip = encoded_clip(tmp_path / "in.mp4", frames=4, audio=None)
     assert main(video(clip, tmp_path / "out.mp4", "--crf", "99")) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == "error: --crf 99 is out of range for libx264: use 0 (lossless) to 51 (lowest quality); 18 looks " \
-                   "like the input"
+    assert (
+        line == "error: --crf 99 is out of range for libx264: use 0 (lossless) to 51 (lowest quality); 18 looks "
+        "like the input"
+    )
     assert not (tmp_path / "out.mp4.part").exists()
 
 
@@ -226,8 +261,13 @@ def test_a_missing_camera_prints_only_our_error(tmp_path):
     if Path("/dev/video7").exists():
         pytest.skip("this machine has a camera 7")
     root = Path(__file__).resolve().parents[2]
-    run = subprocess.run([sys.executable, "main.py", "webcam", "--camera", "7", "--no-window"], capture_output=True,
-                         text=True, cwd=root, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "main.py", "webcam", "--camera", "7", "--no-window"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot open camera 7; "), run.stderr  # no OpenCV lines
@@ -249,11 +289,17 @@ def test_a_stream_that_never_answers_gives_up_in_one_line(tmp_path):
     root = Path(__file__).resolve().parents[2]
     server, url = _silent_server()
     with server:
-        run = subprocess.run([sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
-                             capture_output=True, text=True, cwd=root, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=300,
+        )
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1] == (f"error: cannot open {url}: no answer within 10 s; check the URL "
-                                                   "and that the server is streaming")
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: cannot open {url}: no answer within 10 s; check the URL and that the server is streaming"
+    )
 
 
 def test_sigterm_while_a_stream_connects_ends_it_at_once(tmp_path):
@@ -264,8 +310,12 @@ def test_sigterm_while_a_stream_connects_ends_it_at_once(tmp_path):
     root = Path(__file__).resolve().parents[2]
     server, url = _silent_server()
     with server:
-        job = subprocess.Popen([sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
-                               stderr=subprocess.PIPE, text=True, cwd=root)
+        job = subprocess.Popen(
+            [sys.executable, "main.py", "webcam", "--camera", url, "--no-window"],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
         connection, _ = server.accept()  # it is inside OpenCV's open now, waiting for an answer that never comes
         job.send_signal(signal.SIGTERM)
         err = job.communicate(timeout=300)[1]

@@ -43,10 +43,13 @@ def decode(path: Path) -> dict:
         frames = list(c.decode(video=0))
     with av.open(str(path)) as c:
         packets = [p for p in c.demux(audio=0) if p.size] if c.streams.audio else []
-    return {"images": [f.to_ndarray(format="bgr24") for f in frames], "times": [float(f.time) for f in frames],
-            "audio": bool(packets),
-            "audio_start": min((float(p.pts * p.time_base) for p in packets), default=None),
-            "audio_end": max((float((p.pts + p.duration) * p.time_base) for p in packets), default=None)}
+    return {
+        "images": [f.to_ndarray(format="bgr24") for f in frames],
+        "times": [float(f.time) for f in frames],
+        "audio": bool(packets),
+        "audio_start": min((float(p.pts * p.time_base) for p in packets), default=None),
+        "audio_end": max((float((p.pts + p.duration) * p.time_base) for p in packets), default=None),
+    }
 
 
 def test_a_file_as_camera_is_recorded_with_its_audio(clip, stylizer, tmp_path):
@@ -75,8 +78,26 @@ def test_webcam_command_records_a_file_cameras_audio(clip, tmp_path, capsys):
     from main import main
 
     take = tmp_path / "live.mp4"
-    code = main(["webcam", "--camera", str(clip), "--no-window", "--record", str(take), "--style", "starry_night",
-                 "--size", "64", "--style-size", "64", "--backend", "torch", "--temporal", "off"])
+    code = main(
+        [
+            "webcam",
+            "--camera",
+            str(clip),
+            "--no-window",
+            "--record",
+            str(take),
+            "--style",
+            "starry_night",
+            "--size",
+            "64",
+            "--style-size",
+            "64",
+            "--backend",
+            "torch",
+            "--temporal",
+            "off",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert f"recorded {take}" in capsys.readouterr().out
     got = decode(take)
@@ -98,7 +119,7 @@ def test_one_key_map_for_both_front_ends(clip, stylizer, tmp_path):
     """OpenCV key codes and Qt key texts give the same bindings; the session carries the actions out."""
     for b in KEY_MAP:
         assert binding_for_code(ord(b.key)) == b  # cli/window.py
-        assert binding_for(b.key) == b            # gui/main_window.py (QKeyEvent.text())
+        assert binding_for(b.key) == b  # gui/main_window.py (QKeyEvent.text())
     labels = [key for key, _ in help_rows()]
     assert all((b.label or b.key) in labels or b.action is Action.SELECT_STYLE or b.key == "=" for b in KEY_MAP)
     assert help_text().count("\n") + 1 == len(labels)
@@ -151,8 +172,7 @@ class BlockedSink(Sink):
 
 def test_the_display_never_waits_for_a_sink(clip, stylizer):
     sink = BlockedSink()
-    pipeline = Pipeline(open_source(str(clip), as_camera=True, loop=True), stylizer, [sink],
-                        PipelineConfig(live=True))
+    pipeline = Pipeline(open_source(str(clip), as_camera=True, loop=True), stylizer, [sink], PipelineConfig(live=True))
     pipeline.start()
     try:
         assert sink.entered.wait(WAIT_S)

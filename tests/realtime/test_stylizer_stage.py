@@ -26,7 +26,9 @@ def frames(video_path) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def stylizer_parts(shared):
     model = create_model("microast")
-    styles = [StyleImage.load(shared / "images" / "styles" / n) for n in ("starry_night.jpg", "candy.jpg", "mosaic.jpg")]
+    styles = [
+        StyleImage.load(shared / "images" / "styles" / n) for n in ("starry_night.jpg", "candy.jpg", "mosaic.jpg")
+    ]
     return model, styles, StyleCodeCache()  # one cache: each style is encoded once for the module
 
 
@@ -176,13 +178,13 @@ def test_size_governor_steps_down_when_slow_and_up_when_fast_with_hysteresis():
     from realtime.adaptive import SizeGovernor
 
     gov = SizeGovernor(target_fps=4.0, settle_s=2.0)
-    assert gov.observe(0.0, 0, 480, 480) is None          # starts measuring
-    assert gov.observe(1.0, 1, 480, 480) is None          # too early to judge
-    assert gov.observe(2.0, 4, 480, 480) == 360           # 2 fps for a target of 4: smaller
-    assert gov.observe(3.0, 8, 360, 480) is None          # settling
-    assert gov.observe(4.0, 15, 360, 480) is None         # 3.75 fps: within the band, stays
-    assert gov.observe(6.0, 35, 360, 480) == 480          # 10 fps: 480 would still give ~5.6 ≥ 1.2 × 4
-    assert gov.observe(8.0, 45, 480, 480) is None         # no size above the frame's own
+    assert gov.observe(0.0, 0, 480, 480) is None  # starts measuring
+    assert gov.observe(1.0, 1, 480, 480) is None  # too early to judge
+    assert gov.observe(2.0, 4, 480, 480) == 360  # 2 fps for a target of 4: smaller
+    assert gov.observe(3.0, 8, 360, 480) is None  # settling
+    assert gov.observe(4.0, 15, 360, 480) is None  # 3.75 fps: within the band, stays
+    assert gov.observe(6.0, 35, 360, 480) == 480  # 10 fps: 480 would still give ~5.6 ≥ 1.2 × 4
+    assert gov.observe(8.0, 45, 480, 480) is None  # no size above the frame's own
 
 
 def test_auto_size_jumps_after_the_first_second_then_steps_down_under_load_and_up_with_room():
@@ -190,9 +192,9 @@ def test_auto_size_jumps_after_the_first_second_then_steps_down_under_load_and_u
 
     gov = AutoSize(min_keyframes=8.0, max_busy=0.8, first_s=1.0, settle_s=2.0)
     assert gov.start_size(480) == 360 and gov.start_size(200) == 200
-    assert gov.observe(0.0, 0, 360, 480) is None                      # starts measuring
-    for i in range(1, 30):                                            # 30 frames at 5 ms of work each
-        assert gov.observe(i / 30, i // 2, 360, 480, 0.005) is None   # within the first second
+    assert gov.observe(0.0, 0, 360, 480) is None  # starts measuring
+    for i in range(1, 30):  # 30 frames at 5 ms of work each
+        assert gov.observe(i / 30, i // 2, 360, 480, 0.005) is None  # within the first second
     # 1 s at 360: 15 keyframes/s, frame work 15 % of the time. 480 (1.78× the pixels) predicts 8.4/s, short
     # of the 8 × 1.15 a step up needs; 360 still keeps both figures: stays, and says why.
     assert gov.observe(1.0, 15, 360, 480, 0.005) is None
@@ -243,13 +245,14 @@ def test_backend_switch_waits_for_a_live_keyframe_running_on_the_old_backend(fra
             closed_while_running.append(self.busy)
             super().close()
 
-    st = FrameStylizer(Watched(model), stylizer_parts[1], StylizerParams(temporal="flow"),
-                       cache=stylizer_parts[2], style_size=128)
+    st = FrameStylizer(
+        Watched(model), stylizer_parts[1], StylizerParams(temporal="flow"), cache=stylizer_parts[2], style_size=128
+    )
     st.set_live(True)
-    st.process(frames[0])        # stylised at once
-    st.process(frames[1])        # the next keyframe starts on the old backend, in the keyframe thread
+    st.process(frames[0])  # stylised at once
+    st.process(frames[1])  # the next keyframe starts on the old backend, in the keyframe thread
     assert running.wait(5)
     st.set_backend(TorchBackend(model))
-    st.process(frames[2])        # applies the switch: waits for that keyframe, then closes the old backend
+    st.process(frames[2])  # applies the switch: waits for that keyframe, then closes the old backend
     assert closed_while_running == [False]
     st.close()

@@ -33,8 +33,10 @@ def photo(content_path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def pan(photo) -> list[np.ndarray]:
     """A slow horizontal pan over the photo, by sub-pixel shifts."""
-    return [cv2.warpAffine(photo, np.float32([[1, 0, -PAN * i], [0, 1, -40]]), (W, H), flags=cv2.INTER_LINEAR)
-            for i in range(24)]
+    return [
+        cv2.warpAffine(photo, np.float32([[1, 0, -PAN * i], [0, 1, -40]]), (W, H), flags=cv2.INTER_LINEAR)
+        for i in range(24)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def style_loss(images: list[np.ndarray], style: np.ndarray) -> float:
 
 def test_flow_of_a_known_shift_warps_back_and_masks_what_is_occluded(photo):
     shift = (2.3, -1.4)
-    a = photo[40:40 + H, 60:60 + W]
+    a = photo[40 : 40 + H, 60 : 60 + W]
     b = cv2.warpAffine(photo, np.float32([[1, 0, -60 + shift[0]], [0, 1, -40 + shift[1]]]), (W, H))  # b(x) = a(x - s)
     flow = FlowEstimator("fast")
     backward = flow(to_grey(b), to_grey(a))  # b(x) ≈ a(x + F)
@@ -157,8 +159,8 @@ def test_live_stage_close_waits_for_the_keyframe_in_flight(pan):
         return frame
 
     stage = LiveFlowStage()
-    stage.step(pan[0], slow)           # the first frame is stylised at once
-    stage.step(pan[1], slow)           # the next keyframe starts in the keyframe thread
+    stage.step(pan[0], slow)  # the first frame is stylised at once
+    stage.step(pan[1], slow)  # the next keyframe starts in the keyframe thread
     assert running.wait(5)
-    stage.close()                      # returns only when that run is over: its backend may be closed next
+    stage.close()  # returns only when that run is over: its backend may be closed next
     assert len(finished) == 2

@@ -14,8 +14,9 @@ FRAMES, FPS = 12, 24
 @pytest.fixture()
 def make_clip(write_clip):
     """A short lossless moving pattern of any size with an AAC tone at ``audio_rate``."""
-    return lambda path, size, audio_rate: write_clip(path, frames=FRAMES, fps=FPS, size=size, audio_rate=audio_rate,
-                                                     codec="ffv1", pix_fmt="yuv444p")
+    return lambda path, size, audio_rate: write_clip(
+        path, frames=FRAMES, fps=FPS, size=size, audio_rate=audio_rate, codec="ffv1", pix_fmt="yuv444p"
+    )
 
 
 def frames_and_audio(path: Path) -> tuple[int, tuple[int, int], float]:
@@ -28,10 +29,13 @@ def frames_and_audio(path: Path) -> tuple[int, tuple[int, int], float]:
     return len(frames), (frames[0].width, frames[0].height), end
 
 
-@pytest.mark.parametrize("size, rate, suffix, expect", [
-    ((97, 71), 48000, ".mp4", (96, 70)),     # odd sides: yuv420p H.264 needs even ones
-    ((96, 64), 44100, ".webm", (96, 64)),    # AAC at 44.1 kHz re-encoded to Opus, which takes 48 kHz
-])
+@pytest.mark.parametrize(
+    "size, rate, suffix, expect",
+    [
+        ((97, 71), 48000, ".mp4", (96, 70)),  # odd sides: yuv420p H.264 needs even ones
+        ((96, 64), 44100, ".webm", (96, 64)),  # AAC at 44.1 kHz re-encoded to Opus, which takes 48 kHz
+    ],
+)
 def test_video_cli_writes_odd_sizes_and_reencodes_audio(tmp_path, make_clip, size, rate, suffix, expect):
     from main import main
 
@@ -82,8 +86,10 @@ def test_bad_codec_or_preset_is_named_in_a_one_line_error(tmp_path, capsys, make
     assert main(["video", str(clip), "-o", str(tmp_path / "b.mp4"), "--preset", "nosuch", "--style-size", "64"]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert err == ["error: --preset 'nosuch' is not a libx264 preset; use one of ultrafast, superfast, veryfast, "
-                   "faster, fast, medium, slow, slower, veryslow, placebo"]
+    assert err == [
+        "error: --preset 'nosuch' is not a libx264 preset; use one of ultrafast, superfast, veryfast, "
+        "faster, fast, medium, slow, slower, veryslow, placebo"
+    ]
     assert "microast" not in captured.out  # refused before the model was loaded, not at frame 0
     assert list(tmp_path.iterdir()) == [clip]  # neither b.mp4 nor b.mp4.part
 

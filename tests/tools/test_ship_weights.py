@@ -20,25 +20,57 @@ def run(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         for path in sorted((shared / "datasets" / split).glob("*.jpg"))[:count]:
             (root / split / path.name).symlink_to(path)
     images = shared / "images"
-    config = TrainConfig(content_dir=root / "content", style_dir=root / "style", out=root / "run", iters=3, batch=2,
-                         size=64, log_every=1, sample_every=0, num_workers=0,
-                         eval_content=(images / "content" / "chicago.jpg",), eval_style=(images / "styles" / "mosaic.jpg",))
+    config = TrainConfig(
+        content_dir=root / "content",
+        style_dir=root / "style",
+        out=root / "run",
+        iters=3,
+        batch=2,
+        size=64,
+        log_every=1,
+        sample_every=0,
+        num_workers=0,
+        eval_content=(images / "content" / "chicago.jpg",),
+        eval_style=(images / "styles" / "mosaic.jpg",),
+    )
     task, config = create_task("adain", config)
     train(task, config)
     return root / "run"
 
 
 def ship(run: Path, tmp: Path, shared: Path, *extra: str) -> int:
-    return ship_weights.main(["adain", "--run", str(run), "--weights-dir", str(tmp / "weights"), "--cards-dir",
-                              str(tmp / "cards"), "--sources", str(shared / "datasets" / "sources.csv"),
-                              "--size", "64", "--contents", "1", "--styles", "2", *extra])
+    return ship_weights.main(
+        [
+            "adain",
+            "--run",
+            str(run),
+            "--weights-dir",
+            str(tmp / "weights"),
+            "--cards-dir",
+            str(tmp / "cards"),
+            "--sources",
+            str(shared / "datasets" / "sources.csv"),
+            "--size",
+            "64",
+            "--contents",
+            "1",
+            "--styles",
+            "2",
+            *extra,
+        ]
+    )
 
 
 def test_ship_refuses_below_the_bar_then_ships_with_force_and_guards_the_shipped_file(run, shared, tmp_path, capsys):
     # three steps of training are far from MicroAST: refused, and nothing is left behind
     assert ship(run, tmp_path, shared) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: not shipping") and "misses the ship bar" in err and "\n" == err[-1] and err.count("\n") == 1
+    assert (
+        err.startswith("error: not shipping")
+        and "misses the ship bar" in err
+        and "\n" == err[-1]
+        and err.count("\n") == 1
+    )
     assert list((tmp_path / "weights").iterdir()) == []
 
     assert ship(run, tmp_path, shared, "--force") == 0
