@@ -65,7 +65,7 @@ def test_microast_one_style(content_path, styles, tmp_path, capsys):
 
 
 def test_auto_runs_onnx_runtime_and_matches_pytorch(content_path, styles, tmp_path, capsys):
-    from export.verify import psnr
+    from export.verify import MIN_PSNR_DB, psnr
 
     auto = stylise(content_path, tmp_path / "auto.png", "--style", str(styles[0]), "--alpha", "0.7")
     said = capsys.readouterr().out
@@ -75,7 +75,8 @@ def test_auto_runs_onnx_runtime_and_matches_pytorch(content_path, styles, tmp_pa
     if not torch.cuda.is_available():  # a CPU-only machine: auto is ONNX Runtime, and the line says so
         assert "microast on onnxruntime cpu" in said
     assert "microast on torch" in capsys.readouterr().out
-    assert psnr(auto, on_torch) >= 45  # the exported graph's fp32 threshold
+    # the exported graph's own threshold: fp32 on a CPU, fp16 where auto picked a GPU's fp16 artifact
+    assert psnr(auto, on_torch) >= MIN_PSNR_DB["fp16" if "fp16" in said else "fp32"]
 
 
 @pytest.mark.parametrize(
