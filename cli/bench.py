@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_models(args: argparse.Namespace) -> int:
     from bench.models import BenchConfig, format_table, parse_backends, run_benchmarks, write_json
     from export.formats import parse_sizes
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import model_config
 
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
@@ -217,7 +217,7 @@ def add_cluster_parser(kind: argparse._SubParsersAction) -> None:
 
 def run_cluster(args: argparse.Namespace) -> int:
     from bench import cluster
-    from models.errors import InputError
+    from core.errors import InputError
 
     if args.workers < 1 or args.minutes <= 0 or args.delay_ms < 0 or args.fps < 1:
         raise InputError("bench cluster needs --workers >= 1, --minutes > 0, --fps >= 1 and --delay-ms >= 0")

@@ -6,8 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from models.checks import finite, unit
-from models.errors import InputError
+from core.checks import finite, unit
+from core.errors import InputError
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -140,7 +140,7 @@ def note_replacing(path: Path) -> None:
             f"{path.name} stays as it is)",
             file=sys.stderr,
         )
-    from models.atomic import is_being_written
+    from core.atomic import is_being_written
 
     if part.exists() and not is_being_written(part):  # a live job's .part: the writer refuses in one line
         print(f"note: {part} (left by an earlier interrupted run) will be overwritten", file=sys.stderr)

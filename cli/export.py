@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     # the folder is made once every argument, the model and its weights are known good: a refused export leaves
     # nothing behind; a read-only disk or folder above it is one line now, not after the export
     if not request.out_dir.is_dir():
-        from models.errors import InputError
+        from core.errors import InputError
 
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)

@@ -50,20 +50,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.images import read_image, save_image, to_bgr
+    from core.images import read_image, save_image, to_bgr
     from models.registry import create_model, default_store
-    from models.still import StillOptions, gatys_still, stylize_still
+    from realtime.still import StillOptions, gatys_still, stylize_still
     from models.styles import find_style
 
     from cli.common import check_input_file
-    from models.checks import check_work_size
+    from core.checks import check_work_size
 
     check_input_file(args.content, "image")
     if args.mask is not None:
         check_input_file(args.mask, "mask")
     output = check_output(args.output, (args.content,))
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
-        from models.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
     content = read_image(args.content)  # validate before loading any model
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError("gatys takes exactly one style and no mask")
     on_torch = args.model == "gatys" or args.mask is not None
     if on_torch and args.backend not in ("auto", "torch"):
-        from models.errors import InputError
+        from core.errors import InputError
 
         why = (
             "gatys optimises the image itself"

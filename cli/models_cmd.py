@@ -59,7 +59,7 @@ def add_eval_parser(action: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from bench.quality import Candidate, eval_folders, evaluate, format_table, pick, write_json
     from cli.common import check_output, progress_bar
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import check_device, default_store, model_config
 
     weights: dict[str, Path] = {}

@@ -107,7 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
-    from models.errors import InputError
+    from core.errors import InputError
 
     if not text:
         return None
@@ -125,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from cli.common import check_input_file, check_video_output, logging_through, note_replacing, progress_bar
-    from models.checks import check_work_size
-    from models.errors import InputError, StylizerError
+    from core.checks import check_work_size
+    from core.errors import InputError, StylizerError
     from realtime.pipeline import Pipeline, PipelineConfig
     from realtime.sinks import VideoFileSink
     from realtime.sources import VideoFileSource
@@ -294,7 +294,7 @@ def run_cluster(args: argparse.Namespace, output: Path, options) -> int:
     from cli.common import logging_through, progress_bar
     from cluster.job import ClusterConfig, require_ray, run_job
     from cluster.worker import StylizerSpec
-    from models.errors import InputError
+    from core.errors import InputError
 
     if not args.workers:
         raise InputError("--cluster needs --workers N (how many workers to start)")

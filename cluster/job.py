@@ -30,8 +30,8 @@ from typing import Any, Callable
 from cluster.join import ChunkFile, JoinResult, join_chunks, muxer_for
 from cluster.plan import Chunk, VideoIndex, index_video, plan_chunks, warmup_frames
 from cluster.worker import ChunkFrames, ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
-from models.atomic import PartFile
-from models.errors import InputError, StylizerError
+from core.atomic import PartFile
+from core.errors import InputError, StylizerError
 from realtime.video_writer import VideoOptions, container_codec
 
 log = logging.getLogger(__name__)

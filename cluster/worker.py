@@ -75,7 +75,7 @@ class StylizerSpec:
         style_size: int = 512,
     ) -> "StylizerSpec":
         """Check the inputs, load the style images and encode them once, here on the driver (CPU)."""
-        from models.errors import InputError
+        from core.errors import InputError
         from models.registry import create_model, default_store, model_config
         from models.styles import StyleCodeCache, StyleImage, find_style
 

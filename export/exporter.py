@@ -15,7 +15,7 @@ from pathlib import Path
 from export.formats import DEFAULT_PROFILE, ExportFormat, ShapeProfile, check_precision, export_format
 from export.metadata import app_version, weights_fingerprint
 from models.base import StyleModel
-from models.errors import InputError
+from core.errors import InputError
 from models.weights import WeightStore, default_cache_dir
 
 log = logging.getLogger(__name__)

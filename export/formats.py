@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.errors import InputError
+from core.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from export.metadata import ArtifactMetadata
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, FrameGraph, read_metadata, save_with_metadata
 from models.bundle import EXAMPLE_PHOTO
 from models.base import StyleCode, StyleModel
-from models.errors import StylizerError
+from core.errors import StylizerError
 from export.errors import ArtifactError
-from models.images import read_image, resize_longest, to_tensor
+from core.images import read_image, resize_longest, to_tensor
 from models.weights import WeightStore
 
 log = logging.getLogger(__name__)

@@ -155,6 +155,6 @@ def microast(shared):
 @pytest.fixture(scope="module")
 def code(microast, style_path):
     """Starry Night encoded by MicroAST at 128 px."""
-    from models.images import read_image, resize_longest, to_tensor
+    from core.images import read_image, resize_longest, to_tensor
 
     return microast.encode_style(to_tensor(resize_longest(read_image(style_path), 128)))

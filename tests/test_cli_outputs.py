@@ -111,7 +111,7 @@ def test_unwritable_output_folder_fails_before_the_model_loads(clip, capsys):
 
 
 def test_atomic_write_gives_the_user_umask_and_keeps_the_old_file_on_failure(tmp_path):
-    from models.atomic import atomic_write
+    from core.atomic import atomic_write
 
     target = tmp_path / "model.onnx"
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"v1"))
@@ -127,7 +127,7 @@ def test_atomic_write_gives_the_user_umask_and_keeps_the_old_file_on_failure(tmp
 
 
 def test_part_file_rule(tmp_path):
-    from models.atomic import PartFile
+    from core.atomic import PartFile
 
     new = PartFile(tmp_path / "new.mp4")
     new.create().write_bytes(b"partial")
@@ -147,7 +147,7 @@ def test_part_file_rule(tmp_path):
 
 
 def test_image_output_is_written_whole_with_the_user_umask(content_path, tmp_path):
-    from models.images import save_image
+    from core.images import save_image
 
     out = tmp_path / "out.png"
     out.write_bytes(b"old")

@@ -118,7 +118,7 @@ class Job:
         log.info("[t=%.1f s] %s", self.t(), name)
 
     def save(self) -> None:
-        from models.atomic import atomic_write
+        from core.atomic import atomic_write
 
         atomic_write(self.out / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(self.report, indent=1)))
 
@@ -176,7 +176,7 @@ def check_results(out: Path) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models.errors import StylizerError
+    from core.errors import StylizerError
     from models.training.common import TrainConfig, create_task
     from models.training.gpu_data import DeviceCorpus
     from models.training.timed import export_name, flush_losses, make_run, snapshot, train_step, train_together

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.base import StyleModel
-from models.errors import InputError, StylizerError
+from core.errors import InputError, StylizerError
 from export.errors import BackendError
 from realtime.backends.base import Backend
 from realtime.backends.ort_packages import nvidia_gpu_present, ort_package_problem
@@ -155,7 +155,7 @@ def probe(backend: Backend) -> None:
     import torch
 
     from export.verify import test_pattern
-    from models.images import to_tensor
+    from core.images import to_tensor
 
     model = backend.model
     w, h = backend.probe_size

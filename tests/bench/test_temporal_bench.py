@@ -61,7 +61,7 @@ def test_figure_checks_say_met_and_not_met():
 
 
 def test_unknown_mode_is_an_input_error():
-    from models.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="unknown temporal mode"):
         available_modes("off,wobble")
@@ -118,7 +118,7 @@ def test_live_run_counts_what_was_shown(model, style_path, tmp_path):
 
 def test_unknown_default_clip_is_an_input_error(tmp_path):
     from bench.temporal import default_clips
-    from models.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="unknown clip"):
         default_clips(tmp_path, 4, 30, ("pan", "moon"))

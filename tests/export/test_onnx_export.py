@@ -14,7 +14,7 @@ from export.microast_graph import TUNED_VERSION
 from export.onnx import export_onnx, load_checked, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, sample_frames, verify_onnx
 from export.errors import ArtifactError
-from models.images import read_image, resize_longest, to_tensor
+from core.images import read_image, resize_longest, to_tensor
 from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
 SIDES = (101, 150)  # two sizes, neither a multiple of MicroAST's stride of 4

@@ -205,7 +205,7 @@ def test_record_writes_a_playable_file_with_audio(qtbot, window, gui_tmp):
 
 
 def test_snapshot_saves_the_stylised_frame(qtbot, window):
-    from models.images import read_image
+    from core.images import read_image
 
     wait_frames(qtbot, window)
     before = set(window.options.output_dir.glob("snapshot-*.png"))
@@ -359,7 +359,7 @@ def test_overlay_toggle_and_virtual_camera_button(qtbot, window):
 
 
 def test_still_image_source_keeps_restyling(qtbot, qapp, shared, content_path, tmp_path):
-    from models.images import read_image
+    from core.images import read_image
 
     win = make_window(qapp, shared, tmp_path, content_path, styles=STYLES[:2])
     try:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from export.verify import MIN_PSNR_DB, psnr
-from models.errors import InputError
+from core.errors import InputError
 from export.errors import ArtifactError, BackendError
 from realtime.backends.factory import create_backend
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.errors import InputError
+from core.errors import InputError
 from models.registry import create_model
 from models.styles import StyleCodeCache, StyleImage
 from realtime.backends.torch_backend import TorchBackend

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from models.gatys import gram_matrix
-from models.images import to_tensor
+from core.images import to_tensor
 from models.registry import create_model
 from models.styles import StyleCodeCache, StyleImage
 from models.vgg import VGG19Features
