@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.formats import FrameSize
+from core.sizes import FrameSize
 from core.errors import InputError, StylizerError
 from models.errors import WeightsError
 

@@ -61,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     from bench.models import BenchConfig, format_table, parse_backends, run_benchmarks, write_json
-    from export.formats import parse_sizes
+    from core.sizes import parse_sizes
     from core.errors import InputError
     from models.registry import model_config
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.checks import finite, unit
 from core.errors import InputError
+from core.sizes import parse_short_side
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -183,9 +184,7 @@ def logging_through(bar):
 
 def size_or_auto(text: str) -> int | str:
     """``--size``: auto, or a short side in px (0 = frame size)."""
-    if text == "auto":
-        return text
     try:
-        return positive_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None
+        return parse_short_side(text, "the value")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from None

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from export.exporter import ExportRequest, check_request, export_artifact
-    from export.formats import ShapeProfile, parse_size
+    from core.sizes import parse_size
+    from export.formats import ShapeProfile
     from export.metadata import checkpoint_fingerprint
     from models.registry import create_model, default_store, model_config, resolve_checkpoint
 

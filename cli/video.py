@@ -106,17 +106,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
+def parse_out_size(text: str | None) -> tuple[int, int] | None:
+    """``--out-size WxH`` (None: the input's size); H.264 with yuv420p needs even sides."""
     from core.errors import InputError
+    from core.sizes import parse_size
 
     if not text:
         return None
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 16 or int(h) < 16:
-        raise InputError(f"--out-size takes WxH in px (at least 16x16), got {text!r}")
-    if int(w) % 2 or int(h) % 2:
+    size = parse_size(text, max_side=None, what="--out-size")
+    if size.width % 2 or size.height % 2:
         raise InputError(f"--out-size {text}: H.264 with yuv420p needs even sides")
-    return int(w), int(h)
+    return size.width, size.height
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.style) > 2:
         raise InputError(f"video takes one style or two to blend, got {len(args.style)}")
     options = VideoOptions(
-        codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size), audio=not args.no_audio
+        codec=args.codec, crf=args.crf, preset=args.preset, size=parse_out_size(args.out_size), audio=not args.no_audio
     )
     if args.workers or args.cluster:
         return run_cluster(args, output, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import InputError
+from core.sizes import FrameSize
 
 
 @dataclass(frozen=True)
@@ -58,36 +59,6 @@ def check_precision(fmt: ExportFormat, precision: str) -> str:
     if precision not in fmt.precisions:
         raise InputError(f"{fmt.name} export supports {', '.join(fmt.precisions)}, not {precision!r}")
     return precision
-
-
-@dataclass(frozen=True)
-class FrameSize:
-    """A frame size in pixels."""
-
-    width: int
-    height: int
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height}"
-
-
-def parse_size(text: str, min_side: int = 16, max_side: int = 8192) -> FrameSize:
-    """``'640x480'`` → FrameSize(640, 480); a one-line error for anything else."""
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
-        raise InputError(f"size {text!r} must be WIDTHxHEIGHT in pixels, e.g. 640x480")
-    size = FrameSize(int(w), int(h))
-    if not (min_side <= size.width <= max_side and min_side <= size.height <= max_side):
-        raise InputError(f"size {text} is out of range: each side must be {min_side}..{max_side} px")
-    return size
-
-
-def parse_sizes(text: str) -> list[FrameSize]:
-    """``'320x240,640x480'`` → two FrameSizes."""
-    sizes = [parse_size(part.strip()) for part in text.split(",") if part.strip()]
-    if not sizes:
-        raise InputError("give at least one size, e.g. 640x480")
-    return sizes
 
 
 @dataclass(frozen=True)

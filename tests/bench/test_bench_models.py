@@ -9,7 +9,7 @@ import torch
 
 from bench.models import BenchConfig, format_table, run_benchmarks, write_json
 from export.microast_graph import TUNED_VERSION
-from export.formats import FrameSize
+from core.sizes import FrameSize
 
 
 def test_bench_models_small(shared, tmp_path):

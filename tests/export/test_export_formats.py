@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from export.exporter import ExportRequest, check_request
-from export.formats import DEFAULT_PROFILE, FORMATS, FrameSize, ShapeProfile, parse_size, parse_sizes
+from core.sizes import FrameSize, parse_size, parse_sizes
+from export.formats import DEFAULT_PROFILE, FORMATS, ShapeProfile
 from export.tensorrt import engine_cache_key, engine_paths
 from core.errors import InputError
 from export.errors import BackendError
