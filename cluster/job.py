@@ -30,7 +30,7 @@ from typing import Any, Callable
 from cluster.join import ChunkFile, JoinResult, join_chunks, muxer_for
 from cluster.plan import Chunk, VideoIndex, index_video, plan_chunks, warmup_frames
 from cluster.worker import ChunkFrames, ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
-from core.atomic import PartFile
+from core.atomic import PartFile, atomic_write
 from core.errors import InputError, StylizerError
 from realtime.video_writer import VideoOptions, container_codec
 
@@ -537,6 +537,4 @@ class WorkFolder:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -6,8 +6,6 @@ Also the ONNX cache the ONNX Runtime backend uses when it is given a model, not 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 from export.formats import DEFAULT_PROFILE, ExportFormat, ShapeProfile, check_precision, export_format
 from export.metadata import app_version, weights_fingerprint
 from models.base import StyleModel
+from core.atomic import atomic_write
 from core.errors import InputError
 from models.weights import WeightStore, default_cache_dir
 
@@ -67,22 +66,16 @@ def export_onnx_verified(
     from export.verify import sample_code, verification_frames, verify_onnx
 
     code = sample_code(model, store, style_size)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Made and verified under a temporary name beside the target, renamed only once verified: a failed,
-    # interrupted or killed export never leaves an unverified file, nor removes a good one already there.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    os.close(fd)
-    staged = Path(tmp)
-    try:
-        export_onnx(model, code, staged, precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
+
+    def export_and_verify(staged: str) -> None:
+        export_onnx(model, code, Path(staged), precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
         if precision == "fp16":
             log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; minutes on a small CPU")
-        verify_onnx(staged, model, code, verification_frames(store, precision))
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
-    return path
+        verify_onnx(Path(staged), model, code, verification_frames(store, precision))
+
+    # Made and verified under a temporary name beside the target, renamed only once verified: a failed,
+    # interrupted or killed export never leaves an unverified file, nor removes a good one already there.
+    return atomic_write(Path(path), export_and_verify)
 
 
 def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStore | None = None) -> Path:
