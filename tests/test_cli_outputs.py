@@ -435,7 +435,7 @@ def test_webcam_loads_every_style_and_sigterm_ends_it_with_130_and_a_finished_re
 
 def test_a_failed_export_keeps_the_artifact_already_there(tmp_path, store, monkeypatch):
     import export.verify
-    from export.exporter import export_onnx_verified
+    from export.verify import export_onnx_verified
     from export.errors import ArtifactError
     from models.registry import create_model
 

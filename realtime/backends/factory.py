@@ -24,7 +24,6 @@ from realtime.backends.ort_packages import nvidia_gpu_present, ort_package_probl
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16")
 
 
@@ -84,24 +83,101 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """What every backend's constructor may take beyond the model, device and precision."""
+
+    artifact: Path | None = None
+    cache_dir: Path | None = None
+    index: int = 0  # the N of cuda:N
+    live: bool = False
+    fallback: Callable[[], Backend] | None = None  # TensorRT: frames outside the engine's profile go here
+
+
+def _cuda_reason(device: str) -> str | None:
+    """Why PyTorch's CUDA cannot serve ``device`` (None: it can, or the device is the CPU)."""
+    return cuda_unavailable_reason() if device == "cuda" and not cuda_available() else None
+
+
+def _onnxruntime_reason(device: str) -> str | None:
+    # ONNX Runtime drives CUDA itself: a CPU-only torch beside onnxruntime-gpu must not hide it
+    if device == "cuda" and nvidia_gpu_present() is None:
+        return "no CUDA GPU visible"
+    from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
+
+    provider = PROVIDERS["cuda" if device == "cuda" else "cpu"]
+    if provider not in available_providers():
+        problem = ort_package_problem(gpu=device == "cuda")
+        return f"onnxruntime has no {provider}" + (f" ({problem})" if problem else "")
+    return None
+
+
+def _tensorrt_reason(device: str) -> str | None:
+    reason = _cuda_reason(device)
+    if reason is None and importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT (python package tensorrt) not installed"
+    return reason
+
+
+def _build_torch(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.torch_backend import TorchBackend
+
+    return TorchBackend(model, f"cuda:{options.index}" if device == "cuda" else "cpu", precision)
+
+
+def _build_onnxruntime(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    # Live sessions share the cores with capture and flow propagation: threads that spin between ops
+    # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
+    return OnnxRuntimeBackend(
+        model,
+        device,
+        precision,
+        artifact=options.artifact,
+        cache_dir=options.cache_dir,
+        device_id=options.index,
+        spinning=not options.live,
+    )
+
+
+def _build_tensorrt(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(
+        model,
+        precision,
+        artifact=options.artifact,
+        cache_dir=options.cache_dir,
+        device_index=options.index,
+        fallback=options.fallback,
+    )
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One row of the backend table: why it cannot run on a device here (cheap checks only; None: it may), and
+    how to make one. Each builder imports its backend's module (one backend per file) when called."""
+
+    name: str
+    unavailable: Callable[[str], str | None]
+    build: Callable[[StyleModel, str, str, BuildOptions], Backend]
+
+
+KINDS: dict[str, BackendKind] = {
+    k.name: k
+    for k in (
+        BackendKind("torch", _cuda_reason, _build_torch),
+        BackendKind("onnxruntime", _onnxruntime_reason, _build_onnxruntime),
+        BackendKind("tensorrt", _tensorrt_reason, _build_tensorrt),
+    )
+}
+BACKENDS = ("auto", *KINDS)
+
+
 def unavailable_reason(candidate: Candidate) -> str | None:
     """Why ``candidate`` cannot run here (cheap checks only), or None when it may."""
-    if candidate.backend == "onnxruntime":
-        # ONNX Runtime drives CUDA itself: a CPU-only torch beside onnxruntime-gpu must not hide it
-        if candidate.device == "cuda" and nvidia_gpu_present() is None:
-            return "no CUDA GPU visible"
-        from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
-
-        provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
-        if provider not in available_providers():
-            problem = ort_package_problem(gpu=candidate.device == "cuda")
-            return f"onnxruntime has no {provider}" + (f" ({problem})" if problem else "")
-        return None
-    if candidate.device == "cuda" and not cuda_available():
-        return cuda_unavailable_reason()
-    if candidate.backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        return "TensorRT (python package tensorrt) not installed"
-    return None
+    return KINDS[candidate.backend].unavailable(candidate.device)
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -111,41 +187,6 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision == "auto":
         return "fp16" if device == "cuda" else "fp32"
     return precision
-
-
-def _build(
-    candidate: Candidate,
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
-    fallback: Callable[[], Backend] | None = None,
-) -> Backend:
-    if candidate.backend == "torch":
-        from realtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model, f"cuda:{index}" if candidate.device == "cuda" else "cpu", precision)
-    if candidate.backend == "onnxruntime":
-        from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        # Live sessions share the cores with capture and flow propagation: threads that spin between ops
-        # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
-        return OnnxRuntimeBackend(
-            model,
-            candidate.device,
-            precision,
-            artifact=artifact,
-            cache_dir=cache_dir,
-            device_id=index,
-            spinning=not live,
-        )
-    from realtime.backends.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(
-        model, precision, artifact=artifact, cache_dir=cache_dir, device_index=index, fallback=fallback
-    )
 
 
 def probe(backend: Backend) -> None:
@@ -187,8 +228,9 @@ def _start(
     fallback: Callable[[], Backend] | None,
 ) -> Backend:
     """``candidate`` built and probed with one frame; closed again when the probe fails."""
-    backend = _build(
-        candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir, index, live, fallback
+    options = BuildOptions(artifact, cache_dir, index, live, fallback)
+    backend = KINDS[candidate.backend].build(
+        model, candidate.device, resolve_precision(precision, candidate.device), options
     )
     try:
         probe(backend)

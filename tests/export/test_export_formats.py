@@ -118,7 +118,7 @@ def test_tensorrt_engine_matches_pytorch(tmp_path: Path, shared, content_path, s
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from export.exporter import export_onnx_verified
+    from export.verify import export_onnx_verified
     from export.tensorrt import TENSORRT_GRAPH, build_engine
     from export.verify import MIN_PSNR_DB, psnr
     from core.images import read_image, resize_longest, to_tensor

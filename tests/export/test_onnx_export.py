@@ -183,7 +183,7 @@ def test_cache_never_serves_another_graph(microast, code, module_store, tmp_path
 
 
 def test_failed_verification_leaves_no_artifact(microast, module_store, tmp_path, monkeypatch):
-    from export.exporter import export_onnx_verified
+    from export.verify import export_onnx_verified
 
     monkeypatch.setitem(MIN_PSNR_DB, "fp32", 1000.0)  # no export reaches this: verification must fail
     path = tmp_path / "microast-fp32.onnx"
