@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.images import read_image, save_image, to_bgr
-    from models.registry import create_model, default_store
+    from models.registry import create_model, default_store, model_config
     from realtime.still import StillOptions, gatys_still, stylize_still
     from models.styles import find_style
 
@@ -82,17 +82,18 @@ def run(args: argparse.Namespace) -> int:
         mask=args.mask,
         gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init},
     )
-    if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
+    optimises = not model_config(args.model).feed_forward  # gatys: the image itself is optimised
+    if optimises and (len(styles) != 1 or args.mask is not None):
         from models.errors import ModelError  # checked here so no progress bar is left half drawn
 
-        raise ModelError("gatys takes exactly one style and no mask")
-    on_torch = args.model == "gatys" or args.mask is not None
+        raise ModelError(f"{args.model} takes exactly one style and no mask")
+    on_torch = optimises or args.mask is not None
     if on_torch and args.backend not in ("auto", "torch"):
         from core.errors import InputError
 
         why = (
-            "gatys optimises the image itself"
-            if args.model == "gatys"
+            f"{args.model} optimises the image itself"
+            if optimises
             else "--mask blends the two styles inside the network, which exported graphs do not take"
         )
         raise InputError(f"{why}: it runs on PyTorch; use --backend auto or torch")
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         files=weight_files(args.weights),
     )
     start = time.perf_counter()
-    if args.model == "gatys":
+    if optimises:
         from cli.common import logging_through, progress_bar
 
         with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):
