@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +279,7 @@ def test_missing_source_shows_a_message(qtbot, qapp, shared, tmp_path):
         assert win.shutdown()
 
 
-def test_close_ends_every_thread_within_a_second_and_saves_settings(qtbot, qapp, shared, video_path, tmp_path):
+def test_close_ends_every_thread_and_saves_settings(qtbot, qapp, shared, video_path, tmp_path):
     from gui.settings import SettingsStore
 
     win = make_window(qapp, shared, tmp_path, video_path, styles=STYLES[:2])
@@ -288,12 +287,11 @@ def test_close_ends_every_thread_within_a_second_and_saves_settings(qtbot, qapp,
     qtbot.keyClick(win, "k")  # a keyframe job running too
     with qtbot.waitSignal(win.keyframes[-1].worker.progress, timeout=WAIT_MS):
         pass
-    worker = win.worker
-    start = time.perf_counter()
+    worker, keyframe_job = win.worker, win.keyframes[-1].worker
+    # Every thread ends before close returns (a step in progress is finished, never cut): asserted by state, not
+    # by a clock (the one-second budget is shutdown's, which waits on regardless and warns on a loaded machine).
     win.close()
-    elapsed = time.perf_counter() - start
-    assert not worker.running and not win.keyframes[-1].running
-    assert elapsed < 2.0  # one second to stop, plus slack for a loaded test machine
+    assert not worker.running and not win.keyframes[-1].running and keyframe_job.thread.isFinished()
     saved = SettingsStore(tmp_path / "settings.ini").load()
     assert (saved.model, saved.backend, saved.size) == ("microast", "torch", SIZE)
     assert saved.geometry is not None
