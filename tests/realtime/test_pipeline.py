@@ -191,8 +191,8 @@ def test_latest_gives_the_newest_output_and_wakes_at_the_end(clip, model, styles
     assert pipeline.wait(timeout=30)
     last = pipeline.latest()
     started = time.perf_counter()
-    assert pipeline.latest(after=last.seq, timeout=10) is None  # the run is over: no waiting for nothing
-    assert time.perf_counter() - started < 1
+    assert pipeline.latest(after=last.seq, timeout=600) is None  # the run is over: no waiting for nothing
+    assert time.perf_counter() - started < 60  # not waited out (the test would time out first)
     assert pipeline.finish().reason == "end of input"
 
 
