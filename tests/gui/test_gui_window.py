@@ -225,7 +225,7 @@ def test_keyframe_preview_completes_and_shows_both(qtbot, window):
     assert result.shape[2] == 3 and max(result.shape[:2]) == 48
     assert dialog.gatys is result and dialog.save_gatys.isEnabled()
     assert not dialog.gatys_view.pixmap().isNull() and not dialog.ff_view.pixmap().isNull()
-    assert dialog.worker.thread.wait(5000)
+    assert dialog.worker.thread.wait(60_000)
     saved = dialog.save(dialog.gatys, "k", window.options.output_dir / "keyframe.png")
     assert saved is not None and saved.is_file()
     dialog.close()
@@ -243,7 +243,7 @@ def test_keyframe_cancel_stops_the_optimisation(qtbot, window):
         pass
     with qtbot.waitSignal(dialog.worker.cancelled, timeout=WAIT_MS):
         dialog.cancel_button.click()
-    assert dialog.worker.thread.wait(5000)
+    assert dialog.worker.thread.wait(60_000)
     assert dialog.progress.value() < 2000 and dialog.gatys is None
     assert "cancelled" in dialog.losses.text()
     dialog.close()
