@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.base import StyleModel
@@ -217,18 +217,8 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _start(
-    candidate: Candidate,
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
-    fallback: Callable[[], Backend] | None,
-) -> Backend:
+def _start(candidate: Candidate, model: StyleModel, precision: str, options: BuildOptions) -> Backend:
     """``candidate`` built and probed with one frame; closed again when the probe fails."""
-    options = BuildOptions(artifact, cache_dir, index, live, fallback)
     backend = KINDS[candidate.backend].build(
         model, candidate.device, resolve_precision(precision, candidate.device), options
     )
@@ -260,18 +250,12 @@ def create_backend(
     candidates = [c for c in AUTO_ORDER if name in ("auto", c.backend) and dev in ("auto", c.device)]
     if not candidates:
         raise InputError(f"backend {name} does not run on {device}; TensorRT needs --device cuda")
-    return _first_that_runs(name, candidates, model, precision, artifact, cache_dir, int(index or 0), live)
+    options = BuildOptions(artifact, cache_dir, int(index or 0), live)
+    return _first_that_runs(name, candidates, model, precision, options)
 
 
 def _first_that_runs(
-    name: str,
-    candidates: list[Candidate],
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
+    name: str, candidates: list[Candidate], model: StyleModel, precision: str, options: BuildOptions
 ) -> Backend:
     named = name != "auto" or len(candidates) == 1
     skipped: list[str] = []
@@ -282,9 +266,10 @@ def _first_that_runs(
             if not named and candidate.backend == "tensorrt" and candidates[i + 1 :]:
                 # frames outside the engine's profile go to what auto would have picked next (made on first need)
                 rest = candidates[i + 1 :]
-                fallback = lambda: _first_that_runs("auto", rest, model, precision, None, cache_dir, index, live)  # noqa: E731
+                rest_options = replace(options, artifact=None, fallback=None)
+                fallback = lambda: _first_that_runs("auto", rest, model, precision, rest_options)  # noqa: E731
             try:
-                backend = _start(candidate, model, precision, artifact, cache_dir, index, live, fallback)
+                backend = _start(candidate, model, precision, replace(options, fallback=fallback))
             except StylizerError as exc:
                 if named:
                     raise
