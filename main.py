@@ -4,7 +4,7 @@ Thin front end: argparse subcommands (one module each under ``cli/``) over libra
 This is the only place that configures logging, turns errors into exit codes and decides what a
 signal means: Ctrl-C (SIGINT) and SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd) are
 both an interruption, exit code 130, with every output finished by the rule of
-``models.atomic.PartFile``.
+``core.atomic.PartFile``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    from models.errors import StylizerError
+    from core.errors import StylizerError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -129,8 +129,8 @@ def write_frames(path: Path, frames: Iterable[np.ndarray], fps: float = FPS, crf
 
 def content_photo(name: str) -> np.ndarray:
     """A photo from the content images on the search path (e.g. ``chicago``), uint8 BGR."""
-    from models.errors import InputError
-    from models.images import read_image
+    from core.errors import InputError
+    from core.images import read_image
     from models.registry import default_store
 
     for root in default_store().search_path:

@@ -20,8 +20,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from core.images import resize_short
 
 SHOWN_SHARE, KEYFRAME_SHARE, LATENCY_FRAMES = 0.95, 0.80, 2.0  # the issue's live figures
 MIN_KEYFRAME_FPS, MAX_P95_MS = 8.0, 80.0  # issue 20: live defaults on a real 640×480 30 fps clip
@@ -50,18 +51,9 @@ class LiveResult:
     size_note: str = ""  # why (--size auto)
 
 
-def resize_short(frame: np.ndarray, short: int) -> np.ndarray:
-    """Downscale so the short side is ``short`` px, as the stylizer does before the network."""
-    h, w = frame.shape[:2]
-    if not short or short >= min(h, w):
-        return frame
-    scale = short / min(h, w)
-    return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
 def network_fps(backend, code, frames: list[np.ndarray], size: int, runs: int) -> float:
     """Frames per second of ``backend.run`` alone at processing size ``size`` (after one warm-up run)."""
-    small = [resize_short(f, size) for f in frames]
+    small = [resize_short(f, size, upscale=False) for f in frames]  # as the stylizer does before the network
     for image in small[:3]:  # warm-up: the first runs after a pause allocate
         backend.run(image, code, 1.0)
     times = []
@@ -165,7 +157,7 @@ def make_clip(name: str, folder: Path, frames: int) -> Path:
     street) or real drone footage (ntu: shared/video/ntu.mp4, its 60 fps taken every other frame)."""
     from bench.clips import make_handheld_clip, make_pan_clip, make_street_clip, make_walkers_clip, write_frames
     from bench.temporal import read_frames, shared_video
-    from models.errors import InputError
+    from core.errors import InputError
 
     path = folder / f"{name}.mp4"
     if name == "ntu":
@@ -186,7 +178,7 @@ def make_clip(name: str, folder: Path, frames: int) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Entry point from ``cli/bench.py`` (options defined there)."""
     from bench.temporal import available_modes, read_frames
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import create_model, default_store
     from models.styles import StyleImage, find_style
     from realtime.adaptive import AUTO_START

@@ -193,7 +193,7 @@ class StyleLosses:
         import torch
 
         from models.adain import CaffeVGGEncoder, feature_stats
-        from models.images import resize_longest
+        from core.images import resize_longest
 
         self.size = size
         self.encoder = CaffeVGGEncoder()

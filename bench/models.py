@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.formats import FrameSize
-from models.errors import InputError, StylizerError, WeightsError
+from core.sizes import FrameSize
+from core.errors import InputError, StylizerError
+from models.errors import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def run_benchmarks(config: BenchConfig) -> list[BenchResult]:
     """Every (model, backend, size) of ``config``; a backend that cannot start is reported, not fatal."""
     import torch
 
-    from models.images import resize_longest, to_tensor
+    from core.images import resize_longest, to_tensor
 
     results: list[BenchResult] = []
     for name in config.models:

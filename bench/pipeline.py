@@ -97,7 +97,7 @@ def flicker(video: Path, stylizer, frames: int) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point from ``cli/bench.py`` (options defined there)."""
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import create_model, default_store
     from models.styles import StyleImage, find_style
     from realtime.backends.factory import create_backend

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from models.atomic import atomic_write
-from models.errors import InputError
-from models.images import IMAGE_SUFFIXES, read_image, resize_longest, to_bgr, to_tensor
+from core.atomic import atomic_write
+from core.errors import InputError
+from core.images import IMAGE_SUFFIXES, read_image, resize_longest, to_bgr, to_tensor
 
 log = logging.getLogger(__name__)
 

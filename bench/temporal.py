@@ -75,7 +75,7 @@ def shared_video(name: str) -> Path | None:
 
 def available_modes(wanted: str) -> tuple[list[str], list[str]]:
     """(modes to run, modes asked for that this build lacks); an unknown name is an InputError."""
-    from models.errors import InputError
+    from core.errors import InputError
     from realtime.temporal import TEMPORAL_MODES
 
     names = [m.strip() for m in wanted.split(",") if m.strip()]
@@ -287,7 +287,7 @@ def default_clips(tmp: Path, frames: int, fps: int, which: tuple[str, ...] = DEF
     """The generated pan and walkers clips, the composed real-photo ones (handheld; street: a still camera with
     people) written to ``tmp``, and the real cutBunny.mp4 and ntu.mp4 (drone footage) where they are found."""
     from bench.clips import make_handheld_clip, make_pan_clip, make_street_clip, make_walkers_clip
-    from models.errors import InputError
+    from core.errors import InputError
 
     bad = [c for c in which if c not in DEFAULT_CLIPS]
     if bad or not which:
@@ -311,7 +311,7 @@ def default_clips(tmp: Path, frames: int, fps: int, which: tuple[str, ...] = DEF
 def run(args: argparse.Namespace) -> int:
     """Entry point from ``cli/bench.py`` (options defined there)."""
     from bench.metrics import StyleLosses
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import create_model, default_store
     from models.styles import StyleImage, find_style
     from realtime.backends.factory import create_backend

@@ -12,7 +12,7 @@ ORDER = 60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from models.registry import MODELS
+    from models.registry import feed_forward_models
     from realtime.backends.factory import BACKENDS, PRECISIONS
 
     p = sub.add_parser("bench", help="benchmark models per backend and size, or the whole pipeline")
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="ms/frame, fps and peak memory per model, backend and frame size",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    feed_forward = sorted(name for name, c in MODELS.items() if c.feed_forward)
+    feed_forward = sorted(feed_forward_models())
     models.add_argument("--models", default="microast", help=f"comma-separated, from: {', '.join(feed_forward)}")
     models.add_argument(
         "--backend",
@@ -61,14 +61,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     from bench.models import BenchConfig, format_table, parse_backends, run_benchmarks, write_json
-    from export.formats import parse_sizes
-    from models.errors import InputError
-    from models.registry import model_config
+    from core.sizes import parse_sizes
+    from core.errors import InputError
+    from models.registry import require_feed_forward
 
     names = tuple(n.strip() for n in args.models.split(",") if n.strip())
     for name in names:
-        if not model_config(name).feed_forward:
-            raise InputError(f"{name} has no per-frame network to benchmark; choose a feed-forward model")
+        require_feed_forward(name, "bench models times a per-frame network")
     backends = parse_backends(args.backend)
     if args.iters < 1:
         raise InputError("--iters must be at least 1")
@@ -217,7 +216,7 @@ def add_cluster_parser(kind: argparse._SubParsersAction) -> None:
 
 def run_cluster(args: argparse.Namespace) -> int:
     from bench import cluster
-    from models.errors import InputError
+    from core.errors import InputError
 
     if args.workers < 1 or args.minutes <= 0 or args.delay_ms < 0 or args.fps < 1:
         raise InputError("bench cluster needs --workers >= 1, --minutes > 0, --fps >= 1 and --delay-ms >= 0")

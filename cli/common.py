@@ -6,8 +6,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from models.checks import finite, unit
-from models.errors import InputError
+from core.checks import finite, unit
+from core.errors import InputError
+from core.sizes import parse_short_side
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -140,7 +141,7 @@ def note_replacing(path: Path) -> None:
             f"{path.name} stays as it is)",
             file=sys.stderr,
         )
-    from models.atomic import is_being_written
+    from core.atomic import is_being_written
 
     if part.exists() and not is_being_written(part):  # a live job's .part: the writer refuses in one line
         print(f"note: {part} (left by an earlier interrupted run) will be overwritten", file=sys.stderr)
@@ -183,9 +184,7 @@ def logging_through(bar):
 
 def size_or_auto(text: str) -> int | str:
     """``--size``: auto, or a short side in px (0 = frame size)."""
-    if text == "auto":
-        return text
     try:
-        return positive_int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes auto or a short side in px (0 = frame size), got {text!r}") from None
+        return parse_short_side(text, "the value")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("the value ", "")) from None

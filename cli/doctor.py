@@ -209,7 +209,7 @@ def speed_probe(backend_name: str, device: str, seconds: float = PROBE_SECONDS) 
     import torch
 
     from models.bundle import EXAMPLE_PHOTO
-    from models.images import read_image, resize_short, to_tensor
+    from core.images import read_image, resize_short, to_tensor
     from models.registry import create_model, default_store
     from models.styles import find_style
     from realtime.backends.factory import create_backend

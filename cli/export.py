@@ -43,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from export.exporter import ExportRequest, check_request, export_artifact
-    from export.formats import ShapeProfile, parse_size
+    from core.sizes import parse_size
+    from export.formats import ShapeProfile
     from export.metadata import checkpoint_fingerprint
-    from models.registry import create_model, default_store, model_config, resolve_checkpoint
+    from models.registry import create_model, default_store, require_feed_forward, resolve_checkpoint
 
     request = ExportRequest(
         format=args.format,
@@ -56,15 +57,7 @@ def run(args: argparse.Namespace) -> int:
         profile=ShapeProfile(parse_size(args.min), parse_size(args.opt), parse_size(args.max)),
     )
     fmt = check_request(request)  # every argument checked before a model is built
-    config = model_config(args.model)
-    if not config.feed_forward:
-        from models.errors import ModelError
-        from models.registry import list_models
-
-        choices = ", ".join(c.name for c in list_models() if c.feed_forward)
-        raise ModelError(
-            f"{args.model} optimises each image and has no per-frame network to export; choose one of: {choices}"
-        )
+    config = require_feed_forward(args.model, "export writes that network")
     if fmt.needs_gpu:
         from export.tensorrt import gpu_identity, require_tensorrt
 
@@ -77,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     # the folder is made once every argument, the model and its weights are known good: a refused export leaves
     # nothing behind; a read-only disk or folder above it is one line now, not after the export
     if not request.out_dir.is_dir():
-        from models.errors import InputError
+        from core.errors import InputError
 
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gui.app import run_app
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import require_feed_forward
 
     if args.model is not None:

@@ -50,20 +50,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.images import read_image, save_image, to_bgr
-    from models.registry import create_model, default_store
-    from models.still import StillOptions, gatys_still, stylize_still
+    from core.images import read_image, save_image, to_bgr
+    from models.registry import create_model, default_store, model_config
+    from realtime.still import StillOptions, gatys_still, stylize_still
     from models.styles import find_style
 
     from cli.common import check_input_file
-    from models.checks import check_work_size
+    from core.checks import check_work_size
 
     check_input_file(args.content, "image")
     if args.mask is not None:
         check_input_file(args.mask, "mask")
     output = check_output(args.output, (args.content,))
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
-        from models.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"output {output} needs an image suffix such as .png or .jpg")
     content = read_image(args.content)  # validate before loading any model
@@ -82,17 +82,18 @@ def run(args: argparse.Namespace) -> int:
         mask=args.mask,
         gatys={"iterations": args.iters, "optimizer": args.optimizer, "init": args.init},
     )
-    if args.model == "gatys" and (len(styles) != 1 or args.mask is not None):
+    optimises = not model_config(args.model).feed_forward  # gatys: the image itself is optimised
+    if optimises and (len(styles) != 1 or args.mask is not None):
         from models.errors import ModelError  # checked here so no progress bar is left half drawn
 
-        raise ModelError("gatys takes exactly one style and no mask")
-    on_torch = args.model == "gatys" or args.mask is not None
+        raise ModelError(f"{args.model} takes exactly one style and no mask")
+    on_torch = optimises or args.mask is not None
     if on_torch and args.backend not in ("auto", "torch"):
-        from models.errors import InputError
+        from core.errors import InputError
 
         why = (
-            "gatys optimises the image itself"
-            if args.model == "gatys"
+            f"{args.model} optimises the image itself"
+            if optimises
             else "--mask blends the two styles inside the network, which exported graphs do not take"
         )
         raise InputError(f"{why}: it runs on PyTorch; use --backend auto or torch")
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         files=weight_files(args.weights),
     )
     start = time.perf_counter()
-    if args.model == "gatys":
+    if optimises:
         from cli.common import logging_through, progress_bar
 
         with progress_bar(args.iters, "gatys", "it") as bar, logging_through(bar):

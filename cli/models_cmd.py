@@ -59,8 +59,8 @@ def add_eval_parser(action: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from bench.quality import Candidate, eval_folders, evaluate, format_table, pick, write_json
     from cli.common import check_output, progress_bar
-    from models.errors import InputError
-    from models.registry import check_device, default_store, model_config
+    from core.errors import InputError
+    from models.registry import check_device, default_store, require_feed_forward
 
     weights: dict[str, Path] = {}
     for pair in args.weights:
@@ -72,8 +72,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError(f"--weights names {', '.join(unknown)}, which is not in --model; add it to --model")
     for name in args.model:
-        if not model_config(name).feed_forward:
-            raise InputError(f"{name} is not a feed-forward model; use --gatys-pairs N for Gatys")
+        require_feed_forward(name, "models eval compares per-frame networks (Gatys: --gatys-pairs N)")
     if args.gatys_pairs and args.size > 512:
         print(f"note: Gatys at {args.size} px takes many minutes per pair on a CPU")
     grid = check_output(args.grid)

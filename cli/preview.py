@@ -41,11 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.common import check_input_file, logging_through, progress_bar
-    from models.checks import check_work_size
-    from models.errors import InputError
+    from core.checks import check_work_size
+    from core.errors import InputError
     from models.gatys import GatysConfig
-    from models.images import IMAGE_SUFFIXES, read_image, save_image
-    from models.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, side_by_side
+    from core.images import IMAGE_SUFFIXES, read_image, save_image
+    from realtime.keyframe import KeyframeOptions, feed_forward_keyframe, gatys_keyframe, side_by_side
     from realtime.backends.factory import resolve_device
     from realtime.sources import grab_frame
     from models.registry import create_model, default_store

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def eval_images(store) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
     """The fixed grid pairs: three content and three style images of the eval set (shared/images)."""
-    from models.images import IMAGE_SUFFIXES
+    from core.images import IMAGE_SUFFIXES
 
     def pick(folder_name: str, names: tuple[str, ...]) -> tuple[Path, ...]:
         for root in store.search_path:
@@ -74,7 +74,7 @@ def eval_images(store) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
 
 def check_not_eval_set(folders: tuple[Path, ...], eval_paths: tuple[Path, ...]) -> None:
     """Training never sees the eval images: refuse a training folder that holds one of them."""
-    from models.errors import InputError
+    from core.errors import InputError
 
     for folder in folders:
         root = folder.expanduser().resolve()

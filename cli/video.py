@@ -106,17 +106,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    from models.errors import InputError
+def parse_out_size(text: str | None) -> tuple[int, int] | None:
+    """``--out-size WxH`` (None: the input's size); H.264 with yuv420p needs even sides."""
+    from core.errors import InputError
+    from core.sizes import parse_size
 
     if not text:
         return None
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 16 or int(h) < 16:
-        raise InputError(f"--out-size takes WxH in px (at least 16x16), got {text!r}")
-    if int(w) % 2 or int(h) % 2:
+    size = parse_size(text, max_side=None, what="--out-size")
+    if size.width % 2 or size.height % 2:
         raise InputError(f"--out-size {text}: H.264 with yuv420p needs even sides")
-    return int(w), int(h)
+    return size.width, size.height
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from cli.common import check_input_file, check_video_output, logging_through, note_replacing, progress_bar
-    from models.checks import check_work_size
-    from models.errors import InputError, StylizerError
+    from core.checks import check_work_size
+    from core.errors import InputError, StylizerError
     from realtime.pipeline import Pipeline, PipelineConfig
     from realtime.sinks import VideoFileSink
     from realtime.sources import VideoFileSource
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.style) > 2:
         raise InputError(f"video takes one style or two to blend, got {len(args.style)}")
     options = VideoOptions(
-        codec=args.codec, crf=args.crf, preset=args.preset, size=parse_size(args.out_size), audio=not args.no_audio
+        codec=args.codec, crf=args.crf, preset=args.preset, size=parse_out_size(args.out_size), audio=not args.no_audio
     )
     if args.workers or args.cluster:
         return run_cluster(args, output, options)
@@ -294,7 +294,7 @@ def run_cluster(args: argparse.Namespace, output: Path, options) -> int:
     from cli.common import logging_through, progress_bar
     from cluster.job import ClusterConfig, require_ray, run_job
     from cluster.worker import StylizerSpec
-    from models.errors import InputError
+    from core.errors import InputError
 
     if not args.workers:
         raise InputError("--cluster needs --workers N (how many workers to start)")

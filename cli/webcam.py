@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli.common import check_video_output, note_replacing
     from cli.window import OpenCVWindow, WindowFrontEnd
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import default_store
     from models.styles import list_styles_on_path
     from realtime.controls import help_text

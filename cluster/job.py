@@ -30,8 +30,8 @@ from typing import Any, Callable
 from cluster.join import ChunkFile, JoinResult, join_chunks, muxer_for
 from cluster.plan import Chunk, VideoIndex, index_video, plan_chunks, warmup_frames
 from cluster.worker import ChunkFrames, ChunkResult, ChunkWorker, EncodeSpec, WorkerSpec
-from models.atomic import PartFile
-from models.errors import InputError, StylizerError
+from core.atomic import PartFile, atomic_write
+from core.errors import InputError, StylizerError
 from realtime.video_writer import VideoOptions, container_codec
 
 log = logging.getLogger(__name__)
@@ -537,6 +537,4 @@ class WorkFolder:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

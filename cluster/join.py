@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from models.atomic import PartFile
+from core.atomic import PartFile
 from realtime.audio_copy import AudioCopy
 from realtime.errors import SinkError
 from realtime.video_writer import check_video_suffix

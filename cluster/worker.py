@@ -75,12 +75,10 @@ class StylizerSpec:
         style_size: int = 512,
     ) -> "StylizerSpec":
         """Check the inputs, load the style images and encode them once, here on the driver (CPU)."""
-        from models.errors import InputError
-        from models.registry import create_model, default_store, model_config
+        from models.registry import create_model, default_store, require_feed_forward
         from models.styles import StyleCodeCache, StyleImage, find_style
 
-        if not model_config(model).feed_forward:
-            raise InputError(f"model {model} is not feed-forward and cannot run on video; use microast, adain or aesfa")
+        require_feed_forward(model, "the cluster runs one on every frame")
         store = default_store()
         images = tuple(StyleImage.load(find_style(s, store)) for s in styles)
         net = create_model(

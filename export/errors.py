@@ -4,7 +4,7 @@
 the same runtime as running one, and export sits below realtime in the layers.
 """
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 
 
 class ArtifactError(StylizerError):

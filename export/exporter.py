@@ -1,4 +1,4 @@
-"""The thin orchestrator: validate a request, run the format's pure functions, verify, report.
+"""The thin orchestrator: validate a request, run the format row's export function, report.
 
 Also the ONNX cache the ONNX Runtime backend uses when it is given a model, not an artifact.
 """
@@ -6,8 +6,6 @@ Also the ONNX cache the ONNX Runtime backend uses when it is given a model, not 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 from export.formats import DEFAULT_PROFILE, ExportFormat, ShapeProfile, check_precision, export_format
 from export.metadata import app_version, weights_fingerprint
 from models.base import StyleModel
-from models.errors import InputError
+from core.errors import InputError
 from models.weights import WeightStore, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -48,80 +46,12 @@ def check_request(request: ExportRequest) -> ExportFormat:
     return fmt
 
 
-def artifact_name(model: StyleModel, precision: str, suffix: str) -> str:
-    return f"{model.name}-{precision}{suffix}"
-
-
-def export_onnx_verified(
-    model: StyleModel,
-    path: Path,
-    precision: str,
-    store: WeightStore | None,
-    opset: int = 17,
-    style_size: int = 256,
-    checkpoint_sha256: str = "",
-    graph: str | None = None,
-) -> Path:
-    """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
-    from export.onnx import export_onnx
-    from export.verify import sample_code, verification_frames, verify_onnx
-
-    code = sample_code(model, store, style_size)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Made and verified under a temporary name beside the target, renamed only once verified: a failed,
-    # interrupted or killed export never leaves an unverified file, nor removes a good one already there.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    os.close(fd)
-    staged = Path(tmp)
-    try:
-        export_onnx(model, code, staged, precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
-        if precision == "fp16":
-            log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; minutes on a small CPU")
-        verify_onnx(staged, model, code, verification_frames(store, precision))
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
-    return path
-
-
 def export_artifact(model: StyleModel, request: ExportRequest, store: WeightStore | None = None) -> Path:
     """Run ``request`` for ``model``; returns the artifact's path. Every step logs time, size and outcome."""
     fmt = check_request(request)
     request.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    if fmt.name == "onnx":
-        path = request.out_dir / artifact_name(model, request.precision, fmt.suffix)
-        export_onnx_verified(
-            model,
-            path,
-            request.precision,
-            store,
-            request.opset,
-            request.style_size,
-            request.checkpoint_sha256,
-            request.graph,
-        )
-    else:
-        from export.tensorrt import TENSORRT_GRAPH, build_engine, require_tensorrt
-
-        require_tensorrt()  # fail before the ONNX step when TensorRT is absent
-        # The engine keeps the verified ONNX graph's types (fp32 statistics in the fp16 graph): same precision.
-        onnx_path = request.out_dir / artifact_name(model, request.precision, ".onnx")
-        # TensorRT fuses and picks kernels itself: it gets the network as written
-        export_onnx_verified(
-            model,
-            onnx_path,
-            request.precision,
-            store,
-            request.opset,
-            request.style_size,
-            request.checkpoint_sha256,
-            request.graph or TENSORRT_GRAPH,
-        )
-        path = build_engine(
-            onnx_path, request.precision, request.profile, request.out_dir, retry_failed=True
-        ).engine_path
+    path = fmt.export(model, request, store)
     log.info(
         "export: %s %s %s done in %.1f s: %s (%.1f MB)",
         model.name,
@@ -176,4 +106,6 @@ def cached_onnx(
     log.info(
         "onnx cache: exporting %s %s (%s graph) to %s (first use of these weights)", model.name, precision, graph, path
     )
+    from export.verify import export_onnx_verified
+
     return export_onnx_verified(model, path, precision, store, graph=graph)

@@ -1,14 +1,27 @@
-"""The table of export formats: what each one writes, what it needs and which precisions it allows.
+"""The table of export formats: what each one writes, what it needs, which precisions it allows and the function
+that makes it.
 
-Shaped after ultralytics' ``export_formats``: one row per format, so argument checks and help
-texts come from data instead of if/elif chains.
+Shaped after ultralytics' ``export_formats``: one row per format, so argument checks, help texts and the export
+itself (``export.exporter.export_artifact`` calls the row's function) come from data instead of if/elif chains.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from models.errors import InputError
+from core.errors import InputError
+from core.sizes import FrameSize
+
+if TYPE_CHECKING:
+    from export.exporter import ExportRequest
+    from models.base import StyleModel
+    from models.weights import WeightStore
+
+#: A format's export function: (model, request, store) -> the artifact's path. Each imports its heavy
+#: modules (PyTorch, ONNX, TensorRT) when called, so the table stays cheap for argument checks and help.
+ExportFn = Callable[["StyleModel", "ExportRequest", "WeightStore | None"], Path]
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,50 @@ class ExportFormat:
     needs_gpu: bool
     precisions: tuple[str, ...]
     description: str
+    export: ExportFn
+
+
+def artifact_name(model: StyleModel, precision: str, suffix: str) -> str:
+    return f"{model.name}-{precision}{suffix}"
+
+
+def _export_onnx(model: StyleModel, request: ExportRequest, store: WeightStore | None) -> Path:
+    """The verified ONNX graph, named ``<model>-<precision>.onnx``."""
+    from export.verify import export_onnx_verified
+
+    path = request.out_dir / artifact_name(model, request.precision, ".onnx")
+    return export_onnx_verified(
+        model,
+        path,
+        request.precision,
+        store,
+        request.opset,
+        request.style_size,
+        request.checkpoint_sha256,
+        request.graph,
+    )
+
+
+def _export_tensorrt(model: StyleModel, request: ExportRequest, store: WeightStore | None) -> Path:
+    """A TensorRT engine built from the verified ONNX graph (which stays beside it)."""
+    from export.tensorrt import TENSORRT_GRAPH, build_engine, require_tensorrt
+    from export.verify import export_onnx_verified
+
+    require_tensorrt()  # fail before the ONNX step when TensorRT is absent
+    # The engine keeps the verified ONNX graph's types (fp32 statistics in the fp16 graph): same precision.
+    onnx_path = request.out_dir / artifact_name(model, request.precision, ".onnx")
+    # TensorRT fuses and picks kernels itself: it gets the network as written
+    export_onnx_verified(
+        model,
+        onnx_path,
+        request.precision,
+        store,
+        request.opset,
+        request.style_size,
+        request.checkpoint_sha256,
+        request.graph or TENSORRT_GRAPH,
+    )
+    return build_engine(onnx_path, request.precision, request.profile, request.out_dir, retry_failed=True).engine_path
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -31,6 +88,7 @@ FORMATS: dict[str, ExportFormat] = {
             False,
             ("fp32", "fp16"),
             "ONNX graph with uint8 BGR frames in and out, dynamic height/width, style code as inputs",
+            _export_onnx,
         ),
         ExportFormat(
             "tensorrt",
@@ -38,6 +96,7 @@ FORMATS: dict[str, ExportFormat] = {
             True,
             ("fp16", "fp32"),
             "TensorRT engine built from the ONNX graph, with optimisation profiles (needs an NVIDIA GPU)",
+            _export_tensorrt,
         ),
     )
 }
@@ -58,36 +117,6 @@ def check_precision(fmt: ExportFormat, precision: str) -> str:
     if precision not in fmt.precisions:
         raise InputError(f"{fmt.name} export supports {', '.join(fmt.precisions)}, not {precision!r}")
     return precision
-
-
-@dataclass(frozen=True)
-class FrameSize:
-    """A frame size in pixels."""
-
-    width: int
-    height: int
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height}"
-
-
-def parse_size(text: str, min_side: int = 16, max_side: int = 8192) -> FrameSize:
-    """``'640x480'`` → FrameSize(640, 480); a one-line error for anything else."""
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
-        raise InputError(f"size {text!r} must be WIDTHxHEIGHT in pixels, e.g. 640x480")
-    size = FrameSize(int(w), int(h))
-    if not (min_side <= size.width <= max_side and min_side <= size.height <= max_side):
-        raise InputError(f"size {text} is out of range: each side must be {min_side}..{max_side} px")
-    return size
-
-
-def parse_sizes(text: str) -> list[FrameSize]:
-    """``'320x240,640x480'`` → two FrameSizes."""
-    sizes = [parse_size(part.strip()) for part in text.split(",") if part.strip()]
-    if not sizes:
-        raise InputError("give at least one size, e.g. 640x480")
-    return sizes
 
 
 @dataclass(frozen=True)

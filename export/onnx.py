@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from export.metadata import ArtifactMetadata, weights_fingerprint
-from models.atomic import atomic_write
+from core.atomic import atomic_write
 from models.base import StyleCode, StyleModel
 from export.errors import ArtifactError
 

@@ -90,8 +90,8 @@ def engine_paths(onnx_path: Path, key: str, out_dir: Path) -> tuple[Path, Path]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside ``path``, the user's umask, renamed when complete (``models.atomic``)."""
-    from models.atomic import atomic_write
+    """Temporary file beside ``path``, the user's umask, renamed when complete (``core.atomic``)."""
+    from core.atomic import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 

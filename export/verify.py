@@ -21,9 +21,10 @@ from export.metadata import ArtifactMetadata
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, FrameGraph, read_metadata, save_with_metadata
 from models.bundle import EXAMPLE_PHOTO
 from models.base import StyleCode, StyleModel
-from models.errors import StylizerError
+from core.atomic import atomic_write
+from core.errors import StylizerError
 from export.errors import ArtifactError
-from models.images import read_image, resize_longest, to_tensor
+from core.images import read_image, resize_longest, to_tensor
 from models.weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -178,3 +179,29 @@ def verify_onnx(
     meta = replace(meta, psnr_db=figures)
     save_with_metadata(onnx.load(str(path)), meta, path)
     return meta
+
+
+def export_onnx_verified(
+    model: StyleModel,
+    path: Path,
+    precision: str,
+    store: WeightStore | None,
+    opset: int = 17,
+    style_size: int = 256,
+    checkpoint_sha256: str = "",
+    graph: str | None = None,
+) -> Path:
+    """Export, check and verify one ONNX file against PyTorch on real images (test patterns if none)."""
+    from export.onnx import export_onnx
+
+    code = sample_code(model, store, style_size)
+
+    def export_and_verify(staged: str) -> None:
+        export_onnx(model, code, Path(staged), precision, opset, checkpoint_sha256=checkpoint_sha256, graph=graph)
+        if precision == "fp16":
+            log.info("onnx: verifying fp16 at 1080p (both orientations) and 4K too; minutes on a small CPU")
+        verify_onnx(Path(staged), model, code, verification_frames(store, precision))
+
+    # Made and verified under a temporary name beside the target, renamed only once verified: a failed,
+    # interrupted or killed export never leaves an unverified file, nor removes a good one already there.
+    return atomic_write(Path(path), export_and_verify)

@@ -32,7 +32,7 @@ def check_display() -> None:
 
 def gallery_styles(folder: Path | None) -> list[Path]:
     """The starting gallery: the images in ``folder``, or every style on the search path."""
-    from models.errors import InputError
+    from core.errors import InputError
     from models.registry import default_store
     from models.styles import list_styles_on_path
     from gui.gallery import image_paths

@@ -10,7 +10,7 @@ from PyQt6.QtCore import QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QIcon, QImage, QPixmap
 from PyQt6.QtWidgets import QHBoxLayout, QListView, QListWidget, QListWidgetItem, QToolButton, QWidget
 
-from models.images import IMAGE_SUFFIXES
+from core.images import IMAGE_SUFFIXES
 from gui.live_view import bgr_to_qimage
 
 THUMB = QSize(96, 72)

@@ -57,7 +57,7 @@ class GatysWorker(ThreadWorker):
         import torch
 
         from models.gatys import GatysConfig
-        from models.keyframe import KeyframeOptions, gatys_keyframe
+        from realtime.keyframe import KeyframeOptions, gatys_keyframe
 
         torch.set_num_threads(self.job.torch_threads)  # per-thread setting in this worker's thread
         job = self.job

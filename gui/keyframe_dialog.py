@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 from gui.gatys_worker import GatysModelHolder, GatysWorker, KeyframeJob
 from gui.live_view import bgr_to_qimage
 
@@ -189,7 +189,7 @@ class KeyframeDialog(QDialog):
 
     def save(self, image: np.ndarray | None, stem: str, path: Path | None = None) -> Path | None:
         """Write ``image`` as PNG (asks where unless ``path`` is given); errors are shown, not raised."""
-        from models.images import save_image
+        from core.images import save_image
 
         if image is None:
             return None

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ from torch import nn
 
 from models.base import StyleCode, StyleModel, check_image_batch
 from models.checkpoints import load_checked, read_safetensors, read_torch
-from models.errors import InputError, WeightsError
+from core.errors import InputError
+from models.errors import WeightsError
 from models.vgg import VGG19Features
 
 EPS = 1e-5

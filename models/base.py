@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.errors import InputError, ModelError
+from core.errors import InputError
+from models.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import check_image_batch
-from models.errors import InputError, StylizerError
+from core.errors import InputError, StylizerError
 from models.vgg import TAPS, VGG19Features
 
 log = logging.getLogger(__name__)

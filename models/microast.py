@@ -22,7 +22,8 @@ from torch.nn import functional as F
 
 from models.base import StyleCode, StyleModel, check_image_batch
 from models.checkpoints import load_checked, read_safetensors, read_torch
-from models.errors import InputError, ModelError, WeightsError
+from core.errors import InputError
+from models.errors import ModelError, WeightsError
 
 #: eps added to the variance, as in the paper's AdaIN (and upstream ``calc_mean_std``).
 STATS_EPS = 1e-5

@@ -20,7 +20,8 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.errors import InputError, ModelError, WeightsError
+from core.errors import InputError
+from models.errors import ModelError, WeightsError
 from models.weights import FileSpec, WeightStore
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"

@@ -19,8 +19,9 @@ import torch
 
 from models.base import StyleCode, StyleModel
 from models.bundle import STYLES_DIR, bundled_paintings, bundled_style_names
-from models.errors import InputError, WeightsError
-from models.images import IMAGE_SUFFIXES, read_image, resize_longest, to_tensor
+from core.errors import InputError
+from models.errors import WeightsError
+from core.images import IMAGE_SUFFIXES, read_image, resize_longest, to_tensor
 from models.weights import FileSpec, WeightStore
 
 _JCJ_NS = (

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.atomic import atomic_write
 from models.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -211,23 +211,21 @@ class WeightStore:
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         target = self.cache_dir / spec.filename
-        fd, tmp_name = tempfile.mkstemp(dir=self.cache_dir, prefix=spec.filename + ".", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as response:
+
+        def download(tmp_name: str) -> None:
+            with open(tmp_name, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as response:
                 total = int(response.headers.get("Content-Length") or 0) or spec.size
                 with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename) as bar:
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
-            if not matches(spec, tmp):
+            if not matches(spec, Path(tmp_name)):
                 raise WeightsError(
                     f"downloaded {spec.filename} from {spec.url} does not match {spec.expected_hash}; "
                     "the server sent a different file, so it was discarded"
                 )
-            os.replace(tmp, target)
-            return target
+
+        try:  # beside the target, renamed only once its hash matches
+            return atomic_write(target, download)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise self._missing(spec, f"download failed: {exc}") from exc
-        finally:
-            tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Errors of the engine's inputs and outputs: cameras, streams and files that cannot be read or written."""
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 
 
 class SourceError(StylizerError):

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 from realtime.errors import SinkError
 from realtime.sinks import Sink
 from realtime.sources import Frame, FrameSource

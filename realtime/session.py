@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from models.errors import StylizerError
+from core.errors import StylizerError
 from realtime.controls import Action, KeyBinding, apply_to_stylizer
 from realtime.pipeline import Output, Pipeline, PipelineConfig, PipelineResult
 from realtime.sinks import RecorderSink, VirtualCameraSink, save_snapshot, stamped_path

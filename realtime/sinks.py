@@ -273,7 +273,7 @@ def stamped_path(folder: Path, prefix: str, suffix: str) -> Path:
 
 def save_snapshot(image: np.ndarray, folder: Path, path: Path | None = None) -> Path:
     """Write a PNG of ``image`` to ``path``, or to a time-stamped name in ``folder``."""
-    from models.images import save_image
+    from core.images import save_image
 
     folder.mkdir(parents=True, exist_ok=True)
     return save_image(image, path or stamped_path(folder, "snapshot", ".png"))

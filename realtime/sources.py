@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import InputError
+from core.errors import InputError
 from realtime.errors import SourceError
 from realtime.timestamps import BestEffortTimes
-from models.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
+from core.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
 
 log = logging.getLogger(__name__)
 

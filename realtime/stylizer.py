@@ -25,8 +25,10 @@ import cv2
 import numpy as np
 
 from models.base import StyleCode
-from models.checks import finite, unit
-from models.errors import InputError
+from core.checks import finite, unit
+from core.color import preserve_color_bgr
+from core.errors import InputError
+from core.images import resize_short
 from models.styles import StyleCodeCache, StyleImage
 from models.weights import WeightStore
 from realtime.adaptive import AutoSize, SizeGovernor
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 
 LOOK_FADE_S = 0.3  # live: a new look (style, strength, size...) fades in over this long instead of cutting
 PROCESSING_SIZES = (0, 240, 360, 480, 720)  # short side in px; 0 = the frame's own size (CLI help, GUI menu)
-_Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
 
 def load_backend(
@@ -336,7 +337,7 @@ class FrameStylizer:
             if p.bypass:
                 out = frame
             else:
-                small = _resize_short(frame, p.size)
+                small = resize_short(frame, p.size, upscale=False)
                 out = self._stage.step(small, self._inference(self.backend, self._current_code(), p.alpha))
                 if out.shape[:2] != frame.shape[:2]:
                     out = cv2.resize(out, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -486,20 +487,3 @@ class FrameStylizer:
         state = self._make_state()
         with self._state_lock:
             self._state = state
-
-
-def _resize_short(frame: np.ndarray, short: int) -> np.ndarray:
-    """Downscale so the short side is ``short`` px; never upscale (it would only cost time)."""
-    h, w = frame.shape[:2]
-    if not short or short >= min(h, w):
-        return frame
-    scale = short / min(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-
-
-def preserve_color_bgr(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """The content's colours with the stylised luminance (as ``models.color``), on uint8 BGR frames."""
-    c = content.astype(np.float32)
-    delta = (stylized.astype(np.float32) - c) @ _Y
-    return np.clip(c + delta[..., None] + 0.5, 0, 255).astype(np.uint8)

@@ -5,7 +5,7 @@ input, variable rate included). The input's first audio stream is remuxed packet
 interleaved with the video as it is written; it is re-encoded (AAC, or Opus for WebM) only when
 the output container cannot hold its codec.
 
-Crash safety: the file grows as ``<name>.part`` beside the output (``models.atomic.PartFile``),
+Crash safety: the file grows as ``<name>.part`` beside the output (``core.atomic.PartFile``),
 created at construction so an unwritable folder fails before any model is loaded, and written in
 a form that is playable however the process ends: MP4/MOV as fragmented MP4 (the ``moov`` with the
 first fragment, then one ``moof``+``mdat`` fragment per second) and Matroska/WebM in one-second
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.atomic import PartFile, disk_of, is_disk_full
+from core.atomic import PartFile, disk_of, is_disk_full
 from realtime.audio_copy import AudioCopy
 from realtime.errors import SinkError
 

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import os
+import random
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT.parent / "shared").resolve()
 os.environ.setdefault("STYLIZER_PATH", f"{SHARED / 'weights'}{os.pathsep}{SHARED / 'images'}")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def seeded_generators(request) -> int:
+    """Every test's global generators (random, NumPy, PyTorch) seeded from its name, or by STYLIZER_TEST_SEED:
+    a draw a test forgot to seed is the same on every run. The seed is printed, so a failure shows it."""
+    import torch
+
+    seed = int(os.environ.get("STYLIZER_TEST_SEED") or zlib.crc32(request.node.nodeid.encode()))
+    print(f"random seed {seed}: rerun with STYLIZER_TEST_SEED={seed}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +172,6 @@ def microast(shared):
 @pytest.fixture(scope="module")
 def code(microast, style_path):
     """Starry Night encoded by MicroAST at 128 px."""
-    from models.images import read_image, resize_longest, to_tensor
+    from core.images import read_image, resize_longest, to_tensor
 
     return microast.encode_style(to_tensor(resize_longest(read_image(style_path), 128)))

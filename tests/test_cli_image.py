@@ -199,7 +199,7 @@ def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 @pytest.mark.parametrize("grey", [False, True])
 def test_phone_jpeg_with_exif_rotation_is_read_upright(grey, content_path, styles, tmp_path):
-    from models.images import read_image
+    from core.images import read_image
 
     stored = np.zeros((40, 80, 3), np.uint8)
     stored[:, :40] = 255  # left half white; orientation 6 shows it rotated 90 degrees clockwise: top half white

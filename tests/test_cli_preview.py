@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from main import main
-from models.errors import InputError
-from models.keyframe import side_by_side
+from core.errors import InputError
+from realtime.keyframe import side_by_side
 from realtime.sources import grab_frame
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from models.base import StyleCode, StyleModel
-from models.images import read_image, resize_longest
+from core.images import read_image, resize_longest
 
 log = logging.getLogger(__name__)
 

@@ -48,11 +48,15 @@ MAX_RESULT_BYTES = 16 * 2**20
 MAX_RESULT_FILES = 8
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition("x")
-    if not (w.isdigit() and h.isdigit()) or int(w) < 16 or int(h) < 16:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 1920x1080)")
-    return int(w), int(h)
+def bench_sizes(text: str) -> list[tuple[int, int]]:
+    """``--bench-sizes 1920x1080,1280x720`` as (w, h) pairs."""
+    from core.errors import InputError
+    from core.sizes import parse_sizes
+
+    try:
+        return [(s.width, s.height) for s in parse_sizes(text, max_side=None)]
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=25, help="rounds (one step of each model) per losses.csv row")
     p.add_argument(
         "--bench-sizes",
-        type=lambda s: [parse_size(x) for x in s.split(",")],
+        type=bench_sizes,
         default=[(1920, 1080), (1280, 720)],
         help="inference sizes, WIDTHxHEIGHT,...",
     )
@@ -118,7 +122,7 @@ class Job:
         log.info("[t=%.1f s] %s", self.t(), name)
 
     def save(self) -> None:
-        from models.atomic import atomic_write
+        from core.atomic import atomic_write
 
         atomic_write(self.out / RESULT_FILE, lambda tmp: Path(tmp).write_text(json.dumps(self.report, indent=1)))
 
@@ -176,7 +180,7 @@ def check_results(out: Path) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models.errors import StylizerError
+    from core.errors import StylizerError
     from models.training.common import TrainConfig, create_task
     from models.training.gpu_data import DeviceCorpus
     from models.training.timed import export_name, flush_losses, make_run, snapshot, train_step, train_together

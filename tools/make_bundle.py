@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.atomic import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "weights"
 ASSETS = ROOT / "models" / "assets"
@@ -76,9 +78,7 @@ MAX_SIDE, MAX_BYTES = 512, 100_000
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _jpeg(image: np.ndarray, max_bytes: int) -> bytes:

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from models.errors import InputError, StylizerError  # noqa: E402
+from core.errors import InputError, StylizerError  # noqa: E402
 
 CARRY_LIMIT = 64 * 2**20
 PHASH_DISTANCE = 10  # of 64 bits: near-duplicates (rescaled, recompressed, slightly cropped)
@@ -75,7 +75,7 @@ def pack_corpus(
     datasets: Path, eval_images: list[Path], dst: Path, quality: int, free_only: bool, limit: int | None = None
 ) -> dict:
     """Re-encode the corpus into ``dst/content.npz`` and ``dst/style.npz``; returns counts and what was left out."""
-    from models.images import read_image
+    from core.images import read_image
     from models.training.gpu_data import write_pack
 
     sources = datasets / "sources.csv"

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.errors import InputError, StylizerError  # noqa: E402
+from core.errors import InputError, StylizerError  # noqa: E402
 from models.weights import sha256_of  # noqa: E402
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -72,7 +72,7 @@ def smoothed(values: np.ndarray, window: int) -> np.ndarray:
 
 def plot_losses(losses_csv: Path, path: Path, window: int = SMOOTH_WINDOW) -> Path:
     """A PNG of the content and style loss against the step (moving average, log scale), drawn with OpenCV."""
-    from models.atomic import atomic_write
+    from core.atomic import atomic_write
     from models.training.common import read_loss_log
 
     rows = read_loss_log(losses_csv)
@@ -141,7 +141,7 @@ def write_card(
 ) -> Path:
     """The model card (Markdown) beside its two PNGs."""
     from bench.quality import format_markdown
-    from models.atomic import atomic_write
+    from core.atomic import atomic_write
 
     cfg = snapshot.config
     cpu_hours = snapshot.seconds / 3600.0

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.aesfa import STRIDE, AesFA, denormalize, normalize
-from models.errors import InputError
+from core.errors import InputError
 from models.octave import Octave
 from models.training.common import TrainConfig, loss_vgg
 

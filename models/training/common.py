@@ -32,8 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.atomic import atomic_write
-from models.errors import InputError, ModelError
+from core.atomic import atomic_write
+from core.errors import InputError
+from models.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from models.errors import InputError
-from models.images import IMAGE_SUFFIXES, read_image, resize_short, save_image
+from core.errors import InputError
+from core.images import IMAGE_SUFFIXES, read_image, resize_short, save_image
 
 log = logging.getLogger(__name__)
 

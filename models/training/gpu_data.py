@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.images import read_image, resize_short
+from core.images import read_image, resize_short
 from models.training.data import SCALE_RANGE, STYLE_JITTER, list_images
 
 log = logging.getLogger(__name__)

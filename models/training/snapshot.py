@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from models.errors import InputError
+from core.errors import InputError
 
 
 @dataclass

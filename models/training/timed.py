@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.atomic import atomic_write
-from models.errors import InputError
+from core.atomic import atomic_write
+from core.errors import InputError
 from models.training.common import TrainConfig, TrainingTask, _StopSignal, atomic_save
 from models.training.data import STYLE_JITTER, SampleGrid
 from models.training.gpu_data import DeviceCorpus, device_generator

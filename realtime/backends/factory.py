@@ -13,18 +13,17 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.base import StyleModel
-from models.errors import InputError, StylizerError
+from core.errors import InputError, StylizerError
 from export.errors import BackendError
 from realtime.backends.base import Backend
 from realtime.backends.ort_packages import nvidia_gpu_present, ort_package_problem
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("auto", "fp32", "fp16")
 
 
@@ -84,24 +83,101 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """What every backend's constructor may take beyond the model, device and precision."""
+
+    artifact: Path | None = None
+    cache_dir: Path | None = None
+    index: int = 0  # the N of cuda:N
+    live: bool = False
+    fallback: Callable[[], Backend] | None = None  # TensorRT: frames outside the engine's profile go here
+
+
+def _cuda_reason(device: str) -> str | None:
+    """Why PyTorch's CUDA cannot serve ``device`` (None: it can, or the device is the CPU)."""
+    return cuda_unavailable_reason() if device == "cuda" and not cuda_available() else None
+
+
+def _onnxruntime_reason(device: str) -> str | None:
+    # ONNX Runtime drives CUDA itself: a CPU-only torch beside onnxruntime-gpu must not hide it
+    if device == "cuda" and nvidia_gpu_present() is None:
+        return "no CUDA GPU visible"
+    from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
+
+    provider = PROVIDERS["cuda" if device == "cuda" else "cpu"]
+    if provider not in available_providers():
+        problem = ort_package_problem(gpu=device == "cuda")
+        return f"onnxruntime has no {provider}" + (f" ({problem})" if problem else "")
+    return None
+
+
+def _tensorrt_reason(device: str) -> str | None:
+    reason = _cuda_reason(device)
+    if reason is None and importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT (python package tensorrt) not installed"
+    return reason
+
+
+def _build_torch(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.torch_backend import TorchBackend
+
+    return TorchBackend(model, f"cuda:{options.index}" if device == "cuda" else "cpu", precision)
+
+
+def _build_onnxruntime(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    # Live sessions share the cores with capture and flow propagation: threads that spin between ops
+    # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
+    return OnnxRuntimeBackend(
+        model,
+        device,
+        precision,
+        artifact=options.artifact,
+        cache_dir=options.cache_dir,
+        device_id=options.index,
+        spinning=not options.live,
+    )
+
+
+def _build_tensorrt(model: StyleModel, device: str, precision: str, options: BuildOptions) -> Backend:
+    from realtime.backends.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(
+        model,
+        precision,
+        artifact=options.artifact,
+        cache_dir=options.cache_dir,
+        device_index=options.index,
+        fallback=options.fallback,
+    )
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """One row of the backend table: why it cannot run on a device here (cheap checks only; None: it may), and
+    how to make one. Each builder imports its backend's module (one backend per file) when called."""
+
+    name: str
+    unavailable: Callable[[str], str | None]
+    build: Callable[[StyleModel, str, str, BuildOptions], Backend]
+
+
+KINDS: dict[str, BackendKind] = {
+    k.name: k
+    for k in (
+        BackendKind("torch", _cuda_reason, _build_torch),
+        BackendKind("onnxruntime", _onnxruntime_reason, _build_onnxruntime),
+        BackendKind("tensorrt", _tensorrt_reason, _build_tensorrt),
+    )
+}
+BACKENDS = ("auto", *KINDS)
+
+
 def unavailable_reason(candidate: Candidate) -> str | None:
     """Why ``candidate`` cannot run here (cheap checks only), or None when it may."""
-    if candidate.backend == "onnxruntime":
-        # ONNX Runtime drives CUDA itself: a CPU-only torch beside onnxruntime-gpu must not hide it
-        if candidate.device == "cuda" and nvidia_gpu_present() is None:
-            return "no CUDA GPU visible"
-        from realtime.backends.onnxruntime_backend import PROVIDERS, available_providers
-
-        provider = PROVIDERS["cuda" if candidate.device == "cuda" else "cpu"]
-        if provider not in available_providers():
-            problem = ort_package_problem(gpu=candidate.device == "cuda")
-            return f"onnxruntime has no {provider}" + (f" ({problem})" if problem else "")
-        return None
-    if candidate.device == "cuda" and not cuda_available():
-        return cuda_unavailable_reason()
-    if candidate.backend == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        return "TensorRT (python package tensorrt) not installed"
-    return None
+    return KINDS[candidate.backend].unavailable(candidate.device)
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -113,41 +189,6 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _build(
-    candidate: Candidate,
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
-    fallback: Callable[[], Backend] | None = None,
-) -> Backend:
-    if candidate.backend == "torch":
-        from realtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model, f"cuda:{index}" if candidate.device == "cuda" else "cpu", precision)
-    if candidate.backend == "onnxruntime":
-        from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        # Live sessions share the cores with capture and flow propagation: threads that spin between ops
-        # would take them (ntu-size live at 360 px: 10-11 -> 14 keyframes/s without spinning, every frame shown).
-        return OnnxRuntimeBackend(
-            model,
-            candidate.device,
-            precision,
-            artifact=artifact,
-            cache_dir=cache_dir,
-            device_id=index,
-            spinning=not live,
-        )
-    from realtime.backends.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(
-        model, precision, artifact=artifact, cache_dir=cache_dir, device_index=index, fallback=fallback
-    )
-
-
 def probe(backend: Backend) -> None:
     """Stylise one small frame (``backend.probe_size``, 64×64: big enough for every model's strides);
     BackendError when the result is not a stylised frame of the same size."""
@@ -155,7 +196,7 @@ def probe(backend: Backend) -> None:
     import torch
 
     from export.verify import test_pattern
-    from models.images import to_tensor
+    from core.images import to_tensor
 
     model = backend.model
     w, h = backend.probe_size
@@ -176,19 +217,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _start(
-    candidate: Candidate,
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
-    fallback: Callable[[], Backend] | None,
-) -> Backend:
+def _start(candidate: Candidate, model: StyleModel, precision: str, options: BuildOptions) -> Backend:
     """``candidate`` built and probed with one frame; closed again when the probe fails."""
-    backend = _build(
-        candidate, model, resolve_precision(precision, candidate.device), artifact, cache_dir, index, live, fallback
+    backend = KINDS[candidate.backend].build(
+        model, candidate.device, resolve_precision(precision, candidate.device), options
     )
     try:
         probe(backend)
@@ -218,18 +250,12 @@ def create_backend(
     candidates = [c for c in AUTO_ORDER if name in ("auto", c.backend) and dev in ("auto", c.device)]
     if not candidates:
         raise InputError(f"backend {name} does not run on {device}; TensorRT needs --device cuda")
-    return _first_that_runs(name, candidates, model, precision, artifact, cache_dir, int(index or 0), live)
+    options = BuildOptions(artifact, cache_dir, int(index or 0), live)
+    return _first_that_runs(name, candidates, model, precision, options)
 
 
 def _first_that_runs(
-    name: str,
-    candidates: list[Candidate],
-    model: StyleModel,
-    precision: str,
-    artifact: Path | None,
-    cache_dir: Path | None,
-    index: int,
-    live: bool,
+    name: str, candidates: list[Candidate], model: StyleModel, precision: str, options: BuildOptions
 ) -> Backend:
     named = name != "auto" or len(candidates) == 1
     skipped: list[str] = []
@@ -240,9 +266,10 @@ def _first_that_runs(
             if not named and candidate.backend == "tensorrt" and candidates[i + 1 :]:
                 # frames outside the engine's profile go to what auto would have picked next (made on first need)
                 rest = candidates[i + 1 :]
-                fallback = lambda: _first_that_runs("auto", rest, model, precision, None, cache_dir, index, live)  # noqa: E731
+                rest_options = replace(options, artifact=None, fallback=None)
+                fallback = lambda: _first_that_runs("auto", rest, model, precision, rest_options)  # noqa: E731
             try:
-                backend = _start(candidate, model, precision, artifact, cache_dir, index, live, fallback)
+                backend = _start(candidate, model, precision, replace(options, fallback=fallback))
             except StylizerError as exc:
                 if named:
                     raise

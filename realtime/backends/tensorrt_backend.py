@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.formats import DEFAULT_PROFILE, FrameSize, ShapeProfile
+from core.sizes import FrameSize
+from export.formats import DEFAULT_PROFILE, ShapeProfile
 from export.metadata import weights_fingerprint
 from export.onnx import ALPHA_INPUT, FRAME_INPUT, OUTPUT
 from export.tensorrt import TENSORRT_GRAPH, check_engine, gpu_identity, read_engine_metadata, require_tensorrt
@@ -151,7 +152,7 @@ class TensorRTBackend(Backend):
 
 def _parse_profile(text: str) -> ShapeProfile:
     """The profile string stored by build_engine ('min 320x240, opt ..., max ...')."""
-    from export.formats import parse_size
+    from core.sizes import parse_size
 
     try:
         parts = dict(p.strip().split(" ") for p in text.split(","))

@@ -7,7 +7,7 @@ shows every frame by propagating keyframes (``flow.py``, live: ``live.py``). ``c
 
 from __future__ import annotations
 
-from models.errors import InputError
+from core.errors import InputError
 from realtime.temporal.base import OffStage, TemporalStage
 
 TEMPORAL_MODES = ("off", "hold", "flow")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.checks import unit
+from core.checks import unit
 from realtime.temporal.base import Infer, TemporalStage
 
 

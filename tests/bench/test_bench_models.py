@@ -9,7 +9,7 @@ import torch
 
 from bench.models import BenchConfig, format_table, run_benchmarks, write_json
 from export.microast_graph import TUNED_VERSION
-from export.formats import FrameSize
+from core.sizes import FrameSize
 
 
 def test_bench_models_small(shared, tmp_path):
@@ -52,7 +52,7 @@ def test_bench_backend_names_are_checked():
     import pytest
 
     from bench.models import parse_backends
-    from models.errors import InputError
+    from core.errors import InputError
 
     assert parse_backends("torch, onnxruntime:plain,onnxruntime") == ("torch", "onnxruntime:plain", "onnxruntime")
     for bad in ("tflite", "torch:plain", "onnxruntime:fast", ""):

@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from bench.quality import GRID_CELL, Candidate, VGGJudge, diagonal_pairs, eval_folders, evaluate, pick
-from models.images import read_image, resize_longest, to_tensor
+from core.images import read_image, resize_longest, to_tensor
 from models.registry import default_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ def spread_output(model, frame: np.ndarray, code) -> None:
 
     A random decoder's output would otherwise sit at one end of [0, 1], where the clamp hides any difference.
     """
-    from models.images import to_tensor
+    from core.images import to_tensor
 
     last = [m for m in model.frame_network().modules() if isinstance(m, nn.Conv2d)][-1]
     with torch.no_grad():

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from export.exporter import ExportRequest, check_request
-from export.formats import DEFAULT_PROFILE, FORMATS, FrameSize, ShapeProfile, parse_size, parse_sizes
+from core.sizes import FrameSize, parse_size, parse_sizes
+from export.formats import DEFAULT_PROFILE, FORMATS, ShapeProfile
 from export.tensorrt import engine_cache_key, engine_paths
-from models.errors import InputError
+from core.errors import InputError
 from export.errors import BackendError
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -117,10 +118,10 @@ def test_tensorrt_engine_matches_pytorch(tmp_path: Path, shared, content_path, s
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from export.exporter import export_onnx_verified
+    from export.verify import export_onnx_verified
     from export.tensorrt import TENSORRT_GRAPH, build_engine
     from export.verify import MIN_PSNR_DB, psnr
-    from models.images import read_image, resize_longest, to_tensor
+    from core.images import read_image, resize_longest, to_tensor
     from models.registry import create_model, default_store
     from realtime.backends.tensorrt_backend import TensorRTBackend
 

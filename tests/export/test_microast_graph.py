@@ -14,7 +14,7 @@ from export.microast_graph import TUNED_VERSION, TunedMicroASTGraph, phase_kerne
 from export.onnx import FrameGraph, export_onnx, frame_graph, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, run_onnx_cpu
 from export.errors import ArtifactError
-from models.images import read_image
+from core.images import read_image
 
 #: odd sides, neither a multiple of the network's stride of 4 nor of the phase conv's factor
 ODD_SIZES = ((97, 64), (181, 243), (360, 640))  # (height, width)

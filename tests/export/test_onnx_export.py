@@ -14,7 +14,7 @@ from export.microast_graph import TUNED_VERSION
 from export.onnx import export_onnx, load_checked, read_metadata
 from export.verify import MIN_PSNR_DB, psnr, sample_frames, verify_onnx
 from export.errors import ArtifactError
-from models.images import read_image, resize_longest, to_tensor
+from core.images import read_image, resize_longest, to_tensor
 from realtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
 SIDES = (101, 150)  # two sizes, neither a multiple of MicroAST's stride of 4
@@ -183,7 +183,7 @@ def test_cache_never_serves_another_graph(microast, code, module_store, tmp_path
 
 
 def test_failed_verification_leaves_no_artifact(microast, module_store, tmp_path, monkeypatch):
-    from export.exporter import export_onnx_verified
+    from export.verify import export_onnx_verified
 
     monkeypatch.setitem(MIN_PSNR_DB, "fp32", 1000.0)  # no export reaches this: verification must fail
     path = tmp_path / "microast-fp32.onnx"

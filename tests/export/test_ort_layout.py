@@ -24,7 +24,7 @@ from export.ort_layout import (
     rewrite_blocked,
 )
 from export.verify import run_onnx_cpu
-from models.images import read_image
+from core.images import read_image
 
 
 def blocked_kernels() -> bool:

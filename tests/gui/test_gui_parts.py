@@ -63,7 +63,7 @@ def test_saved_settings_fill_in_what_the_command_line_leaves_out(qapp, style_fol
 
 
 def test_gallery_thumbnails_labels_and_dropped_paths(qapp, style_folder, tmp_path):
-    from models.images import read_image
+    from core.images import read_image
     from gui.gallery import THUMB, StyleGallery, image_paths, thumbnail
 
     styles = style_folder

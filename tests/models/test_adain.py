@@ -22,7 +22,7 @@ from models.adain import (
 )
 from models.base import StyleCode
 from models.errors import WeightsError
-from models.images import load_image
+from core.images import load_image
 
 
 @pytest.fixture(scope="module")

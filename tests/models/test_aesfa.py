@@ -14,8 +14,9 @@ import torch
 
 from models.aesfa import CODE_NAMES, AesFA, mix_frequencies
 from models.base import StyleCode
-from models.errors import InputError, ModelError, WeightsError
-from models.images import read_image, resize_longest, to_tensor
+from core.errors import InputError
+from models.errors import ModelError, WeightsError
+from core.images import read_image, resize_longest, to_tensor
 
 #: parameter counts of the official networks (MANIFEST §4.3, default Config).
 OFFICIAL_PARAMS = {"netE": 825_728, "netS": 825_728, "netG": 1_569_379}

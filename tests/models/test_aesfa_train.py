@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.errors import InputError
+from core.errors import InputError
 from models.training.aesfa_train import efdm, efdm_per_sample, hardest_negatives
 from models.training.common import TrainConfig, create_task, read_loss_log, train
 
@@ -86,7 +86,7 @@ def test_losses_are_finite_and_fall(config: TrainConfig) -> None:
 
 def test_train_exports_weights_aesfa_loads(config: TrainConfig, content_path: Path, style_path: Path) -> None:
     from models.aesfa import AesFA
-    from models.images import read_image, resize_longest, to_tensor
+    from core.images import read_image, resize_longest, to_tensor
 
     task, config = create_task("aesfa", config)
     path = train(task, config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.errors import InputError
+from core.errors import InputError
 from models.gatys import Gatys, GatysConfig, gram_matrix
-from models.images import load_image
+from core.images import load_image
 
 SIZE = 64
 

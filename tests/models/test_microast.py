@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from models.base import StyleCode
-from models.errors import InputError, ModelError, WeightsError
-from models.images import load_image
+from core.errors import InputError
+from models.errors import ModelError, WeightsError
+from core.images import load_image
 from models.microast import MicroAST
 from models.registry import create_model, default_store
 

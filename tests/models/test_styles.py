@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.errors import InputError
+from core.errors import InputError
 from models.registry import create_model
 from models.styles import StyleCodeCache, StyleImage, find_style
 

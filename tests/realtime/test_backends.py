@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from export.verify import MIN_PSNR_DB, psnr
-from models.errors import InputError
+from core.errors import InputError
 from export.errors import ArtifactError, BackendError
 from realtime.backends.factory import create_backend
 
@@ -246,7 +246,8 @@ def test_extras_resolve_to_one_onnx_runtime():
 
 
 def test_tensorrt_profile_covers_the_sizes_the_app_makes():
-    from export.formats import DEFAULT_PROFILE, FrameSize
+    from core.sizes import FrameSize
+    from export.formats import DEFAULT_PROFILE
     from realtime.adaptive import LIVE_SIZES
 
     sizes = [

@@ -127,7 +127,7 @@ def test_kept_count_is_what_the_muxer_took(tmp_path):
 
 HOLDER = """
 import sys
-from models.atomic import PartFile
+from core.atomic import PartFile
 part = PartFile(sys.argv[1])
 part.create()
 part.part.write_bytes(b"live frames")
@@ -327,7 +327,7 @@ def test_sigterm_while_a_stream_connects_ends_it_at_once(tmp_path):
 def test_transparency_is_flattened_onto_white_with_a_note(tmp_path, caplog, channels):
     from PIL import Image
 
-    from models.images import read_image
+    from core.images import read_image
 
     def save(path: Path, pixels: np.ndarray) -> None:  # OpenCV cannot write grey + alpha; Pillow can
         Image.fromarray(pixels, "LA" if channels == 2 else "RGBA").save(path)

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from models.images import read_image
+from core.images import read_image
 from models.styles import StyleImage
 from realtime.backends.torch_backend import TorchBackend
 from realtime.controls import KEY_MAP, Action, binding_for, binding_for_code, help_rows, help_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.errors import InputError
+from core.errors import InputError
 from models.registry import create_model
 from models.styles import StyleCodeCache, StyleImage
 from realtime.backends.torch_backend import TorchBackend
@@ -225,18 +225,20 @@ def test_live_look_change_fades_in_over_the_last_frame_shown_with_the_stage_rese
 
 def test_backend_switch_waits_for_a_live_keyframe_running_on_the_old_backend(frames, stylizer_parts):
     import threading
-    import time
 
     model = stylizer_parts[0]
-    running, closed_while_running = threading.Event(), []
+    running, release, closed_while_running = threading.Event(), threading.Event(), []
 
     class Watched(TorchBackend):
         busy = False
+        calls = 0
 
         def run(self, frame, code, alpha=1.0):
             self.busy = True
-            running.set()
-            time.sleep(0.2)
+            self.calls += 1
+            if self.calls > 1:  # the keyframe thread's run: held until the test lets it go
+                running.set()
+                assert release.wait(120)
             out = super().run(frame, code, alpha)
             self.busy = False
             return out
@@ -251,8 +253,14 @@ def test_backend_switch_waits_for_a_live_keyframe_running_on_the_old_backend(fra
     st.set_live(True)
     st.process(frames[0])  # stylised at once
     st.process(frames[1])  # the next keyframe starts on the old backend, in the keyframe thread
-    assert running.wait(5)
+    assert running.wait(120)
     st.set_backend(TorchBackend(model))
-    st.process(frames[2])  # applies the switch: waits for that keyframe, then closes the old backend
-    assert closed_while_running == [False]
+    # the next frame applies the switch: it waits for that keyframe, then closes the old backend
+    switch = threading.Thread(target=st.process, args=(frames[2],))
+    switch.start()
+    switch.join(0.2)
+    assert switch.is_alive() and closed_while_running == []  # still waiting on the keyframe in flight
+    release.set()
+    switch.join(120)
+    assert not switch.is_alive() and closed_while_running == [False]
     st.close()

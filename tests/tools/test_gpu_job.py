@@ -154,7 +154,7 @@ def test_losses_and_report(job) -> None:
 
 def test_exports_load_in_the_app_and_checkpoints_warm_start(job, inputs: Path, content_path: Path) -> None:
     from models.registry import create_model
-    from models.images import read_image, resize_longest, to_tensor
+    from core.images import read_image, resize_longest, to_tensor
     from models.training.common import TrainConfig, create_task
     from models.training.timed import make_run
 

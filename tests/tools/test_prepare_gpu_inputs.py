@@ -81,7 +81,7 @@ def test_a_folder_git_would_send_is_refused(capsys) -> None:
 def test_verify_names_the_command_when_nothing_was_prepared(tmp_path: Path) -> None:
     import pytest
 
-    from models.errors import InputError
+    from core.errors import InputError
 
     with pytest.raises(InputError, match="prepare_gpu_inputs"):
         verify_inputs(tmp_path)

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from models.errors import InputError
+from core.errors import InputError
 
 try:
     import fcntl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from models.errors import InputError
+from core.errors import InputError
 
 
 def finite(value: float, what: str) -> float:

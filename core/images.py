@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from models.atomic import atomic_write, disk_of, is_disk_full
-from models.errors import InputError
+from core.atomic import atomic_write, disk_of, is_disk_full
+from core.errors import InputError
 
 MIN_SIDE = 16
 MAX_PIXELS = 80_000_000  # beyond this a decode alone needs gigabytes; ask for --size instead
@@ -74,12 +74,15 @@ def resize_longest(image: np.ndarray, longest: int, multiple: int = 1) -> np.nda
     return cv2.resize(image, (nw, nh), interpolation=interp)
 
 
-def resize_short(image: np.ndarray, short: int, multiple: int = 1) -> np.ndarray:
-    """Scale so the shorter side is ``short`` px (0 keeps the size)."""
+def resize_short(image: np.ndarray, short: int, upscale: bool = True) -> np.ndarray:
+    """Scale so the shorter side is ``short`` px (0 keeps the size); ``upscale=False`` only ever shrinks (the
+    engine: a larger frame would only cost time)."""
     h, w = image.shape[:2]
-    if not short:
+    if not short or short == min(h, w) or (short > min(h, w) and not upscale):
         return image
-    return resize_longest(image, int(round(max(h, w) * short / min(h, w))), multiple)
+    scale = short / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
 def to_tensor(bgr: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -6,10 +6,12 @@ transfer: the output's Y channel (BT.601) with the content's Cb/Cr. Cheap enough
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 _RGB_TO_Y = (0.299, 0.587, 0.114)
+_Y = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # BT.601 luma weights in BGR order
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
@@ -22,3 +24,10 @@ def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     if content.shape[-2:] != stylized.shape[-2:]:
         content = F.interpolate(content, size=stylized.shape[-2:], mode="bilinear", align_corners=False)
     return (content + (luminance(stylized) - luminance(content))).clamp(0.0, 1.0)
+
+
+def preserve_color_bgr(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The content's colours with the stylised luminance, on uint8 BGR frames (the engine's path)."""
+    c = content.astype(np.float32)
+    delta = (stylized.astype(np.float32) - c) @ _Y
+    return np.clip(c + delta[..., None] + 0.5, 0, 255).astype(np.uint8)

@@ -15,7 +15,7 @@ import torch
 
 from models.base import StyleModel
 from models.gatys import Gatys, GatysConfig, GatysResult, ProgressFn
-from models.images import resize_longest, to_bgr, to_tensor
+from core.images import resize_longest, to_bgr, to_tensor
 
 
 @dataclass
