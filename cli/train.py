@@ -34,6 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--style-weight", type=float, default=None, help="style loss weight; None: the task's own (adain: 10)"
     )
     p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint (last.pt or its run folder)")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="decay of the weights' moving average, which the samples, the export and models eval use "
+        "(0.999: about the last 1,000 steps; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (data order, crops, initialisation)")
     p.add_argument("--device", default=None, help="torch device; None: cuda if available, else cpu")
     p.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA too")
@@ -117,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         eval_content=eval_content,
         eval_style=eval_style,
         vgg_weights=args.vgg,
+        ema=args.ema,
     )
     task, config = create_task(args.task, config)
     result = train(task, config)

@@ -2,7 +2,8 @@
 its facts, the inference model it holds, and its fp16 export.
 
 Both files keep the trainable module's ``state_dict`` under "model" (AdaIN: the decoder; AesFA: the
-whole network), the task name, the step and the training seconds.
+whole network), the task name, the step and the training seconds; ``main.py train`` also keeps the
+moving average of those weights under "ema", which is what a snapshot reads unless told otherwise.
 """
 
 from __future__ import annotations
@@ -25,14 +26,18 @@ class TrainingSnapshot:
     seconds: float  # training time (excludes sampling and checkpoints)
     config: dict
     model_state: dict[str, torch.Tensor]
+    averaged: bool = False  # model_state is the run's moving average of the weights, not the last step's
 
     @property
     def label(self) -> str:
-        return f"{self.task} {self.path.name} step {self.step}"
+        return f"{self.task} {self.path.name} step {self.step}{' EMA' if self.averaged else ''}"
 
 
-def read_snapshot(path: Path, task: str | None = None) -> TrainingSnapshot:
-    """Read a training checkpoint; a one-line InputError if it is not one (or not of ``task``)."""
+def read_snapshot(path: Path, task: str | None = None, averaged: bool = True) -> TrainingSnapshot:
+    """Read a training checkpoint; a one-line InputError if it is not one (or not of ``task``).
+
+    ``averaged``: the weights' moving average where the checkpoint has one, else the last step's weights.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"training checkpoint {path} does not exist; give the last.pt of a run")
@@ -44,13 +49,15 @@ def read_snapshot(path: Path, task: str | None = None) -> TrainingSnapshot:
         raise InputError(f"{path} is not a training checkpoint of 'main.py train' (no task/model entries)")
     if task is not None and state["task"] != task:
         raise InputError(f"{path} is a {state['task']!r} checkpoint, not {task!r}; give a {task} run's last.pt")
+    use_average = averaged and "ema" in state
     return TrainingSnapshot(
         path,
         str(state["task"]),
         int(state.get("step", 0)),
         float(state.get("seconds", 0.0)),
         dict(state.get("config", {})),
-        state["model"],
+        state["ema"] if use_average else state["model"],
+        use_average,
     )
 
 

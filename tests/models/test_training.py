@@ -72,9 +72,13 @@ def test_losses_fall_and_every_output_is_written(corpus, shared, tmp_path):
 
     assert exported == tmp_path / "run" / "adain.safetensors" and exported.stat().st_size < 10e6
     model = AdaIN.from_files({"decoder": exported})
+    # the export is the weights' moving average, which the checkpoint keeps beside the last step's weights
+    state = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    assert state["ema_updates"] == 10
     trained = task.trainable().state_dict()
+    assert any(not torch.equal(state["ema"][k], trained[k]) for k in trained), "the average is the last step"
     for key, value in model.decoder.state_dict().items():
-        torch.testing.assert_close(value, trained[key].half().float())
+        torch.testing.assert_close(value, state["ema"][key].half().float())
     content = load_image(shared / "images" / "content" / "chicago.jpg", 70)
     with torch.no_grad():
         out = model.stylize(
@@ -101,6 +105,8 @@ def test_resume_gives_identical_weights(corpus, shared, tmp_path):
     assert a["step"] == b["step"] == 4
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+    assert a["ema_updates"] == b["ema_updates"] == 4
     for key, value in a["optimizer"]["state"].items():
         assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
@@ -269,3 +275,27 @@ def test_the_warm_start_checkpoint_resumes_on_the_fused_adam(corpus, shared, tmp
     assert state["optimizer"]["param_groups"][0]["fused"] is True  # set back after loading the old file
     assert int(state["optimizer"]["state"][0]["step"]) == 2555
     assert [r["step"] for r in read_loss_log(run / "losses.csv")] == [2555]
+
+
+def test_ema_average_is_what_a_snapshot_reads(corpus, shared, tmp_path):
+    from models.training.snapshot import read_snapshot
+
+    task, config = create_task("adain", make_config(corpus, tmp_path / "run", shared, iters=3, ema=0.5))
+    train(task, config)
+    state = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    averaged = read_snapshot(tmp_path / "run" / CHECKPOINT_NAME, "adain")
+    last = read_snapshot(tmp_path / "run" / CHECKPOINT_NAME, "adain", averaged=False)
+    assert averaged.averaged and averaged.label.endswith("step 3 EMA") and not last.averaged
+    for key, value in state["model"].items():
+        assert torch.equal(last.model_state[key], value)
+        assert torch.equal(averaged.model_state[key], state["ema"][key])
+    # decay 0.5 over three steps: the average sits between the weights it saw, not on the last one
+    assert any(not torch.equal(state["ema"][k], v) for k, v in state["model"].items())
+
+    plain_task, plain = create_task("adain", make_config(corpus, tmp_path / "plain", shared, iters=2, ema=0.0))
+    train(plain_task, plain)
+    assert "ema" not in torch.load(tmp_path / "plain" / CHECKPOINT_NAME, weights_only=True)
+    assert not read_snapshot(tmp_path / "plain" / CHECKPOINT_NAME, "adain").averaged
+
+    with pytest.raises(InputError, match="--ema"):
+        make_config(corpus, tmp_path / "bad", shared, ema=1.0, lr=1e-4, content_weight=1.0, style_weight=1.0).validate()
