@@ -137,7 +137,7 @@ class FlowStage(TemporalStage):
     name = "flow"
 
     def __init__(
-        self, strength: float = 0.85, preset: str = "medium", flow_scale: float = 0.5, fade_frames: int = 10
+        self, strength: float = 0.85, preset: str = "medium", flow_scale: float = 0.625, fade_frames: int = 10
     ) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
