@@ -15,6 +15,12 @@ view) are *invalid*; validity travels with the map.
   (``--stability``) sets the interval (every frame at 0, about 2.5 s at 1) and how much of the
   carried output fills in over the fresh one. Scene cuts reset.
 
+One stage for both kinds of camera: where a pixel did not move (``still.py``: a still camera, and there
+every pixel but the figures walking through it) its flow is exactly 0, so the map stays the identity and
+the keyframe's pixel is shown as it is, frame after frame; a new keyframe keeps the old one's pixels
+there while their input stays the same (``held``), and fades in only where the two differ. Still pixels
+are thus held (without ``hold``'s averaging, which blurs the style away) and moving ones tracked.
+
 The live stage, which shows every camera frame by carrying keyframes, is in ``live.py``.
 """
 

@@ -18,8 +18,10 @@ the fade blends two uint8 images of one size before the one remap. Never a blend
 (a keyframe may arrive before the last fade ended): repeated resampling would blur the strokes.
 Where the old keyframe has nothing (newly visible) or shows something else (its input there no
 longer looks like the new keyframe's: a person walked on), the new one shows at once: a fade
-there would be a half-transparent ghost. ``strength`` sets the fade's length
-(1: four frames, 0: cut over at once).
+there would be a half-transparent ghost. Where the scene stood still from the old keyframe's frame to
+the new one's (a still camera's background: zero flow, ``still.py``), the new keyframe takes the old one's
+pixels, so the background keeps one stylisation instead of the network's noise at every keyframe.
+``strength`` sets the fade's length (1: four frames, 0: cut over at once).
 """
 
 from __future__ import annotations
