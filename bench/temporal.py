@@ -5,7 +5,8 @@ walking figures, and ``shared/video/cutBunny.mp4`` when found) every frame goes 
 stylizer per mode (``off``, ``hold``, ``flow``: whichever exist), interleaved frame by frame so
 load drift on the shared machine hits each alike. Printed per mode: the warping error (Lai et al.
 2018, ``bench.metrics``) and its ratio to the input's own figure and to ``off``, the long-term
-figure (t, t+10), the VGG content and style loss of sampled frames (the AdaIN training losses)
+figure (t, t+10), the VGG content and style loss of sampled frames (the AdaIN training losses; the style loss
+also on the moving pixels alone, where ghosts would show)
 with their ratio to ``off``, the stylizer's wall time per frame with its ratio to ``off``, and the
 share of frames that ran the network. On the first clip, the whole file pipeline (decode → stylise →
 x264, what ``video`` runs) is also timed for off and flow in ABBA order. Then the issue's figures,
@@ -54,6 +55,7 @@ class ModeResult:
     warp_moving: float = float("nan")  # short-term, on moving pixels only (where ghosts would show)
     content: float = float("nan")
     style: float = float("nan")
+    style_moving: float = float("nan")  # style loss on the moving pixels of the sampled frames (ghosts show there)
     ms_median: float = float("nan")
     ms_mean: float = float("nan")
     keyframes: int = 0
@@ -115,6 +117,8 @@ def measure_clip(
     warps = WarpingErrors(long_term=len(frames) > 10)
     times: dict[str, list[float]] = {m: [] for m in modes}
     sampled: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    sampled_moving: dict[str, list[float]] = {m: [] for m in modes}
+    previous = None
     before = {m: _keyframes(st) for m, st in stylizers.items()}
     for i, frame in enumerate(frames):
         outputs = {}
@@ -131,6 +135,11 @@ def measure_clip(
         if i % loss_every == 0 or i == len(frames) - 1:
             for mode, pair in losses.many(frame, outputs).items():
                 sampled[mode].append(pair)
+            moving = moving_pixels(warps.estimator, frame, previous) if previous is not None else None
+            if moving is not None and moving.mean() > MOVING_SHARE:
+                for mode in modes:
+                    sampled_moving[mode].append(masked_style_loss(losses, outputs[mode], moving))
+        previous = frame
     summary = warps.summary()
     results = {
         "input": ModeResult(
@@ -146,6 +155,7 @@ def measure_clip(
             summary[mode]["moving"],
             float(content),
             float(style),
+            float(np.mean(sampled_moving[mode])) if sampled_moving[mode] else float("nan"),
             statistics.median(times[mode]),
             float(np.mean(times[mode])),
             _keyframes(stylizers[mode]) - before[mode],
@@ -167,10 +177,49 @@ def measure_clip(
                 {
                     "content_vs_off": r.content / off.content,
                     "style_vs_off": r.style / off.style,
+                    "style_moving_vs_off": r.style_moving / off.style_moving,
                     "time_vs_off": r.ms_median / off.ms_median,
                 }
             )
     return results
+
+
+MOVING_SHARE = 0.01  # a sampled frame counts for the moving-pixel style loss when this much of it moves
+
+
+def moving_pixels(estimator, frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """The trusted pixels of ``frame`` that moved by more than a pixel since ``previous`` (bool), as the warping
+    error's moving pixels (``bench.metrics.Correspondence.moving``)."""
+    from bench.metrics import Correspondence
+
+    return Correspondence.between(estimator, frame, previous).moving()
+
+
+def masked_style_loss(losses, output: np.ndarray, mask: np.ndarray) -> float:
+    """The VGG style loss of ``output`` (uint8 BGR) counted on the pixels of ``mask`` only: each layer's channel
+    mean and std taken over the mask (resized to that layer's grid) against the style's, as ``StyleLosses`` does
+    over the whole frame. Where a figure walks through a still shot, a ghost (the old keyframe faded over it)
+    loses the style there, which the whole frame's statistics hardly show."""
+    import cv2
+    import torch
+    import torch.nn.functional as F
+
+    from models.training.adain_train import LAYER_SCALES
+
+    image = losses._resize(output)
+    small = cv2.resize(mask.astype(np.float32), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_AREA)
+    weight = torch.from_numpy(small)[None, None]
+    loss = 0.0
+    with torch.inference_mode():
+        for feat, (s_mean, s_std), scale in zip(
+            losses.encoder.features(losses._tensor(image)), losses.style_stats, LAYER_SCALES
+        ):
+            w = F.interpolate(weight, size=feat.shape[-2:], mode="area")
+            total = w.sum().clamp_min(1e-6)
+            mean = (feat * w).sum((-2, -1), keepdim=True) / total
+            std = (((feat - mean) ** 2 * w).sum((-2, -1), keepdim=True) / total + 1e-5).sqrt()
+            loss += float(F.mse_loss(mean / scale, s_mean / scale) + F.mse_loss(std / scale, s_std / scale))
+    return loss
 
 
 def _keyframes(stylizer) -> int:
@@ -183,7 +232,8 @@ def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResul
     rows = [
         f"{clip.name} [{clip.kind}] {shape[1]}x{shape[0]}, {results['input'].frames} frames; {header}",
         f"  {'mode':6s} {'warp err':>9s} {'×input':>7s} {'×off':>6s} {'long(10)':>9s} {'×input':>7s} "
-        f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'ms/frame':>8s} {'×off':>5s} "
+        f"{'mov×off':>7s} {'content':>8s} {'×off':>5s} {'style':>7s} {'×off':>5s} {'mov×off':>7s} {'ms/frame':>8s} "
+        f"{'×off':>5s} "
         f"{'network':>8s}",
     ]
     for r in results.values():
@@ -195,7 +245,7 @@ def format_clip(clip: Clip, shape: tuple[int, ...], results: dict[str, ModeResul
         if r.mode != "input":
             line += (
                 f" {q['warp_moving_vs_off']:7.3f} {r.content:8.3f} {q['content_vs_off']:5.2f} {r.style:7.3f} "
-                f"{q['style_vs_off']:5.2f} "
+                f"{q['style_vs_off']:5.2f} {q['style_moving_vs_off']:7.2f} "
                 f"{r.ms_median:8.1f} {q['time_vs_off']:5.2f} {r.keyframes / max(1, r.frames):7.0%}"
             )
         rows.append(line)

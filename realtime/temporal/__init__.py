@@ -1,8 +1,9 @@
 """Temporal stages: what happens between inference and upscaling so video neither flickers nor swims.
 
 ``off`` stylises every frame on its own; ``hold`` keeps the previous output where the input stood
-still (``hold.py``); ``flow`` carries stylised textures along the input's optical flow, and live
-shows every frame by propagating keyframes (``flow.py``, live: ``live.py``). ``create_stage`` builds one by name.
+still (``hold.py``); ``flow`` (the default) holds still pixels exactly and carries stylised textures
+along the input's optical flow where they move (``still.py``), and live shows every frame by
+propagating keyframes (``flow.py``, live: ``live.py``). ``create_stage`` builds one by name.
 """
 
 from __future__ import annotations

@@ -15,12 +15,16 @@ view) are *invalid*; validity travels with the map.
   (``--stability``) sets the interval (every frame at 0, about 2.5 s at 1) and how much of the
   carried output fills in over the fresh one. Scene cuts reset.
 
+One stage for both kinds of camera: where a pixel did not move (``still.py``: a still camera, and there
+every pixel but the figures walking through it) its flow is exactly 0, so the map stays the identity and
+the keyframe's pixel is shown as it is, frame after frame; a new keyframe keeps the old one's pixels
+there while their input stays the same (``held``), and fades in only where the two differ. Still pixels
+are thus held (without ``hold``'s averaging, which blurs the style away) and moving ones tracked.
+
 The live stage, which shows every camera frame by carrying keyframes, is in ``live.py``.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -32,16 +36,18 @@ from realtime.temporal.optical_flow import (
     consistent,
     contrast_blend,
     feather,
+    grid,
     identity_map,
     inside,
+    is_cut,
     linear_blend,
     sample,
     to_grey,
     to_uint8,
 )
 
-CUT_THRESHOLD = 40.0  # mean grey-level change between frames that marks a scene cut
 CHANGE_THRESHOLD = 24.0  # grey levels: content under a carried pixel changed (lighting, a turning face)
+HOLD_CHANGE = 10.0  # grey levels (5×5 mean): a still pixel is held while its input stays this close to its keyframe's
 MIN_COVER = 0.85  # the next keyframe starts early when the current one covers less of the frame
 BLEND_MARGIN = 1  # px around a fill region that its (per-pixel) blend reaches
 SEAM_RADIUS = 3  # px: invalid regions are widened and their edges faded over ~2x this
@@ -89,19 +95,34 @@ class Keyframe:
         return cv2.remap(self.styled, self.map, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
-@lru_cache(maxsize=4)
-def _grid(h: int, w: int) -> np.ndarray:
-    """The identity map of an h×w frame, made once per size (read-only: callers add flows to it)."""
-    grid = identity_map(h, w)
-    grid.flags.writeable = False
-    return grid
-
-
 def _without_specks(reliable: np.ndarray) -> np.ndarray:
     """The consistency mask with isolated failures (flow noise in flat regions) removed: only blobs of
     failures (occlusions) may end a pixel's history, which is a product over every frame since the keyframe."""
     failed = cv2.morphologyEx((~reliable).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return failed == 0
+
+
+def held(mapping: np.ndarray, grey: np.ndarray, key_grey: np.ndarray) -> np.ndarray:
+    """Where a keyframe's pixel still stands where it was stylised: its map (current frame → keyframe, same size as
+    ``grey``) is the identity there and the input there is within ``HOLD_CHANGE`` of the keyframe's (bool)."""
+    h, w = grey.shape
+    offset = cv2.absdiff(mapping, grid(h, w))
+    at_home = cv2.inRange(offset, (0.0, 0.0), (1e-3, 1e-3)) > 0
+    unchanged = cv2.absdiff(cv2.blur(grey, (5, 5)), cv2.blur(key_grey, (5, 5))) <= HOLD_CHANGE
+    return at_home & unchanged
+
+
+def fade_where_different(new: np.ndarray, old: np.ndarray, ramp: float) -> np.ndarray:
+    """``new`` faded in over ``old`` (float images) by ``ramp``, keeping contrast, only where they differ: where a
+    keyframe holds the previous one's pixels the output stays exactly as it was."""
+    differ = cv2.absdiff(new, old).max(axis=2) > 0
+    box = _box(differ, 8)  # the contrast blend reads 7 px around each pixel
+    if box is None:
+        return old
+    out = old.copy()
+    part = contrast_blend(new[box], old[box], np.full(differ[box].shape, ramp, np.float32))
+    out[box] = np.where(differ[box][..., None], part, old[box])
+    return out
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
@@ -116,17 +137,13 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     )
 
 
-def _is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
-    return float(cv2.absdiff(grey, previous).mean()) > CUT_THRESHOLD
-
-
 class FlowStage(TemporalStage):
     """Files: carried keyframes (fresh network results, faded in), fills carried from the last output."""
 
     name = "flow"
 
     def __init__(
-        self, strength: float = 0.85, preset: str = "fast", flow_scale: float = 0.5, fade_frames: int = 10
+        self, strength: float = 0.85, preset: str = "medium", flow_scale: float = 0.625, fade_frames: int = 10
     ) -> None:
         self.strength = strength
         self.fade_frames = fade_frames
@@ -154,11 +171,11 @@ class FlowStage(TemporalStage):
         previous, self._previous = self._previous, grey
         if self._key is None or previous is None or previous.shape != grey.shape or self.strength <= 0:
             return self._restart(fresh, grey)
-        if _is_cut(grey, previous):
+        if is_cut(grey, previous):
             self.cuts += 1
             return self._restart(fresh, grey)
-        backward, forward = self._flow(grey, previous), self._flow(previous, grey)
-        positions = _grid(*grey.shape) + backward
+        backward, forward = self._flow.both(grey, previous)
+        positions = grid(*grey.shape) + backward
         reliable = _without_specks(consistent(backward, forward, positions))
         h, w = grey.shape
         fill_weight = feather(reliable & inside(positions, h, w), SEAM_RADIUS) * self.strength
@@ -178,11 +195,12 @@ class FlowStage(TemporalStage):
             self._fade += 1
             ramp = min(1.0, self._fade / self.fade_frames)
             new = self._compose(self._incoming, fallback)
-            out = contrast_blend(new, out, np.full((h, w), ramp, np.float32))
+            out = fade_where_different(new, out, ramp)
             if ramp >= 1.0:
                 self._key, self._incoming = self._incoming, None
         elif self._key.age >= self.interval or float(self._key.valid.mean()) < MIN_COVER:
-            self._incoming, self._fade = Keyframe(fresh, grey), 0  # carried from the next frame on
+            # carried from the next frame on; what stood still since the current keyframe keeps its pixels
+            self._incoming, self._fade = Keyframe(self._hold_still(self._key, fresh, grey), grey), 0
             self.keyframes += 1
         self._output = out
         return to_uint8(out)
@@ -197,7 +215,19 @@ class FlowStage(TemporalStage):
             out[box] = linear_blend(out[box], fallback(box), weight[box])
         return out
 
+    @staticmethod
+    def _hold_still(key: Keyframe, fresh: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        """The next keyframe's image: ``fresh``, but the current keyframe's own pixels where the scene stood still
+        since it (its map still the identity, valid, the input there unchanged): a still camera's background
+        keeps one stylisation, never re-rolled by the network's noise (feathered seams)."""
+        still = held(key.map, grey, key.grey) & (key.valid > 0)
+        if not still.any():
+            return fresh
+        weight = feather(still, SEAM_RADIUS)
+        return to_uint8(linear_blend(key.render().astype(np.float32), fresh.astype(np.float32), weight))
+
     def _restart(self, fresh: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        self._flow.reset()
         self._key, self._incoming = Keyframe(fresh, grey), None
         self._output = fresh.astype(np.float32)
         self.keyframes += 1

@@ -18,8 +18,10 @@ the fade blends two uint8 images of one size before the one remap. Never a blend
 (a keyframe may arrive before the last fade ended): repeated resampling would blur the strokes.
 Where the old keyframe has nothing (newly visible) or shows something else (its input there no
 longer looks like the new keyframe's: a person walked on), the new one shows at once: a fade
-there would be a half-transparent ghost. ``strength`` sets the fade's length
-(1: four frames, 0: cut over at once).
+there would be a half-transparent ghost. Where the scene stood still from the old keyframe's frame to
+the new one's (a still camera's background: zero flow, ``still.py``), the new keyframe takes the old one's
+pixels, so the background keeps one stylisation instead of the network's noise at every keyframe.
+``strength`` sets the fade's length (1: four frames, 0: cut over at once).
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ import cv2
 import numpy as np
 
 from realtime.temporal.base import Infer, TemporalStage
-from realtime.temporal.flow import CHANGE_THRESHOLD, _grid, _is_cut
-from realtime.temporal.optical_flow import FlowEstimator, compose, identity_map, inside, to_grey
+from realtime.temporal.flow import CHANGE_THRESHOLD, held
+from realtime.temporal.optical_flow import (
+    FlowEstimator,
+    compose,
+    feather,
+    grid,
+    identity_map,
+    inside,
+    is_cut,
+    to_grey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +105,15 @@ class LiveFlowStage(TemporalStage):
         flow_scale: float = 0.5,
         interpolation: int = cv2.INTER_CUBIC,
         show_changed: bool = True,
+        hold_still: bool = True,
     ) -> None:
         self.strength = strength
+        self.hold_still = hold_still  # still pixels keep the previous keyframe's stylisation
         self.show_changed = show_changed  # the new keyframe at once where the old one shows something else
         self.interpolation = interpolation
         self.fade_frames = fade_frames
         self.flow_scale = flow_scale
-        self._flow = FlowEstimator("ultrafast", 1.0)  # run on greys already at flow resolution
+        self._flow = FlowEstimator("ultrafast", 1.0, flow_scale)  # run on greys already at flow resolution
         self._lock = threading.Lock()  # guards what the keyframe thread hands over
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyframe")
         self._generation = 0
@@ -138,10 +151,10 @@ class LiveFlowStage(TemporalStage):
             or self._key.styled.shape != frame.shape
         ):
             return self._restart(frame, grey, infer)
-        if _is_cut(grey, previous):
+        if is_cut(grey, previous):
             self.cuts += 1
             return self._restart(frame, grey, infer)
-        positions = _grid(*grey.shape) + self._flow(grey, previous)
+        positions = grid(*grey.shape) + self._flow(grey, previous)
         with self._lock:
             for key in (self._key, self._job_key, self._ready):
                 if key is not None:
@@ -158,9 +171,11 @@ class LiveFlowStage(TemporalStage):
 
     def _arrive(self, key: LiveKey) -> None:
         """A finished keyframe takes over; the one shown when its frame was sent off fades out in its coordinates."""
+        base, key.base = key.base, None
+        if base is not None:
+            self._hold_still(key, *base)
         with self._lock:  # the keyframe thread reads the shown key when it sends the next frame off
-            base, self._key = key.base, key
-        key.base = None
+            self._key = key
         steps = max(0, round(self.fade_frames * self.strength))
         if base is None or steps == 0:
             self._fade_from = None
@@ -179,6 +194,19 @@ class LiveFlowStage(TemporalStage):
             np.copyto(faded, key.styled, where=mask[..., None].astype(bool))
         self._fade_from, self._fade = faded, 0
 
+    def _hold_still(self, key: LiveKey, old: LiveKey, old_map: np.ndarray) -> None:
+        """Where the scene stood still between the old keyframe's frame and the new one's (the map between them the
+        identity, the input unchanged), the new keyframe takes the old one's pixels: a still camera's background
+        keeps one stylisation instead of the network's frame-to-frame noise (seams feathered at flow resolution)."""
+        if not self.hold_still:
+            return
+        still = held(old_map, key.grey, old.grey)
+        if not still.any():
+            return
+        h, w = key.styled.shape[:2]
+        weight = cv2.resize(feather(still, 1), (w, h), interpolation=cv2.INTER_LINEAR)
+        key.styled = key.shown = cv2.blendLinear(old.styled, key.styled, weight, 1.0 - weight)
+
     def _fade_step(self) -> None:
         self._fade += 1
         steps = max(1, round(self.fade_frames * self.strength))
@@ -195,6 +223,7 @@ class LiveFlowStage(TemporalStage):
         with self._lock:
             self._generation += 1
             self._key, self._job_key, self._ready = LiveKey(styled, grey), None, None
+            self._flow.reset()
             self._fade_from = None
             self._newest = None
         self.keyframes += 1

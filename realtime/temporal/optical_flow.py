@@ -9,8 +9,12 @@ per frame from it (repeated resampling of already-warped images would blur them)
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
+
+from realtime.temporal.still import StillPixels
 
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -19,50 +23,79 @@ PRESETS = {
 }
 
 
-STILL_GREY = 1  # grey levels: a pixel that changed by at most this ...
-STILL_FLOW = 0.35  # ... and whose flow is under this many px, did not move
+CUT_THRESHOLD = 40.0  # mean grey-level change between frames that marks a scene cut
 
 
 def to_grey(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
 
-class FlowEstimator:
-    """DIS optical flow at a reduced scale (flow returned at full size, in full-size pixels)."""
+def is_cut(grey: np.ndarray, previous: np.ndarray) -> bool:
+    """Whether two consecutive greys are different shots (a mean change over ``CUT_THRESHOLD``)."""
+    return float(cv2.absdiff(grey, previous).mean()) > CUT_THRESHOLD
 
-    def __init__(self, preset: str = "fast", scale: float = 1.0) -> None:
+
+class FlowEstimator:
+    """DIS optical flow at a reduced scale (flow returned at full size, in full-size pixels), 0 where nothing moved."""
+
+    def __init__(self, preset: str = "fast", scale: float = 1.0, given_scale: float = 1.0) -> None:
         self.scale = scale
+        self.given_scale = (
+            given_scale  # the greys given are this fraction of the processing size (live: flow resolution)
+        )
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self.still = StillPixels()
+        self.moving: np.ndarray | None = None  # the last pair's moving pixels, at DIS resolution
+
+    def reset(self) -> None:
+        """Forget the camera's state (a new shot)."""
+        self.still.reset()
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow with a(x) ≈ b(x + flow(x)) for two uint8 grey images of one size; HxWx2 float32.
+        """Flow with a(x) ≈ b(x + flow(x)) for two uint8 grey images of one size; HxWx2 float32."""
+        return self.both(a, b, backward_too=False)[0]
 
-        Where a pixel's grey level did not change (a still camera's background), the flow is 0:
-        DIS returns a few tenths of a pixel of noise there, which would make still textures shimmer.
-        The test runs at DIS's own (reduced) resolution, before the flow is scaled up: at full size
-        the masking alone cost more than the flow (numpy boolean indexing of a 640×480×2 array).
+    def both(self, a: np.ndarray, b: np.ndarray, backward_too: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The flows a → b and (``backward_too``) b → a, each 0 where a pixel did not move (``StillPixels``).
+
+        Where nothing moved the flow is exactly 0: DIS returns up to a pixel or two of noise there, which
+        would make still textures swim. The test runs at DIS's own (reduced) resolution, before the flows
+        are scaled up, and one mask serves both directions (a still pixel is at one place in both frames).
         """
         h, w = a.shape[:2]
         if self.scale != 1.0:
             size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
             a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
             b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
-        flow = self._dis.calc(a, b, None)
-        limit = STILL_FLOW * a.shape[1] / w  # in the pixels DIS worked in
-        moving = (cv2.absdiff(a, b) > STILL_GREY) | (np.einsum("ijk,ijk->ij", flow, flow) >= limit * limit)
-        flow *= moving[..., None]
-        if self.scale != 1.0:
-            small_w, small_h = a.shape[1], a.shape[0]
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-            flow[..., 0] *= w / small_w
-            flow[..., 1] *= h / small_h
-        return flow
+        flows = [self._dis.calc(a, b, None)]
+        if backward_too:
+            flows.append(self._dis.calc(b, a, None))
+        self.moving = self.still.moving(a, b, flows[0], a.shape[1] / w * self.given_scale)
+        keep = self.moving.view(np.uint8)
+        out = []
+        for flow in flows:
+            flow = cv2.bitwise_and(flow, flow, mask=keep) if not self.moving.all() else flow
+            if self.scale != 1.0:
+                small_w, small_h = a.shape[1], a.shape[0]
+                flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+                flow[..., 0] *= w / small_w
+                flow[..., 1] *= h / small_h
+            out.append(flow)
+        return out[0], (out[1] if backward_too else None)
 
 
 def identity_map(h: int, w: int) -> np.ndarray:
     """The map that samples every pixel at itself."""
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return np.dstack([xs, ys])
+
+
+@lru_cache(maxsize=4)
+def grid(h: int, w: int) -> np.ndarray:
+    """The identity map of an h×w frame, made once per size (read-only: callers add flows to it)."""
+    g = identity_map(h, w)
+    g.flags.writeable = False
+    return g
 
 
 def sample(

@@ -122,3 +122,28 @@ def test_unknown_default_clip_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="unknown clip"):
         default_clips(tmp_path, 4, 30, ("pan", "moon"))
+
+
+def test_style_loss_on_moving_pixels_sees_a_ghost_the_whole_frame_hides(model, content_path, style_path):
+    import numpy as np
+
+    from bench.temporal import masked_style_loss
+    from models.styles import StyleImage
+    from realtime.backends.torch_backend import TorchBackend
+    from realtime.stylizer import FrameStylizer, StylizerParams
+
+    style = StyleImage.load(style_path)
+    photo = cv2.resize(cv2.imread(str(content_path)), (192, 128), interpolation=cv2.INTER_AREA)
+    stylizer = FrameStylizer(TorchBackend(model), [style], StylizerParams())
+    styled = stylizer.process(photo)
+    stylizer.close()
+    losses = StyleLosses(style.bgr, size=128, style_size=256)
+    everywhere = np.ones(photo.shape[:2], bool)
+    assert masked_style_loss(losses, styled, everywhere) == pytest.approx(losses(styled, photo)[1], rel=1e-3)
+    figure = np.zeros(photo.shape[:2], bool)
+    figure[32:96, 64:112] = True  # a "person" where the old keyframe was faded over the raw frame: a ghost
+    ghost = styled.copy()
+    ghost[figure] = (0.5 * styled[figure] + 0.5 * photo[figure]).astype(np.uint8)
+    on_figure = masked_style_loss(losses, ghost, figure) / masked_style_loss(losses, styled, figure)
+    whole = losses(ghost, photo)[1] / losses(styled, photo)[1]
+    assert on_figure > 1.2 and on_figure > 1.5 * (whole - 1) + 1, (on_figure, whole)
