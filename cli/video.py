@@ -38,9 +38,10 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
         default="flow",
         choices=TEMPORAL_MODES,
         help="temporal stage: off (every frame on its own); hold (still regions keep their look: "
-        "less flicker, but a moving camera blurs); flow (textures follow the scene along the "
-        "optical flow; live, every camera frame is shown stylised by carrying the last "
-        "keyframe while the network works on the next)",
+        "less flicker, but a moving camera blurs); flow, the default (on a still camera still "
+        "pixels are held exactly and moving ones tracked, on a moving camera textures follow the "
+        "scene along the optical flow; live, every camera frame is shown stylised by carrying the "
+        "last keyframe while the network works on the next)",
     )
     parser.add_argument(
         "--stability",
