@@ -196,37 +196,15 @@ class NormalisedVGGEncoder(nn.Module):
 
 #: The decoder mirrors the encoder to relu4_1; indices match naoto0804's 29-module Sequential
 #: (convs at 1, 5, 8, 11, 14, 18, 21, 25, 28), so the official decoder.pth loads as is.
+# fmt: off
 _DECODER = (
-    "pad",
-    ("conv", 512, 256, 3),
-    "relu",
-    "up",  # 0-3
-    "pad",
-    ("conv", 256, 256, 3),
-    "relu",
-    "pad",
-    ("conv", 256, 256, 3),
-    "relu",  # 4-9
-    "pad",
-    ("conv", 256, 256, 3),
-    "relu",
-    "pad",
-    ("conv", 256, 128, 3),
-    "relu",
-    "up",  # 10-16
-    "pad",
-    ("conv", 128, 128, 3),
-    "relu",
-    "pad",
-    ("conv", 128, 64, 3),
-    "relu",
-    "up",  # 17-23
-    "pad",
-    ("conv", 64, 64, 3),
-    "relu",
-    "pad",
-    ("conv", 64, 3, 3),  # 24-28, no activation
+    "pad", ("conv", 512, 256, 3), "relu", "up",  # 0-3
+    "pad", ("conv", 256, 256, 3), "relu", "pad", ("conv", 256, 256, 3), "relu",  # 4-9
+    "pad", ("conv", 256, 256, 3), "relu", "pad", ("conv", 256, 128, 3), "relu", "up",  # 10-16
+    "pad", ("conv", 128, 128, 3), "relu", "pad", ("conv", 128, 64, 3), "relu", "up",  # 17-23
+    "pad", ("conv", 64, 64, 3), "relu", "pad", ("conv", 64, 3, 3),  # 24-28, no activation
 )
+# fmt: on
 
 
 def make_decoder() -> nn.Sequential:
