@@ -224,9 +224,12 @@ class Pipeline:
             t.start()
 
     def stop(self, reason: str = "stopped") -> None:
-        """Ask every stage to stop (any thread); the first reason given is kept."""
+        """Ask every stage to stop (any thread); the first reason given is kept, except that the end of the input
+        is not the end of a file run while frames read are still on their way to the sinks: a stop then (Ctrl-C
+        in a job's last second) names itself, so a short output is never reported as complete."""
         with self._lock:
-            if not self._reason:
+            draining = self._reason == "end of input" and not self.live and self.frames_out < self.frames_in
+            if not self._reason or (draining and reason != "end of input"):
                 self._reason = reason
         self.stop_event.set()
         for q in (self._in, self._out):
@@ -241,7 +244,12 @@ class Pipeline:
         if self._finished is None:
             self.stop(self._reason or "end of input")
             for t in self._threads:
-                t.join(JOIN_TIMEOUT_S)
+                if t.ident is None:  # never started: Ctrl-C came while start() was starting the threads
+                    continue
+                try:
+                    t.join(JOIN_TIMEOUT_S)
+                except RuntimeError:  # started a moment ago and not yet running: it sees the stop and ends
+                    continue
                 if t.is_alive():
                     log.warning("%s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)
             self._close_all()
