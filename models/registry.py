@@ -135,7 +135,20 @@ register(
         constructor="models.adain:AdaIN",
         trained_role="decoder",
         license="MIT (naoto0804/pytorch-AdaIN)",
+        # "ours": our decoder, trained on a 2-core CPU and shipped in the package (models/cards/adain.md: data,
+        # licences, steps, evaluation); "official": the upstream files, found or downloaded.
         checkpoints=(
+            Checkpoint(
+                "ours",
+                {
+                    "decoder": packaged(
+                        "adain_ours.safetensors",
+                        sha256="8940ca9bd1fa9b0625c3786abd727fbafa811f9bb3e4008945cce32671915df1",
+                        license="see models/cards/adain.md",
+                    )
+                },
+                "ours, trained on a CPU, 6,559 steps",
+            ),
             Checkpoint(
                 "official",
                 {
