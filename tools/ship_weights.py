@@ -118,12 +118,11 @@ def plot_losses(losses_csv: Path, path: Path, window: int = SMOOTH_WINDOW) -> Pa
 
 
 def registry_row(task: str, path: Path, digest: str, snapshot) -> str:
-    """The FileSpec line to add to models/registry.py (an "ours" checkpoint, listed first)."""
+    """The checkpoint to add to models/registry.py (an "ours" checkpoint of a file in the package, listed first)."""
     role = ROLE[task]
     return (
-        f'Checkpoint("ours", {{"{role}": FileSpec("{path.name}", "", sha256="{digest}", '
-        f'size={path.stat().st_size}, license="see models/cards/{task}.md")}}, '
-        f'"ours, trained on a CPU, {snapshot.step} steps")'
+        f'Checkpoint("ours", {{"{role}": packaged("{path.name}", sha256="{digest}", '
+        f'license="see models/cards/{task}.md")}}, "ours, trained on a CPU, {snapshot.step:,} steps")'
     )
 
 

@@ -78,7 +78,7 @@ def test_ship_refuses_below_the_bar_then_ships_with_force_and_guards_the_shipped
     shipped = tmp_path / "weights" / "adain_ours.safetensors"
     digest = hashlib.sha256(shipped.read_bytes()).hexdigest()
     assert 0 < shipped.stat().st_size < 16 * 1024 * 1024
-    assert f"sha256 {digest}" in out and f'sha256="{digest}"' in out  # printed, and in the registry row
+    assert f"sha256 {digest}" in out and f'packaged("adain_ours.safetensors", sha256="{digest}"' in out  # + the row
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["adain_ours.safetensors"]
     card = (tmp_path / "cards" / "adain.md").read_text()
     assert digest in card and "3 steps" in card and "| microast (bundled) |" in card
