@@ -242,7 +242,7 @@ def test_missing_weights_give_the_clear_error(store):
     from models.registry import create_model
 
     with pytest.raises(WeightsError, match=r"vgg_normalised.pth not found \(downloads are off\).*Download https://"):
-        create_model("adain", store=store)
+        create_model("adain", checkpoint="official", store=store)  # (ours ships in the package)
 
 
 def test_our_decoder_round_trips_through_safetensors(tmp_path, model, images, codes):
