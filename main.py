@@ -51,14 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def honour_interrupts() -> None:
-    """Ctrl-C and SIGTERM reach this process even when it was started with them blocked: a signal mask is
-    inherited across exec, so a launcher's thread that blocked them made a job run on to its end and exit 0
-    (seen once in the test suite under load). Ignored signals stay ignored (nohup, background jobs)."""
-    if hasattr(signal, "pthread_sigmask"):  # POSIX
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """SIGTERM raises KeyboardInterrupt in the main thread, once, so it ends a job like Ctrl-C."""
@@ -85,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         # Before anything imports cv2 (the subcommands do): OpenCV reads it once, at import, and its own
         # logger would add lines to our one-line errors (11 warnings before `webcam --camera 7` fails).
         os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    honour_interrupts()
     with sigterm_as_interrupt():
         try:
             return _run(argv)
