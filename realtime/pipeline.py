@@ -244,11 +244,9 @@ class Pipeline:
         if self._finished is None:
             self.stop(self._reason or "end of input")
             for t in self._threads:
-                if t.ident is None:  # never started: Ctrl-C came while start() was starting the threads
-                    continue
                 try:
                     t.join(JOIN_TIMEOUT_S)
-                except RuntimeError:  # started a moment ago and not yet running: it sees the stop and ends
+                except RuntimeError:  # not started (Ctrl-C came while start() started them): nothing to join
                     continue
                 if t.is_alive():
                     log.warning("%s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)

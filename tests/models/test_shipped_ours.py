@@ -14,12 +14,11 @@ import cv2
 import numpy as np
 
 from models.bundle import EXAMPLE_CLIP, EXAMPLE_PHOTO
-from models.registry import model_config
+from models.registry import BUNDLED_DIR, model_config
 from models.weights import sha256_of
 from tests.test_cli_first_run import new_user_env
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS = ROOT / "models" / "weights"
 
 
 def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -40,7 +39,7 @@ def test_ours_is_adains_first_checkpoint_packaged_small_and_hashed():
     assert first.name == "ours"
     spec = first.files["decoder"]
     assert spec.packaged and spec.url == ""
-    path = WEIGHTS / spec.filename
+    path = BUNDLED_DIR / spec.filename
     assert path.stat().st_size < 16_000_000
     assert sha256_of(path) == spec.sha256
 
