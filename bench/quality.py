@@ -34,6 +34,9 @@ REFERENCE = "microast"
 SHIP_BAR = 1.5  # issue 19: mean content and style loss each ≤ 1.5× MicroAST's
 GRID_ROWS = 4  # pairs shown in the sample grid
 GRID_CELL = 224  # px, height of a grid cell
+#: sample grid suffix → OpenCV encoder flags. PNG is lossless; a JPEG at quality 90 is ~1/5 of its size
+#: (the shipped model cards use it: the grid travels in the wheel).
+GRID_FORMATS = {".png": [], ".jpg": [cv2.IMWRITE_JPEG_QUALITY, 90], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 90]}
 
 
 @dataclass
@@ -370,6 +373,8 @@ def write_grid(
             )
         )
     image = np.concatenate(lines)
-    if path.suffix.lower() != ".png":
-        raise InputError(f"the sample grid {path} must be a .png file")
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(cv2.imencode(".png", image)[1].tobytes()))
+    suffix = path.suffix.lower()
+    if suffix not in GRID_FORMATS:
+        raise InputError(f"the sample grid {path} must be a .png or .jpg file")
+    encoded = cv2.imencode(suffix, image, GRID_FORMATS[suffix])[1].tobytes()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(encoded))

@@ -227,8 +227,8 @@ def ship(args: argparse.Namespace) -> int:
         entries = [Candidate(args.task, candidate, f"{args.task} (ours, step {snapshot.step})")]
         if target.is_file():
             entries.append(Candidate(args.task, target, f"{args.task} (shipped before)"))
-        grid = cards_dir / f"{args.task}_grid.png"
-        grid_part = grid.with_name(grid.stem + ".part.png")
+        grid = cards_dir / f"{args.task}_grid.jpg"  # JPEG: the card travels in the wheel
+        grid_part = grid.with_name(grid.stem + ".part.jpg")
         report = evaluate(entries, contents, styles, size=args.size, grid=grid_part, device=args.device)
         print(format_table(report))
         new = report.rows[1]
@@ -262,7 +262,7 @@ def ship(args: argparse.Namespace) -> int:
         )
     finally:
         candidate.unlink(missing_ok=True)
-        for part in cards_dir.glob(f"{args.task}_grid.part.png"):
+        for part in cards_dir.glob(f"{args.task}_grid.part.jpg"):
             part.unlink(missing_ok=True)
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB), {card}, {curve.name}, {grid.name}")
     print(f"sha256 {digest}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.images import read_image
 from models.training.common import TrainConfig, create_task, train
 from tools import ship_weights
 
@@ -83,8 +84,9 @@ def test_ship_refuses_below_the_bar_then_ships_with_force_and_guards_the_shipped
     card = (tmp_path / "cards" / "adain.md").read_text()
     assert digest in card and "3 steps" in card and "| microast (bundled) |" in card
     assert "Berkeley BSDS500: non-commercial research/education" in card  # the licences the images carried
-    for png in ("adain_loss.png", "adain_grid.png"):
-        assert (tmp_path / "cards" / png).stat().st_size > 1000 and f"]({png})" in card
+    for picture in ("adain_loss.png", "adain_grid.jpg"):
+        assert (tmp_path / "cards" / picture).stat().st_size > 1000 and f"]({picture})" in card
+    assert read_image(tmp_path / "cards" / "adain_grid.jpg").shape[1] > 1000  # a real picture, the grid's width
 
     from models.adain import AdaIN
 
