@@ -50,7 +50,7 @@ def add_eval_parser(action: argparse._SubParsersAction) -> None:
         "--gatys-pairs", type=positive_int, default=0, help="also run Gatys on this many pairs (minutes each on a CPU)"
     )
     p.add_argument("--gatys-iters", type=positive_int, default=100, help="Gatys L-BFGS steps per pair")
-    p.add_argument("--grid", type=Path, default=Path("eval_grid.png"), help="sample grid to write (.png, or .jpg for a small file)")
+    p.add_argument("--grid", type=Path, default=Path("eval_grid.png"), help="sample grid (.png or .jpg)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=run_eval)
