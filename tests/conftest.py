@@ -138,6 +138,11 @@ def write_rotated_clip():
 @pytest.fixture()
 def no_weights_env(tmp_path: Path, monkeypatch):
     """A process where no checkpoint can be found: empty search path, empty cache, no bundled weights."""
+    return hide_weights(tmp_path, monkeypatch)
+
+
+def hide_weights(tmp_path: Path, monkeypatch) -> Path:
+    """From now on no checkpoint can be found (see no_weights_env); for a test that first loads one, then hides all."""
     import models.registry
 
     empty = tmp_path / "no-weights"

@@ -13,6 +13,8 @@ fix_qt_plugin_path()  # before pytest-qt creates the QApplication (cv2 may have 
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
+from tests.conftest import hide_weights  # noqa: E402
+
 pytestmark = pytest.mark.gui
 
 SIZE = 96  # processing short side: fast on 2 cores, still a real stylisation
@@ -330,8 +332,9 @@ def test_dropped_style_joins_the_gallery_and_is_selected(qtbot, window, shared):
     qtbot.waitUntil(lambda: window.worker.latest().state.params.style_index == 0, timeout=WAIT_MS)
 
 
-def test_model_without_weights_shows_why_and_keeps_running(qtbot, window, no_weights_env):
-    wait_frames(qtbot, window)
+def test_model_without_weights_shows_why_and_keeps_running(qtbot, window, tmp_path, monkeypatch):
+    wait_frames(qtbot, window)  # MicroAST loaded and running; only then is every other checkpoint hidden
+    hide_weights(tmp_path, monkeypatch)
     before = window.stylizer.backend
     window.controls.model.setCurrentText("adain")  # nothing can be found: see no_weights_env
     qtbot.waitUntil(lambda: window.banner.isVisible() and "not found" in window.banner.text(), timeout=WAIT_MS)
