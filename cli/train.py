@@ -43,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (data order, crops, initialisation)")
     p.add_argument("--device", default=None, help="torch device; None: cuda if available, else cpu")
-    p.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA too")
+    p.add_argument(
+        "--no-amp", action="store_true", help="train in fp32 (default: fp16 on CUDA, bf16 on CPUs with native bf16)"
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=10.0, help="save a checkpoint this often")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between losses.csv rows")
     p.add_argument(

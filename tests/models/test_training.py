@@ -299,3 +299,18 @@ def test_ema_average_is_what_a_snapshot_reads(corpus, shared, tmp_path):
 
     with pytest.raises(InputError, match="--ema"):
         make_config(corpus, tmp_path / "bad", shared, ema=1.0, lr=1e-4, content_weight=1.0, style_weight=1.0).validate()
+
+
+def test_mixed_precision_is_bf16_exactly_on_cpus_with_native_bf16():
+    from models.training.common import amp_dtype
+
+    flags = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            flags |= set(line.split(":", 1)[1].split())
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert amp_dtype(torch.device("cpu")) == (torch.bfloat16 if native else None)
+    assert amp_dtype(torch.device("cuda")) == torch.float16
