@@ -160,6 +160,13 @@ class SampleGrid:
     def from_config(cls, config, device: torch.device) -> "SampleGrid":
         contents = list(config.eval_content) or list_images(config.content_dir, "content")[:3]
         styles = list(config.eval_style) or list_images(config.style_dir, "style")[:3]
+        where = "the eval set" if config.eval_content else "the training folders (no eval set on the search path)"
+        log.info(
+            "sample grid from %s: %s x %s",
+            where,
+            ", ".join(p.stem for p in contents),
+            ", ".join(p.stem for p in styles),
+        )
         return cls(
             torch.stack([center_square(p, config.size) for p in contents]).to(device),
             torch.stack([center_square(p, config.size) for p in styles]).to(device),
