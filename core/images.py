@@ -22,7 +22,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Any common image file as uint8 BGR (H, W, 3): grey, alpha and 16-bit are converted."""
+    """Any common image file as uint8 BGR (H, W, 3): grey, alpha and 16-bit are converted; a note is logged
+    where transparent parts were flattened onto white."""
+    image, flattened = read_image_flattened(path)
+    if flattened:  # the output has no alpha: say where the see-through parts went
+        log.warning("%s has transparent parts: they are flattened onto white", Path(path).name)
+    return image
+
+
+def read_image_flattened(path: str | Path) -> tuple[np.ndarray, bool]:
+    """:func:`read_image` without the note: the image, and whether it had transparent parts (flattened onto
+    white). For callers that read many images and say it once (an image sequence)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"image {path} is a folder; give an image file")
@@ -42,19 +52,19 @@ def read_image(path: str | Path) -> np.ndarray:
         image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     elif image.dtype != np.uint8:
         raise InputError(f"{path} has {image.dtype} pixels; convert it to 8- or 16-bit")
+    flattened = False
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     elif image.shape[2] in (2, 4):  # grey + alpha, BGRA
         colour, alpha = image[..., :-1], image[..., -1]
-        if alpha.min() < 255:  # the output has no alpha: say where the see-through parts went
-            log.warning("%s has transparent parts: they are flattened onto white", path.name)
+        flattened = bool(alpha.min() < 255)
         image = _over_white(cv2.cvtColor(colour, cv2.COLOR_GRAY2BGR) if colour.shape[2] == 1 else colour, alpha)
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise InputError(f"{path} is {w}x{h} px; images need at least {MIN_SIDE} px per side")
     if h * w > MAX_PIXELS:
         raise InputError(f"{path} is {w}x{h} px, too large to process; downscale it first")
-    return np.ascontiguousarray(image)
+    return np.ascontiguousarray(image), flattened
 
 
 def _over_white(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:

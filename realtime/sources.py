@@ -25,7 +25,7 @@ import numpy as np
 from core.errors import InputError
 from realtime.errors import SourceError
 from realtime.timestamps import BestEffortTimes
-from core.images import IMAGE_SUFFIXES, MIN_SIDE, read_image
+from core.images import IMAGE_SUFFIXES, MIN_SIDE, read_image, read_image_flattened
 
 log = logging.getLogger(__name__)
 
@@ -452,15 +452,22 @@ class ImageSequenceSource(FrameSource):
         if not self.paths:
             raise SourceError(f"no images found for {spec}; give a folder of images or a pattern like img_%04d.png")
         self._index = 0
+        self._flattened = False  # said once for the sequence, not once per frame
         first = self._load(0)
         self.size = (first.shape[1], first.shape[0])
         self._first: np.ndarray | None = first
 
     def _load(self, i: int) -> np.ndarray:
         try:
-            return read_image(self.paths[i])
+            image, flattened = read_image_flattened(self.paths[i])
         except Exception as exc:  # report which image of the sequence is bad
             raise SourceError(f"image {i} of {self.name} ({self.paths[i].name}) is unreadable: {exc}") from exc
+        if flattened and not self._flattened:
+            self._flattened = True
+            log.warning(
+                "%s has transparent parts (first: %s): they are flattened onto white", self.name, self.paths[i].name
+            )
+        return image
 
     def read(self) -> Frame | None:
         if self._index >= len(self.paths):

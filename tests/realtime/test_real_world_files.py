@@ -349,6 +349,24 @@ def test_transparency_is_flattened_onto_white_with_a_note(tmp_path, caplog, chan
     assert "transparent" not in caplog.text  # no note where nothing is see-through
 
 
+def test_a_transparent_image_sequence_is_noted_once_and_every_frame_flattened(tmp_path, caplog):
+    from PIL import Image
+
+    from realtime.sources import ImageSequenceSource
+
+    for i in range(5):  # a logo animation: every frame has a see-through left half
+        image = np.full((32, 32, 4), 60, np.uint8)
+        image[:, : 8 + 2 * i, -1] = 0
+        Image.fromarray(image, "RGBA").save(tmp_path / f"logo_{i:02d}.png")
+    with caplog.at_level("WARNING"):
+        source = ImageSequenceSource(tmp_path)
+        frames = []
+        while (frame := source.read()) is not None:
+            frames.append(frame.image)
+    assert len(frames) == 5 and all((f[:, : 8 + 2 * i] == 255).all() for i, f in enumerate(frames))
+    assert caplog.text.count("transparent parts") == 1 and "(first: logo_00.png)" in caplog.text
+
+
 def test_repair_leaves_a_variable_rate_burst_where_it_is():
     """A screen recording averaging 5 fps with a burst 16 ms apart keeps its times; stacked ones move a frame on."""
     from types import SimpleNamespace
