@@ -1,5 +1,6 @@
 """``main.py bench``: benchmarks. ``models``: per model/backend/size latency; ``pipeline``: the threaded pipeline;
-``temporal``: warping error, style loss and time per temporal mode; ``live``: a clip played as a camera."""
+``temporal``: warping error, style loss and time per temporal mode; ``live``: a clip played as a camera; ``train``:
+seconds per training step per precision."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline.set_defaults(run=run_pipeline)
     add_temporal_parsers(kind, BACKENDS)
     add_cluster_parser(kind)
+    add_train_parser(kind)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -221,3 +223,35 @@ def run_cluster(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.minutes <= 0 or args.delay_ms < 0 or args.fps < 1:
         raise InputError("bench cluster needs --workers >= 1, --minutes > 0, --fps >= 1 and --delay-ms >= 0")
     return int(cluster.run(args) or 0)
+
+
+# -- train (issue 19): seconds per optimiser step in each precision ---------------------------
+def add_train_parser(kind: argparse._SubParsersAction) -> None:
+    """``bench train``: one model's training step in fp32 and in the mixed precision ``train`` would use."""
+    from models.training.common import TASKS
+
+    train = kind.add_parser(
+        "train",
+        help="seconds per training step, fp32 against the mixed precision train uses",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("model", choices=sorted(TASKS), help="what to train")
+    train.add_argument("--content", type=Path, required=True, help="folder of content photos (the corpus)")
+    train.add_argument("--style", type=Path, required=True, help="folder of style images (the corpus)")
+    train.add_argument("--size", type=positive_int, default=128, help="square crop size in px")
+    train.add_argument("--batch", type=positive_int, default=4, help="images per step")
+    train.add_argument("--steps", type=positive_int, default=5, help="timed steps per precision, interleaved")
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from bench.train import bench_train, format_results
+    from core.errors import InputError
+
+    for name in ("content", "style"):
+        if not getattr(args, name).is_dir():
+            raise InputError(f"--{name} {getattr(args, name)} is not a folder; give a folder of images")
+    results = bench_train(args.model, args.content, args.style, args.size, args.batch, args.steps, args.device)
+    print(format_results(args.model, args.size, args.batch, args.device, results))
+    return 0
