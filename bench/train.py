@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 
 
+AMP_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 @dataclass
 class PrecisionResult:
     """The timings of one precision."""
@@ -35,11 +38,8 @@ def precisions(device: torch.device) -> dict[str, torch.dtype | None]:
     """fp32 (no autocast) and, where the device has it, the mixed precision ``main.py train`` uses."""
     from models.training.common import amp_dtype
 
-    found = {"fp32": None}
     dtype = amp_dtype(device)
-    if dtype is not None:
-        found[str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace("float16", "fp16")] = dtype
-    return found
+    return {"fp32": None} | ({} if dtype is None else {AMP_NAMES[dtype]: dtype})
 
 
 def real_batch(config) -> tuple[torch.Tensor, torch.Tensor]:
