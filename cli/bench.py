@@ -252,6 +252,12 @@ def run_train(args: argparse.Namespace) -> int:
     for name in ("content", "style"):
         if not getattr(args, name).is_dir():
             raise InputError(f"--{name} {getattr(args, name)} is not a folder; give a folder of images")
+    import torch
+
+    if args.device not in ("cpu", "cuda"):
+        raise InputError(f"--device {args.device} is not one of cpu, cuda")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible here; use --device cpu")
     results = bench_train(args.model, args.content, args.style, args.size, args.batch, args.steps, args.device)
     print(format_results(args.model, args.size, args.batch, args.device, results))
     return 0

@@ -53,3 +53,10 @@ def test_cli_prints_the_table_and_a_missing_folder_is_one_line(corpus, tmp_path)
         [*base, "--content", str(tmp_path / "nope"), "--style", str(style)], capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "is not a folder" in run.stderr
+    run = subprocess.run(
+        [*base, "--content", str(content), "--style", str(style), "--device", "gpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "--device gpu is not one of" in run.stderr
