@@ -18,9 +18,6 @@ from pathlib import Path
 import torch
 
 
-AMP_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
 @dataclass
 class PrecisionResult:
     """The timings of one precision."""
@@ -36,10 +33,10 @@ class PrecisionResult:
 
 def precisions(device: torch.device) -> dict[str, torch.dtype | None]:
     """fp32 (no autocast) and, where the device has it, the mixed precision ``main.py train`` uses."""
-    from models.training.common import amp_dtype
+    from models.training.common import PRECISION_NAMES, amp_dtype
 
     dtype = amp_dtype(device)
-    return {"fp32": None} | ({} if dtype is None else {AMP_NAMES[dtype]: dtype})
+    return {"fp32": None} | ({} if dtype is None else {PRECISION_NAMES[dtype]: dtype})
 
 
 def real_batch(config) -> tuple[torch.Tensor, torch.Tensor]:

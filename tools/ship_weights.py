@@ -141,6 +141,7 @@ def write_card(
     """The model card (Markdown) beside its two PNGs."""
     from bench.quality import format_markdown
     from core.atomic import atomic_write
+    from models.training.phases import describe
 
     cfg = snapshot.config
     cpu_hours = snapshot.seconds / 3600.0
@@ -155,10 +156,8 @@ def write_card(
         f"- sha256: `{digest}`",
         "",
         "## Training",
-        f"- Steps: {snapshot.step:,}; batch {cfg.get('batch', '?')}; crops {cfg.get('size', '?')} px "
-        "(the size of the last phase; earlier phases are in the run's notes)",
-        f"- lr {cfg.get('lr', '?')} (decay {cfg.get('lr_decay', '?')}), content weight {cfg.get('content_weight', '?')}, "
-        f"style weight {cfg.get('style_weight', '?')}, seed {cfg.get('seed', '?')}",
+        f"- Steps: {snapshot.step:,}, seed {cfg.get('seed', '?')}, in these phases (each resumed from the last):",
+        *["  " + line for line in describe(snapshot.phases, snapshot.step)],
         f"- Training time: {cpu_hours:.2f} h of optimiser steps on the device `{cfg.get('device', '?')}` "
         "(the checkpoint's seconds; sampling and checkpoints excluded)",
         f"- Data: content `{cfg.get('content_dir', '?')}`, style `{cfg.get('style_dir', '?')}`",

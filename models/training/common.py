@@ -6,7 +6,8 @@ samples and how to export the inference weights. :func:`train` owns everything e
 learning-rate schedule, mixed precision (fp16 on CUDA, bf16 on CPUs with native bf16), channels-last on
 CUDA, the loss log, sample grids, checkpoints (every few minutes, at the end, and on Ctrl-C / SIGTERM,
 written atomically) and exact resume (weights, optimiser, scheduler, grad scaler, step, RNG states; the
-data order is a pure function of seed and step, see :mod:`models.training.data`), and an exponential
+data order is a pure function of seed and step, see :mod:`models.training.data`; which settings trained
+which steps, see :mod:`models.training.phases`), and an exponential
 moving average of the trained weights (``ema``; torch's ``AveragedModel``). At batch 4 one checkpoint's
 evaluation swings a lot from the next (AdaIN at 128 px, 10 × 10 pairs: style 1.53× MicroAST's at step
 4,583, 2.33× at 5,429); the average over the last ~1/(1-ema) steps is what the sample grids show, what
@@ -40,12 +41,15 @@ from torch import nn
 from core.atomic import atomic_write
 from core.errors import InputError
 from models.errors import ModelError
+from models.training.phases import extend, legacy_phases, phase_settings
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 LOSS_LOG_NAME = "losses.csv"
 LOSS_COLUMNS = ("step", "content", "style", "total", "lr", "seconds")
+#: the name of each mixed-precision dtype (None: fp32), for logs, benchmarks and the run's phases.
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 #: name → "module:Class" of each training task; the class takes a TrainConfig.
 TASKS: dict[str, str] = {
@@ -231,12 +235,14 @@ class _Run:
     ema: "torch.optim.swa_utils.AveragedModel | None" = None
     step: int = 0
     seconds: float = 0.0
+    phases: list[dict] = field(default_factory=list)  # see models.training.phases
 
     def state(self) -> dict:
         return {
             "task": self.task.name,
             "step": self.step,
             "seconds": self.seconds,
+            "phases": self.phases,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -272,6 +278,7 @@ class _Run:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.phases = state.get("phases") or legacy_phases(state.get("config", {}))
         set_rng_state(state["rng"])
         if self.ema is not None:
             if "ema" in state:
@@ -414,6 +421,10 @@ def train(task: TrainingTask, config: TrainConfig) -> Path:
         log.info("resumed %s at step %d from %s", task.name, run.step, source)
     else:
         seed_everything(config.seed)
+    phases = extend(run.phases, run.step, phase_settings(dataclasses.asdict(config), PRECISION_NAMES[dtype]))
+    if phases != run.phases:
+        log.info("phase %d of the run from step %d: %s", len(phases), phases[-1]["first_step"], phases[-1])
+    run.phases = phases
     if run.step >= config.iters:
         log.info("checkpoint is already at step %d >= --iters %d; nothing to train", run.step, config.iters)
 

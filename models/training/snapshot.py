@@ -8,7 +8,7 @@ moving average of those weights under "ema", which is what a snapshot reads unle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ class TrainingSnapshot:
     config: dict
     model_state: dict[str, torch.Tensor]
     averaged: bool = False  # model_state is the run's moving average of the weights, not the last step's
+    phases: list[dict] = field(default_factory=list)  # which settings trained which steps (models.training.phases)
 
     @property
     def label(self) -> str:
@@ -49,15 +50,19 @@ def read_snapshot(path: Path, task: str | None = None, averaged: bool = True) ->
         raise InputError(f"{path} is not a training checkpoint of 'main.py train' (no task/model entries)")
     if task is not None and state["task"] != task:
         raise InputError(f"{path} is a {state['task']!r} checkpoint, not {task!r}; give a {task} run's last.pt")
+    from models.training.phases import legacy_phases
+
     use_average = averaged and "ema" in state
+    config = dict(state.get("config", {}))
     return TrainingSnapshot(
         path,
         str(state["task"]),
         int(state.get("step", 0)),
         float(state.get("seconds", 0.0)),
-        dict(state.get("config", {})),
+        config,
         state["ema"] if use_average else state["model"],
         use_average,
+        list(state.get("phases") or legacy_phases(config)),
     )
 
 

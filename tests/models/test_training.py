@@ -314,3 +314,60 @@ def test_mixed_precision_is_bf16_exactly_on_cpus_with_native_bf16():
     native = bool(flags & {"avx512_bf16", "amx_bf16"})
     assert amp_dtype(torch.device("cpu")) == (torch.bfloat16 if native else None)
     assert amp_dtype(torch.device("cuda")) == torch.float16
+
+
+def test_each_resume_with_new_settings_is_a_phase_the_snapshot_reports(corpus, shared, tmp_path):
+    from models.training.common import PRECISION_NAMES, amp_dtype
+    from models.training.phases import describe
+    from models.training.snapshot import read_snapshot
+
+    run = tmp_path / "run"
+    for iters, extra in (
+        (2, {}),
+        (3, {"content_weight": 3.0}),
+        (4, {"content_weight": 3.0}),
+        (5, {"content_weight": 3.0, "amp": False}),
+    ):
+        task, config = create_task(
+            "adain", make_config(corpus, run, shared, iters=iters, resume=run if iters > 2 else None, **extra)
+        )
+        train(task, config)
+    snapshot = read_snapshot(run / CHECKPOINT_NAME, "adain")
+    precision = PRECISION_NAMES[amp_dtype(torch.device("cpu"))]
+    # the resume to step 4 kept step 3's settings: it continued that phase; --no-amp for step 5 is one on its own
+    assert [(p["first_step"], p["content_weight"], p["precision"]) for p in snapshot.phases] == [
+        (1, 1.0, precision),
+        (3, 3.0, precision),
+        (5, 3.0, "fp32"),
+    ]
+    lines = describe(snapshot.phases, snapshot.step)
+    assert (
+        lines[0].startswith(f"- steps 1–2: {SIZE}-px crops, batch {BATCH}, lr 0.0001")
+        and "content weight 1.0" in lines[0]
+    )
+    assert lines[1].startswith("- steps 3–4:") and "content weight 3.0" in lines[1]
+    assert lines[2].startswith("- steps 5–5:") and "fp32 on `cpu`" in lines[2]
+
+    # a checkpoint from before phases were recorded: one phase with its last config, said to be incomplete
+    state = torch.load(run / CHECKPOINT_NAME, weights_only=True)
+    del state["phases"]
+    torch.save(state, tmp_path / "old.pt")
+    old = read_snapshot(tmp_path / "old.pt", "adain")
+    assert [(p["first_step"], p["content_weight"], p["recorded"]) for p in old.phases] == [(1, 3.0, False)]
+    assert "earlier changes were not recorded" in describe(old.phases, old.step)[0]
+
+
+def test_a_resume_that_trains_no_step_leaves_no_empty_phase():
+    from models.training.phases import extend
+
+    a = {"size": 128, "content_weight": 1.0, "precision": "bf16"}
+    b = {**a, "size": 192}
+    phases = extend([], 0, a)
+    phases = extend(phases, 100, b)  # resumed at 192 px and stopped before a step
+    assert extend(phases, 100, a) == [{"first_step": 1, "recorded": True, **a}]
+    assert extend(phases, 100, {**a, "content_weight": 3.0})[-1] == {
+        "first_step": 101,
+        "recorded": True,
+        **a,
+        "content_weight": 3.0,
+    }

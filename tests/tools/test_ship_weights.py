@@ -83,6 +83,7 @@ def test_ship_refuses_below_the_bar_then_ships_with_force_and_guards_the_shipped
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["adain_ours.safetensors"]
     card = (tmp_path / "cards" / "adain.md").read_text()
     assert digest in card and "3 steps" in card and "| microast (bundled) |" in card
+    assert "- steps 1–3: 64-px crops, batch 2, lr 0.0001 (decay 5e-05), content weight 1.0" in card  # its one phase
     assert "Berkeley BSDS500: non-commercial research/education" in card  # the licences the images carried
     for picture in ("adain_loss.png", "adain_grid.jpg"):
         assert (tmp_path / "cards" / picture).stat().st_size > 1000 and f"]({picture})" in card
