@@ -41,7 +41,7 @@ from torch import nn
 from core.atomic import atomic_write
 from core.errors import InputError
 from models.errors import ModelError
-from models.training.phases import extend, legacy_phases, phase_settings
+from models.training.phases import extend, phase_settings, read_phases
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class _Run:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
-        self.phases = state.get("phases") or legacy_phases(state.get("config", {}))
+        self.phases = read_phases(state)
         set_rng_state(state["rng"])
         if self.ema is not None:
             if "ema" in state:

@@ -45,6 +45,11 @@ def legacy_phases(config: dict) -> list[dict]:
     return [{"first_step": 1, "recorded": False, **phase_settings(config, "precision not recorded")}]
 
 
+def read_phases(state: dict) -> list[dict]:
+    """The phases a checkpoint's state holds, or the one :func:`legacy_phases` implies for an older checkpoint."""
+    return list(state.get("phases") or legacy_phases(dict(state.get("config", {}))))
+
+
 def describe(phases: list[dict], last_step: int) -> list[str]:
     """One Markdown bullet per phase that trained a step, e.g. ``steps 1–94: 128-px crops, batch 4, …``."""
     lines = []

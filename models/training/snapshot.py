@@ -50,19 +50,18 @@ def read_snapshot(path: Path, task: str | None = None, averaged: bool = True) ->
         raise InputError(f"{path} is not a training checkpoint of 'main.py train' (no task/model entries)")
     if task is not None and state["task"] != task:
         raise InputError(f"{path} is a {state['task']!r} checkpoint, not {task!r}; give a {task} run's last.pt")
-    from models.training.phases import legacy_phases
+    from models.training.phases import read_phases
 
     use_average = averaged and "ema" in state
-    config = dict(state.get("config", {}))
     return TrainingSnapshot(
         path,
         str(state["task"]),
         int(state.get("step", 0)),
         float(state.get("seconds", 0.0)),
-        config,
+        dict(state.get("config", {})),
         state["ema"] if use_average else state["model"],
         use_average,
-        list(state.get("phases") or legacy_phases(config)),
+        read_phases(state),
     )
 
 
