@@ -1,7 +1,7 @@
-"""Our own AdaIN weights ship in the package: a new user (no STYLIZER_PATH, an empty HOME, no network) gets them
-with `--model adain` for a still image, a video and a live session. (`export --model adain --precision fp16` as a new
-user: verified at 60.4-61.4 dB up to 4K in 264 s and 8 GB on the 2-core CPU, 2026-12-07; too heavy for the
-default run, and the same export path is tested with random weights in tests/export.)"""
+"""Our own weights ship in the package: a new user (no STYLIZER_PATH, an empty HOME, no network) gets them with
+`--model adain` (and each model in SHIPPED) for a still image, a video and a live session. (`export --model adain
+--precision fp16` as a new user: verified at 60.4-61.4 dB up to 4K in 264 s and 8 GB on the 2-core CPU, 2026-12-07;
+too heavy for the default run, and the same export path is tested with random weights in tests/export.)"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 
 from models.bundle import EXAMPLE_CLIP, EXAMPLE_PHOTO
 from models.registry import BUNDLED_DIR, model_config
@@ -19,6 +20,7 @@ from models.weights import sha256_of
 from tests.test_cli_first_run import new_user_env
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ["adain"]  # the models whose first checkpoint is our own, packaged
 
 
 def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -34,20 +36,23 @@ def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_ours_is_adains_first_checkpoint_packaged_small_and_hashed():
-    first = model_config("adain").checkpoints[0]
+@pytest.mark.parametrize("model", SHIPPED)
+def test_ours_is_the_first_checkpoint_packaged_small_and_hashed(model):
+    config = model_config(model)
+    first = config.checkpoints[0]
     assert first.name == "ours"
-    spec = first.files["decoder"]
+    spec = first.files[config.trained_role]
     assert spec.packaged and spec.url == ""
     path = BUNDLED_DIR / spec.filename
     assert path.stat().st_size < 16_000_000
     assert sha256_of(path) == spec.sha256
 
 
-def test_image_with_our_adain_as_a_new_user_is_stylised(tmp_path):
+@pytest.mark.parametrize("model", SHIPPED)
+def test_image_with_ours_as_a_new_user_is_stylised(model, tmp_path):
     out = tmp_path / "out.png"
     run = run_cli(
-        ["image", str(EXAMPLE_PHOTO), "--model", "adain", "--style", "starry_night", "--size", "256", "-o", str(out)],
+        ["image", str(EXAMPLE_PHOTO), "--model", model, "--style", "starry_night", "--size", "256", "-o", str(out)],
         tmp_path,
     )
     assert run.returncode == 0, run.stderr
@@ -60,10 +65,11 @@ def test_image_with_our_adain_as_a_new_user_is_stylised(tmp_path):
     assert image[..., 0].mean() - image[..., 2].mean() > photo[..., 0].mean() - photo[..., 2].mean()
 
 
-def test_video_and_live_with_our_adain_as_a_new_user(tmp_path):
+@pytest.mark.parametrize("model", SHIPPED)
+def test_video_and_live_with_ours_as_a_new_user(model, tmp_path):
     out = tmp_path / "out.mp4"
     run = run_cli(
-        ["video", str(EXAMPLE_CLIP), "--model", "adain", "--style", "udnie", "--size", "128", "-o", str(out)], tmp_path
+        ["video", str(EXAMPLE_CLIP), "--model", model, "--style", "udnie", "--size", "128", "-o", str(out)], tmp_path
     )
     assert run.returncode == 0, run.stderr
     with av.open(str(EXAMPLE_CLIP)) as a, av.open(str(out)) as b:
@@ -76,7 +82,7 @@ def test_video_and_live_with_our_adain_as_a_new_user(tmp_path):
             str(EXAMPLE_CLIP),
             "--no-window",
             "--model",
-            "adain",
+            model,
             "--style",
             "the_scream",
             "--size",
