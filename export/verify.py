@@ -69,10 +69,12 @@ def sample_frames(store: WeightStore | None, sides: tuple[int, ...] = VERIFY_SID
 
 
 def large_frames(store: WeightStore | None, sizes: tuple[tuple[int, int], ...] = FP16_LARGE_SIZES) -> list[np.ndarray]:
-    """A real content image resized to each (width, height), or test patterns (logged) when absent."""
+    """A real content image (else the bundled example photo) resized to each (width, height), or test patterns."""
     import cv2
 
     found = store.find_local(CONTENT_NAMES[0]) if store else []
+    if not found and EXAMPLE_PHOTO.is_file():  # a fresh install: the package's own example photo
+        found = [EXAMPLE_PHOTO]
     if not found:
         log.warning("verify: no content image on the search path; using synthetic test patterns")
         return [test_pattern(h, w, seed=w + h) for w, h in sizes]

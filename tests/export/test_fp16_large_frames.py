@@ -99,3 +99,15 @@ def test_export_verifies_fp16_at_large_sizes_and_cache_reexports_older_fp16(expo
     assert cached_onnx(model, "fp16", store, tmp_path) == path
     assert large_sizes_verified(read_metadata(path).psnr_db)
     assert np.isfinite(list(read_metadata(path).psnr_db.values())).all()
+
+
+def test_large_frames_on_a_fresh_install_are_the_bundled_photo():
+    # no search path (a new user's export): the fp16 check still runs on a real picture, not a test pattern
+    import cv2
+
+    from core.images import read_image
+    from models.bundle import EXAMPLE_PHOTO
+
+    (frame,) = large_frames(None, ((320, 180),))
+    expected = cv2.resize(read_image(EXAMPLE_PHOTO), (320, 180), interpolation=cv2.INTER_CUBIC)
+    assert frame.shape == (180, 320, 3) and np.array_equal(frame, expected)
