@@ -178,7 +178,19 @@ register(
         constructor="models.aesfa:AesFA",
         trained_role="main",
         license="MIT (Sooyyoungg/AesFA)",
+        # "ours": trained on a 2-core CPU and shipped in the package (models/cards/aesfa.md); "official": main.pth.
         checkpoints=(
+            Checkpoint(
+                "ours",
+                {
+                    "main": packaged(
+                        "aesfa_ours.safetensors",
+                        sha256="3a37f364ec3922589337058262f3cde6db62a6cde1bf3b73cb05904a4b71ce7a",
+                        license="see models/cards/aesfa.md",
+                    )
+                },
+                "ours, trained on a CPU, 7,750 steps",
+            ),
             Checkpoint(
                 "official",
                 {

@@ -140,7 +140,7 @@ def test_registry_reports_missing_weights(store) -> None:
     from models.registry import create_model
 
     with pytest.raises(WeightsError, match="main.pth not found"):
-        create_model("aesfa", store=store)
+        create_model("aesfa", checkpoint="official", store=store)  # (ours ships in the package)
 
 
 @pytest.mark.parametrize("hw", [(64, 80), (37, 51), (16, 23)])

@@ -20,7 +20,7 @@ from models.weights import sha256_of
 from tests.test_cli_first_run import new_user_env
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["adain"]  # the models whose first checkpoint is our own, packaged
+SHIPPED = ["adain", "aesfa"]  # the models whose first checkpoint is our own, packaged
 
 
 def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
