@@ -1,7 +1,8 @@
 """Our own weights ship in the package: a new user (no STYLIZER_PATH, an empty HOME, no network) gets them with
-`--model adain` (and each model in SHIPPED) for a still image, a video and a live session. (`export --model adain
---precision fp16` as a new user: verified at 60.4-61.4 dB up to 4K in 264 s and 8 GB on the 2-core CPU, 2026-12-07;
-too heavy for the default run, and the same export path is tested with random weights in tests/export.)"""
+each model in SHIPPED for a still image, a video and a live session. (`export --precision fp16` as a new user, on
+the 2-core CPU, 2026-12-07: adain verified at 60.4-61.4 dB up to 4K in 264 s and 8 GB; aesfa at 60.9-61.6 dB on the
+bundled photo up to 4K in 178 s and 9.1 GB. Too heavy for the default run; the same export path is tested with
+random weights in tests/export.)"""
 
 from __future__ import annotations
 
