@@ -53,15 +53,21 @@ def test_pattern(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+def content_image(store: WeightStore | None, name: str) -> Path | None:
+    """``name`` from the search path, else the bundled example photo (a fresh install), else None."""
+    found = store.find_local(name) if store else []
+    if found:
+        return found[0]
+    return EXAMPLE_PHOTO if EXAMPLE_PHOTO.is_file() else None
+
+
 def sample_frames(store: WeightStore | None, sides: tuple[int, ...] = VERIFY_SIDES) -> list[np.ndarray]:
     """Real content images from the search path (else the bundled example photo) at each side, or test patterns."""
     frames: list[np.ndarray] = []
     for i, side in enumerate(sides):
-        found = store.find_local(CONTENT_NAMES[i % len(CONTENT_NAMES)]) if store else []
-        if not found and EXAMPLE_PHOTO.is_file():  # a fresh install: the package's own example photo
-            found = [EXAMPLE_PHOTO]
+        found = content_image(store, CONTENT_NAMES[i % len(CONTENT_NAMES)])
         if found:
-            frames.append(resize_longest(read_image(found[0]), side))
+            frames.append(resize_longest(read_image(found), side))
         else:
             log.warning("verify: no content image on the search path; using a synthetic test pattern")
             frames.append(test_pattern(side * 3 // 4, side, seed=i))
@@ -72,13 +78,11 @@ def large_frames(store: WeightStore | None, sizes: tuple[tuple[int, int], ...] =
     """A real content image (else the bundled example photo) resized to each (width, height), or test patterns."""
     import cv2
 
-    found = store.find_local(CONTENT_NAMES[0]) if store else []
-    if not found and EXAMPLE_PHOTO.is_file():  # a fresh install: the package's own example photo
-        found = [EXAMPLE_PHOTO]
+    found = content_image(store, CONTENT_NAMES[0])
     if not found:
         log.warning("verify: no content image on the search path; using synthetic test patterns")
         return [test_pattern(h, w, seed=w + h) for w, h in sizes]
-    image = read_image(found[0])
+    image = read_image(found)
     return [cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC) for w, h in sizes]
 
 
